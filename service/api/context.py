@@ -1,0 +1,44 @@
+"""What the routes share: one typed object on `app.ctx`."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sanic import Request, Sanic
+from sanic.config import Config
+
+from service.settings import Settings
+from service.store.base import Store
+
+if TYPE_CHECKING:
+    from service.api.security import RateLimiter
+    from service.crawl.engine import Crawler
+    from service.metrics import LoopLagProbe
+
+
+# Not slotted: sanic-ext stores its own attributes on app.ctx.
+@dataclass
+class AppContext:
+    settings: Settings
+    store: Store | None = None
+    crawler: Crawler | None = None
+    probe: LoopLagProbe | None = None
+    rate_limiter: RateLimiter | None = None
+    in_flight_keys: set[tuple[str, str]] = field(default_factory=set)
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+    stop: asyncio.Event | None = None
+
+    @property
+    def db(self) -> Store:
+        assert self.store is not None, "store is opened by the before_server_start listener"
+        return self.store
+
+
+TrawlApp = Sanic[Config, AppContext]
+
+
+def ctx(request: Request) -> AppContext:
+    context: AppContext = request.app.ctx
+    return context

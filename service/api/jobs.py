@@ -1,0 +1,184 @@
+"""Job routes: submit, poll, list, cancel. Thin: validate, call the store, serialise."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Any
+
+from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
+from sanic.response import json as json_response
+from sanic_ext import openapi
+
+from service.api import schemas
+from service.api.context import ctx
+from service.api.params import choice_param, cursor_param, int_param
+from service.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    Overloaded,
+    UnsupportedMedia,
+    ValidationFailed,
+    field_error,
+)
+from service.models import Job, JobRequest, JobStatus, parse_job_request, utcnow
+from service.store.base import IdempotencyConflict, NewJob, encode_cursor
+
+bp = Blueprint("jobs", url_prefix="/v1/jobs")
+
+_PROBLEM = {"application/problem+json": schemas.Problem}
+
+
+def read_json_body(request: Request) -> Any:
+    """The request body as JSON, or 415/400 problems."""
+    content_type = (request.headers.get("content-type") or "").split(";", 1)[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        raise UnsupportedMedia()
+    try:
+        return json.loads(request.body or b"")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}") from None
+
+
+def _owner(request: Request) -> str | None:
+    owner: str | None = getattr(request.ctx, "owner", None)
+    return owner
+
+
+@bp.post("")
+@openapi.definition(
+    summary="Submit a scrape or crawl job",
+    body={"application/json": JobRequest},
+    response=[
+        openapi.definitions.Response({"application/json": schemas.JobOut}, status=202),
+        openapi.definitions.Response(_PROBLEM, status=422),
+    ],
+    parameter=openapi.definitions.Parameter(
+        "Idempotency-Key", str, location="header", required=False
+    ),
+)
+async def create_job(request: Request) -> HTTPResponse:
+    app = ctx(request)
+    settings = app.settings
+    payload = read_json_body(request)
+    job_request = parse_job_request(
+        payload,
+        {
+            "max_urls_per_job": settings.max_urls_per_job,
+            "max_pages_cap": settings.max_pages_cap,
+            "max_depth_cap": settings.max_depth_cap,
+            "default_max_pages": settings.default_max_pages,
+            "per_host_concurrency_cap": max(16, settings.per_host_concurrency),
+        },
+    )
+    if await app.db.pending_count() >= settings.max_pending_urls:
+        raise Overloaded(30, "Too many URLs are waiting to be crawled; retry later.")
+
+    owner = _owner(request)
+    normalised = job_request.normalised()
+    key = (request.headers.get("idempotency-key") or "").strip() or None
+    if key is not None and len(key) > 255:
+        raise field_error("Idempotency-Key", "must be at most 255 characters")
+    request_hash = hashlib.sha256(
+        json.dumps(normalised, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    new_job = NewJob(
+        id=str(uuid.uuid4()),
+        created_at=utcnow(),
+        request=normalised,
+        seeds=tuple(job_request.urls),
+        max_pages=int(job_request.max_pages or settings.default_max_pages),
+        owner=owner,
+        idempotency_key=key,
+        request_hash=request_hash,
+        webhook=normalised.get("webhook"),
+    )
+    flight = (owner or "", key) if key else None
+    if flight is not None:
+        if flight in app.in_flight_keys:
+            raise Conflict("A request with this Idempotency-Key is still being processed.")
+        app.in_flight_keys.add(flight)
+    try:
+        job, created = await app.db.create_job(new_job)
+    except IdempotencyConflict:
+        raise ValidationFailed(
+            "This Idempotency-Key was used with a different request body.",
+            errors=[{"field": "Idempotency-Key", "message": "reused with a different body"}],
+        ) from None
+    finally:
+        if flight is not None:
+            app.in_flight_keys.discard(flight)
+    if app.crawler is not None:
+        app.crawler.notify_new_work()
+    headers = {"Location": f"/v1/jobs/{job.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(job.as_dict(), status=202, headers=headers)
+
+
+@bp.get("")
+@openapi.definition(
+    summary="List jobs, newest first",
+    parameter=[
+        openapi.definitions.Parameter("status", str, location="query"),
+        openapi.definitions.Parameter("limit", int, location="query"),
+        openapi.definitions.Parameter("cursor", str, location="query"),
+    ],
+    response=[openapi.definitions.Response({"application/json": schemas.JobList}, status=200)],
+)
+async def list_jobs(request: Request) -> HTTPResponse:
+    status_text = choice_param(request, "status", tuple(s.value for s in JobStatus))
+    limit = int_param(request, "limit", 20, 1, 100)
+    before = cursor_param(request)
+    jobs = await ctx(request).db.list_jobs(
+        _owner(request), JobStatus(status_text) if status_text else None, limit + 1, before
+    )
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return json_response(
+        {
+            "items": [job.as_dict() for job in jobs],
+            "next_cursor": encode_cursor(jobs[-1].seq) if more and jobs else None,
+        }
+    )
+
+
+async def load_job(request: Request, job_id: str) -> Job:
+    """The caller's job, or 404 (another key's job is indistinguishable from none)."""
+    job = await ctx(request).db.get_job(job_id, _owner(request))
+    if job is None:
+        raise NotFound(f"No job with id {job_id!r}.")
+    return job
+
+
+@bp.get("/<job_id:str>")
+@openapi.definition(
+    summary="Poll a job",
+    response=[
+        openapi.definitions.Response({"application/json": schemas.JobOut}, status=200),
+        openapi.definitions.Response(_PROBLEM, status=404),
+    ],
+)
+async def get_job(request: Request, job_id: str) -> HTTPResponse:
+    return json_response((await load_job(request, job_id)).as_dict())
+
+
+@bp.delete("/<job_id:str>")
+@openapi.definition(
+    summary="Cancel a job (idempotent)",
+    response=[
+        openapi.definitions.Response({"application/json": schemas.JobOut}, status=200),
+        openapi.definitions.Response(_PROBLEM, status=404),
+    ],
+)
+async def cancel_job(request: Request, job_id: str) -> HTTPResponse:
+    app = ctx(request)
+    job = await app.db.cancel_job(job_id, _owner(request))
+    if job is None:
+        raise NotFound(f"No job with id {job_id!r}.")
+    if app.crawler is not None and job.status is JobStatus.CANCELLED:
+        await app.crawler.job_cancelled(job_id)
+    return json_response(job.as_dict())

@@ -1,0 +1,98 @@
+"""Request guards: API-key auth, per-key rate limiting, and security headers."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import time
+from dataclasses import dataclass
+
+from sanic import Request
+from sanic.response import HTTPResponse
+
+from service.api.context import ctx
+from service.errors import RateLimited, Unauthorized
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+# The docs UI loads its own scripts; everything else is pure data.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+def key_owner(key: str) -> str:
+    """A stable, non-reversible owner id for an API key (keys are never stored)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+class RateLimiter:
+    """A token bucket per client: `per_minute` requests, bursting up to the same number."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._buckets: dict[str, _Bucket] = {}
+
+    def check(self, client: str) -> float:
+        """0 if allowed now, else seconds until the next request would be."""
+        if self.per_minute <= 0:
+            return 0.0
+        now = time.monotonic()
+        rate = self.per_minute / 60.0
+        bucket = self._buckets.get(client)
+        if bucket is None:
+            if len(self._buckets) > 100_000:  # bound memory under a flood of clients
+                self._buckets.clear()
+            bucket = self._buckets[client] = _Bucket(float(self.per_minute), now)
+        bucket.tokens = min(float(self.per_minute), bucket.tokens + (now - bucket.updated) * rate)
+        bucket.updated = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / rate
+
+
+def authenticate(request: Request) -> None:
+    """Set `request.ctx.owner` from the bearer key, or raise 401 when keys are required."""
+    request.ctx.owner = None
+    if not request.path.startswith("/v1/"):
+        return
+    settings = ctx(request).settings
+    client = request.remote_addr or request.ip or "unknown"
+    if settings.api_keys:
+        header = request.headers.get("authorization") or ""
+        scheme, _, presented = header.partition(" ")
+        presented = presented.strip()
+        if scheme.lower() != "bearer" or not presented:
+            raise Unauthorized("Missing API key: send `Authorization: Bearer <key>`.")
+        # Compare against every key in constant time: no early exit reveals a prefix.
+        matched = None
+        for key in settings.api_keys:
+            if hmac.compare_digest(presented.encode(), key.encode()):
+                matched = key
+        if matched is None:
+            raise Unauthorized("Invalid API key.")
+        request.ctx.owner = key_owner(matched)
+        client = request.ctx.owner
+    limiter: RateLimiter | None = getattr(request.app.ctx, "rate_limiter", None)
+    if limiter is not None:
+        wait = limiter.check(client)
+        if wait > 0:
+            raise RateLimited(math.ceil(wait))
+
+
+def add_security_headers(request: Request, response: HTTPResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if not request.path.startswith("/docs"):
+        response.headers.setdefault("Content-Security-Policy", API_CSP)

@@ -1,0 +1,163 @@
+"""The app factory: wires settings, storage, the crawl engine and the routes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import itertools
+import logging
+
+from sanic import Sanic
+from sanic.config import Config
+from sanic_ext import Extend
+
+from service import errors
+from service.api import health, jobs, results
+from service.api.context import AppContext, TrawlApp
+from service.api.security import RateLimiter, add_security_headers, authenticate
+from service.crawl.fetcher import Fetcher, FetchOptions
+from service.crawl.guard import AddressPolicy
+from service.errors import ConfigError
+from service.metrics import LoopLagProbe
+from service.settings import Settings
+from service.store import store_for
+
+logger = logging.getLogger(__name__)
+
+_app_numbers = itertools.count()
+
+
+def is_loopback_host(host: str) -> bool:
+    if host.strip("[]").lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(settings: Settings) -> None:
+    """Refuse to serve an unauthenticated API beyond loopback (unless told it is fine)."""
+    if settings.api_keys or settings.insecure_no_auth or is_loopback_host(settings.host):
+        return
+    raise ConfigError(
+        f"Refusing to start: bound to {settings.host} with no SCRAPER_API_KEYS set, so anyone "
+        "who can reach this address could use the crawler. Set SCRAPER_API_KEYS=<key>[,<key>] "
+        "(clients send `Authorization: Bearer <key>`), bind HOST=127.0.0.1, or set "
+        "SCRAPER_INSECURE_NO_AUTH=1 if something in front of this service authenticates."
+    )
+
+
+def fetch_options(settings: Settings) -> FetchOptions:
+    return FetchOptions(
+        user_agent=settings.user_agent,
+        connect_timeout=settings.connect_timeout,
+        read_timeout=settings.read_timeout,
+        total_timeout=settings.page_timeout,
+        max_body_bytes=settings.max_body_bytes,
+        max_decoded_bytes=2 * settings.max_body_bytes,
+        max_redirects=settings.max_redirects,
+        max_connections=max(8, settings.concurrency),
+        max_keepalive=max(8, settings.concurrency),
+        policy=AddressPolicy(
+            allow_private=settings.allow_private_networks,
+            allowed_networks=settings.allowed_networks,
+        ),
+    )
+
+
+def _configure_sanic(config: Config, settings: Settings) -> None:
+    # Sanic's defaults (100 MB bodies, 60 s timeouts, 120 s keep-alive) suit no public API.
+    config.REQUEST_MAX_SIZE = settings.request_max_size
+    config.REQUEST_TIMEOUT = settings.request_timeout
+    config.RESPONSE_TIMEOUT = max(60.0, settings.request_timeout)
+    config.KEEP_ALIVE_TIMEOUT = settings.keep_alive_timeout
+    config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.grace_period + 5
+    config.FALLBACK_ERROR_FORMAT = "json"
+    config.ACCESS_LOG = False
+    config.MOTD = False
+    config.OAS_UI_DEFAULT = "swagger"
+    config.OAS_URL_PREFIX = "/docs"
+    config.OAS_UI_REDOC = False
+    config.CORS = False
+    config.HEALTH = False
+    config.API_TITLE = "Trawl"
+    config.API_VERSION = "1.0.0"
+    config.API_DESCRIPTION = (
+        "Self-hosted web scraping and crawling API. Submit a job, poll it, page through or "
+        "stream its results."
+    )
+
+
+def create_app(settings: Settings | None = None, *, name: str | None = None) -> TrawlApp:
+    """Build the Sanic app; nothing is opened until the server starts."""
+    settings = settings or Settings.from_env()
+    check_exposure(settings)
+    app: TrawlApp = Sanic(
+        name or f"trawl{next(_app_numbers) or ''}",
+        ctx=AppContext(settings=settings),
+        configure_logging=False,
+    )
+    _configure_sanic(app.config, settings)
+    Extend(app)
+    errors.install(app)
+    app.blueprint(jobs.bp)
+    app.blueprint(results.bp)
+    app.blueprint(health.bp)
+    app.ctx.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    app.on_request(authenticate)
+    app.on_response(add_security_headers)
+    app.before_server_start(_open)
+    app.before_server_stop(_drain)
+    app.after_server_stop(_close)
+    return app
+
+
+async def _open(app: TrawlApp) -> None:
+    context = app.ctx
+    settings = context.settings
+    context.stop = asyncio.Event()
+    store = store_for(settings.database_url)
+    await store.open()
+    context.store = store
+    context.probe = LoopLagProbe()
+    context.background.append(asyncio.create_task(context.probe.run(context.stop)))
+    if settings.role in ("all", "worker"):
+        from service.crawl.engine import Crawler
+        from service.crawl.parsepool import ParsePool
+
+        parser = ParsePool(settings.parser_processes)
+        parser.start()
+        await parser.warm_up()
+        fetcher = Fetcher(fetch_options(settings))
+        crawler = Crawler(settings, store, fetcher, parser)
+        await crawler.start()
+        context.crawler = crawler
+    logger.info(
+        "trawl ready (role=%s, database=%s)", settings.role, settings.database_url.split("@")[-1]
+    )
+
+
+async def _drain(app: TrawlApp) -> None:
+    context = app.ctx
+    if context.stop is not None:
+        context.stop.set()
+    if context.crawler is not None:
+        await context.crawler.stop(context.settings.grace_period)
+    for task in context.background:
+        task.cancel()
+    await asyncio.gather(*context.background, return_exceptions=True)
+    context.background.clear()
+
+
+async def _close(app: TrawlApp) -> None:
+    context = app.ctx
+    crawler, context.crawler = context.crawler, None
+    if crawler is not None:
+        with contextlib.suppress(Exception):
+            await crawler.fetcher.aclose()
+        crawler.parser.close()
+    if context.store is not None:
+        await context.store.close()
+        context.store = None

@@ -1,0 +1,273 @@
+"""The crawl engine: claims URLs from the store and runs them through the workers.
+
+    store --claim--> HostScheduler --ready queue--> N worker tasks --> ResultWriter --> store
+
+Shutdown (`stop`) is the delicate part: stop claiming, let in-flight pages finish
+within the grace period, cancel the rest, flush the writer, then put every URL this
+process still holds back to pending, so a restart (or another worker) picks it up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import time
+import uuid
+
+from service import metrics
+from service.crawl.fetcher import Fetcher
+from service.crawl.parsepool import ParsePool
+from service.crawl.plan import JobPlan
+from service.crawl.robots import RobotsCache
+from service.crawl.scheduler import HostScheduler, Slot
+from service.crawl.worker import PageWorker, WorkerConfig, page_document
+from service.crawl.writer import ResultWriter
+from service.models import JobStatus, Outcome
+from service.settings import Settings
+from service.store.base import FrontierItem, PageRecord, Release, Store
+
+logger = logging.getLogger(__name__)
+
+LEASE_SECONDS = 120.0
+
+
+class Crawler:
+    """Owns the crawl loop's tasks; `start` and `stop` are called by app listeners."""
+
+    def __init__(
+        self, settings: Settings, store: Store, fetcher: Fetcher, parser: ParsePool
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.fetcher = fetcher
+        self.parser = parser
+        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.plans: dict[str, JobPlan] = {}
+        self.held: dict[int, FrontierItem] = {}  # claimed by this process, not yet settled
+        self.scheduler = HostScheduler(
+            ready_size=settings.concurrency,
+            capacity=settings.effective_queue_size + settings.concurrency,
+            per_host_limit=settings.per_host_concurrency,
+            per_host_delay=settings.per_host_delay,
+            limit_for=self._limits_for,
+        )
+        self.robots = RobotsCache(fetcher, settings.user_agent)
+        self.writer = ResultWriter(
+            store,
+            batch_size=settings.result_batch_size,
+            interval=settings.result_flush_interval,
+            on_flushed=self._flushed,
+        )
+        self.worker = PageWorker(
+            fetcher=fetcher,
+            parser=parser,
+            robots=self.robots,
+            scheduler=self.scheduler,
+            config=WorkerConfig(
+                retry_base_delay=settings.retry_base_delay,
+                host_failure_threshold=settings.host_failure_threshold,
+            ),
+        )
+        self._stop = asyncio.Event()
+        self._new_work = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._workers: list[asyncio.Task[None]] = []
+        self._busy: dict[asyncio.Task[None], Slot] = {}
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        recovered = await self.store.recover()
+        if recovered:
+            logger.info("returned %d URLs claimed by an earlier process to pending", recovered)
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name="trawl-claimer"),
+            asyncio.create_task(self.scheduler.pump(self._stop), name="trawl-pump"),
+            asyncio.create_task(self.writer.run(self._stop), name="trawl-writer"),
+            asyncio.create_task(self._watch_jobs(), name="trawl-job-watch"),
+        ]
+        self._workers = [
+            asyncio.create_task(self._work_loop(), name=f"trawl-worker-{i}")
+            for i in range(self.settings.concurrency)
+        ]
+
+    async def stop(self, grace: float) -> None:
+        """Drain: see the module docstring. Never raises."""
+        self._stop.set()
+        self._new_work.set()
+        deadline = time.monotonic() + grace
+        # Idle workers wait on the ready queue: cancel them now; busy ones may finish.
+        for task in self._workers:
+            if task not in self._busy:
+                task.cancel()
+        busy = [task for task in self._workers if task in self._busy]
+        if busy:
+            _, pending = await asyncio.wait(busy, timeout=max(0.0, deadline - time.monotonic()))
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        for task in self._tasks:
+            if task.get_name() != "trawl-writer":
+                task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await self.writer.flush()
+        leftovers = list(self.held.values())
+        self.scheduler.drain()
+        if leftovers:
+            try:
+                await self.store.release([Release(item=item) for item in leftovers])
+                logger.info("returned %d unfinished URLs to the frontier", len(leftovers))
+            except Exception:
+                logger.exception(
+                    "could not return %d URLs; a restart recovers them", len(leftovers)
+                )
+        self.held.clear()
+
+    def notify_new_work(self) -> None:
+        self._new_work.set()
+
+    async def job_cancelled(self, job_id: str) -> None:
+        plan = self.plans.get(job_id)
+        if plan is not None:
+            plan.cancelled = True
+        dropped = self.scheduler.drop_job(job_id)
+        for item in dropped:
+            self.held.pop(item.id, None)
+
+    # -- claiming --------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                room = self.scheduler.room()
+                if room <= 0:
+                    await self.scheduler.wait_for_room(0.5)
+                    continue
+                self._new_work.clear()
+                items = await self.store.claim(min(room, 256), self.worker_id, LEASE_SECONDS)
+                metrics.QUEUE_DEPTH.set(self.scheduler.buffered)
+                if not items:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._new_work.wait(), 0.25)
+                    continue
+                await self._load_plans({item.job_id for item in items})
+                accepted = []
+                for item in items:
+                    plan = self.plans.get(item.job_id)
+                    if plan is None or plan.cancelled:
+                        continue
+                    self.held[item.id] = item
+                    accepted.append(item)
+                self.scheduler.add(accepted)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("claiming work failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def _load_plans(self, job_ids: set[str]) -> None:
+        missing = [job_id for job_id in job_ids if job_id not in self.plans]
+        if not missing:
+            return
+        for job_id, (status, request) in (await self.store.job_requests(missing)).items():
+            if status.is_final:
+                continue
+            try:
+                self.plans[job_id] = JobPlan.from_request(
+                    job_id, json.loads(request), self.settings
+                )
+            except Exception as exc:
+                logger.exception("job %s has an unusable request", job_id)
+                await self.store.fail_job(
+                    job_id, {"code": "bad_request", "message": f"unusable request: {exc}"}
+                )
+
+    async def _watch_jobs(self) -> None:
+        """Notice jobs finished elsewhere (cancelled by another process, completed)."""
+        while not self._stop.is_set():
+            await asyncio.sleep(0.5)
+            try:
+                if self.plans:
+                    states = await self.store.job_requests(list(self.plans))
+                    for job_id in list(self.plans):
+                        status = states.get(job_id, (JobStatus.CANCELLED, ""))[0]
+                        if status.is_final:
+                            if status is JobStatus.CANCELLED or status is JobStatus.FAILED:
+                                await self.job_cancelled(job_id)
+                            self._forget(job_id)
+                metrics.PENDING_URLS.set(await self.store.pending_count())
+                if self.held:
+                    await self.store.extend_leases(list(self.held), self.worker_id, LEASE_SECONDS)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("job watch failed")
+
+    def _forget(self, job_id: str) -> None:
+        if any(item.job_id == job_id for item in self.held.values()):
+            return  # still settling pages of it
+        self.plans.pop(job_id, None)
+        self.robots.forget_job(job_id)
+
+    def _limits_for(self, item: FrontierItem) -> tuple[int | None, float | None]:
+        plan = self.plans.get(item.job_id)
+        if plan is None:
+            return None, None
+        return plan.per_host_concurrency, plan.per_host_delay
+
+    # -- working ---------------------------------------------------------------------
+
+    async def _work_loop(self) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        while not self._stop.is_set():
+            slot = await self.scheduler.get()
+            self._busy[task] = slot
+            metrics.IN_FLIGHT.inc()
+            try:
+                await self._handle(slot.item)
+            finally:
+                metrics.IN_FLIGHT.dec()
+                self._busy.pop(task, None)
+                self.scheduler.done(slot)
+
+    async def _handle(self, item: FrontierItem) -> None:
+        plan = self.plans.get(item.job_id)
+        if plan is None or plan.cancelled:
+            self.held.pop(item.id, None)
+            return
+        try:
+            outcome = await self.worker.process(item, plan)
+        except asyncio.CancelledError:
+            raise  # shutdown: the item stays held and is released by stop()
+        except Exception as exc:
+            logger.exception("worker failed on %s", item.url, extra={"job_id": item.job_id})
+            outcome = PageRecord(
+                item=item,
+                outcome=Outcome.FAILED,
+                attempts=item.attempts + 1,
+                page_json=page_document(
+                    item, error=("internal_error", type(exc).__name__), attempts=item.attempts + 1
+                ),
+            )
+        if isinstance(outcome, Release):
+            self.held.pop(item.id, None)
+            await self.store.release([outcome])
+            self._new_work.set()
+            return
+        self.writer.add(outcome)
+
+    def _flushed(self, records: list[PageRecord], admitted: int, completed: list[str]) -> None:
+        for record in records:
+            self.held.pop(record.item.id, None)
+            metrics.PAGES.labels(outcome=record.outcome.value).inc()
+        if admitted:
+            self._new_work.set()
+        for job_id in completed:
+            logger.info("job completed", extra={"job_id": job_id})
+            self._forget(job_id)

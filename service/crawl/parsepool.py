@@ -1,0 +1,82 @@
+"""The parser process pool: BeautifulSoup holds the GIL, so parsing runs in processes."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from service.crawl.parser import ParsedPage, ParseOptions, parse_page
+
+logger = logging.getLogger(__name__)
+
+
+class ParserCrashed(Exception):
+    """A parser process died while handling the page."""
+
+
+def _warm_up() -> int:
+    # Importing bs4/lxml in each child up front keeps the first pages fast.
+    return 0
+
+
+class ParsePool:
+    """A ProcessPoolExecutor that replaces itself when a child dies."""
+
+    def __init__(self, processes: int) -> None:
+        self._processes = max(1, processes)
+        # spawn: the parent runs threads (aiosqlite, the loop); forking them is unsafe.
+        self._context = multiprocessing.get_context("spawn")
+        self._pool: ProcessPoolExecutor | None = None
+        self._generation = 0
+
+    def start(self) -> None:
+        self._pool = ProcessPoolExecutor(max_workers=self._processes, mp_context=self._context)
+        self._generation += 1
+
+    async def warm_up(self) -> None:
+        loop = asyncio.get_running_loop()
+        pool = self._require()
+        await asyncio.gather(
+            *(loop.run_in_executor(pool, _warm_up) for _ in range(self._processes))
+        )
+
+    def _require(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            self.start()
+        assert self._pool is not None
+        return self._pool
+
+    async def parse(
+        self, body: bytes, url: str, options: ParseOptions, http_charset: str | None
+    ) -> ParsedPage:
+        """Parse in a child process; ParserCrashed if the child died (the pool is renewed)."""
+        pool = self._require()
+        generation = self._generation
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(pool, _parse, body, url, options, http_charset)
+        except BrokenProcessPool as exc:
+            self._renew(generation)
+            raise ParserCrashed("the parser process died on this page") from exc
+
+    def _renew(self, generation: int) -> None:
+        # Many in-flight pages see the same broken pool; only the first replaces it.
+        if generation != self._generation:
+            return
+        logger.error("parser process pool broke; starting a new one")
+        old = self._pool
+        self.start()
+        if old is not None:
+            old.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
+
+def _parse(body: bytes, url: str, options: ParseOptions, http_charset: str | None) -> ParsedPage:
+    return parse_page(body, url, options, http_charset=http_charset)

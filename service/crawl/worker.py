@@ -1,0 +1,275 @@
+"""One URL's journey: robots -> fetch -> classify -> parse -> a record for the store.
+
+Page-level failures are data: every path ends in a PageRecord (a result, possibly with
+an `error`) or a Release (try again later). Nothing here raises past `process`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from service import metrics
+from service.crawl.fetcher import Fetcher, FetchResult
+from service.crawl.parsepool import ParsePool, ParserCrashed
+from service.crawl.parser import ParsedPage, ParseError
+from service.crawl.plan import JobPlan
+from service.crawl.robots import RobotsCache
+from service.crawl.scheduler import HostScheduler
+from service.models import Outcome, rfc3339
+from service.store.base import FrontierItem, PageRecord, Release
+
+logger = logging.getLogger(__name__)
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_ERRORS = frozenset({"timeout", "connect_error", "dns_error", "protocol_error"})
+MAX_RETRY_AFTER = 300.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WorkerConfig:
+    retry_base_delay: float = 1.0
+    retry_max_delay: float = 60.0
+    host_failure_threshold: int = 10
+
+
+class PageWorker:
+    """Turns a claimed URL into a PageRecord or a Release."""
+
+    def __init__(
+        self,
+        *,
+        fetcher: Fetcher,
+        parser: ParsePool,
+        robots: RobotsCache,
+        scheduler: HostScheduler,
+        config: WorkerConfig,
+    ) -> None:
+        self._fetcher = fetcher
+        self._parser = parser
+        self._robots = robots
+        self._scheduler = scheduler
+        self._config = config
+
+    async def process(self, item: FrontierItem, plan: JobPlan) -> PageRecord | Release:
+        attempt = item.attempts + 1
+        if self._scheduler.failures(item.host) >= self._config.host_failure_threshold:
+            return self._failed(
+                item,
+                attempt,
+                "host_unreachable",
+                f"{item.host} failed {self._config.host_failure_threshold} times in a row; "
+                "its remaining URLs are failed fast",
+            )
+        if plan.respect_robots:
+            verdict = await self._robots.check(plan.job_id, item.url)
+            if verdict.crawl_delay:
+                self._scheduler.set_delay(item.host, min(verdict.crawl_delay, 60.0))
+            if verdict.allowed is None:
+                return Release(item=item, not_before=time.time() + 30.0)
+            if not verdict.allowed:
+                return self._record(
+                    item,
+                    Outcome.SKIPPED,
+                    attempt,
+                    page_document(
+                        item, error=("blocked_by_robots", verdict.reason), attempts=attempt
+                    ),
+                )
+
+        result = await self._fetcher.fetch(item.url)
+        metrics.FETCH_SECONDS.observe(result.elapsed_ms / 1000)
+
+        retry = self._maybe_retry(item, plan, result, attempt)
+        if retry is not None:
+            return retry
+        if result.error is not None:
+            if result.error.code in RETRY_ERRORS:
+                self._scheduler.note_failure(item.host)
+            return self._record(
+                item,
+                Outcome.FAILED,
+                attempt,
+                page_document(
+                    item,
+                    result=result,
+                    error=(result.error.code, result.error.message),
+                    attempts=attempt,
+                ),
+            )
+        self._scheduler.note_success(item.host)
+        status = result.status_code or 0
+        if status >= 400:
+            return self._record(
+                item,
+                Outcome.FAILED,
+                attempt,
+                page_document(
+                    item, result=result, error=("http_error", f"HTTP {status}"), attempts=attempt
+                ),
+            )
+        if result.content_type not in HTML_TYPES and not _sniff_html(result):
+            # Not a page: keep what we know about it, extract nothing.
+            return self._record(
+                item, Outcome.OK, attempt, page_document(item, result=result, attempts=attempt)
+            )
+        if item.depth == 0 and result.final_url != item.url:
+            plan.widen_to(result.final_url)
+        return await self._parse(item, plan, result, attempt)
+
+    async def _parse(
+        self, item: FrontierItem, plan: JobPlan, result: FetchResult, attempt: int
+    ) -> PageRecord:
+        started = time.perf_counter()
+        try:
+            parsed = await self._parser.parse(
+                result.body, result.final_url, plan.parse_options, result.charset
+            )
+        except ParseError as exc:
+            return self._record(
+                item,
+                Outcome.FAILED,
+                attempt,
+                page_document(
+                    item, result=result, error=("bad_content", str(exc)), attempts=attempt
+                ),
+            )
+        except ParserCrashed as exc:
+            return self._record(
+                item,
+                Outcome.FAILED,
+                attempt,
+                page_document(
+                    item, result=result, error=("parser_crashed", str(exc)), attempts=attempt
+                ),
+            )
+        except Exception as exc:  # a parser bug must not kill the worker
+            logger.exception("parser failed on %s", item.url)
+            return self._record(
+                item,
+                Outcome.FAILED,
+                attempt,
+                page_document(
+                    item,
+                    result=result,
+                    error=("bad_content", f"could not parse: {type(exc).__name__}"),
+                    attempts=attempt,
+                ),
+            )
+        finally:
+            metrics.PARSE_SECONDS.observe(time.perf_counter() - started)
+        follow = parsed.follow_links if parsed.follow_links is not None else parsed.links
+        links = plan.new_links(tuple(follow), item.depth)
+        page = page_document(
+            item, result=result, parsed=parsed, formats=plan.formats, attempts=attempt
+        )
+        return PageRecord(
+            item=item, outcome=Outcome.OK, page_json=page, attempts=attempt, links=links
+        )
+
+    def _maybe_retry(
+        self, item: FrontierItem, plan: JobPlan, result: FetchResult, attempt: int
+    ) -> Release | None:
+        transient = (result.error is not None and result.error.code in RETRY_ERRORS) or (
+            result.error is None and result.status_code in RETRY_STATUSES
+        )
+        if not transient:
+            return None
+        retry_after = _retry_after(result.headers.get("retry-after"))
+        if retry_after is not None:
+            self._scheduler.defer_host(item.host, retry_after)
+        if attempt >= plan.max_attempts:
+            return None
+        if result.error is not None:
+            failures = self._scheduler.note_failure(item.host)
+            if failures >= self._config.host_failure_threshold:
+                return None
+        backoff = min(
+            self._config.retry_max_delay, self._config.retry_base_delay * 2 ** (attempt - 1)
+        )
+        delay = max(retry_after or 0.0, backoff * random.uniform(0.5, 1.5))
+        return Release(item=item, not_before=time.time() + delay, attempts=attempt)
+
+    def _failed(self, item: FrontierItem, attempt: int, code: str, message: str) -> PageRecord:
+        return self._record(
+            item,
+            Outcome.FAILED,
+            attempt,
+            page_document(item, error=(code, message), attempts=attempt),
+        )
+
+    @staticmethod
+    def _record(item: FrontierItem, outcome: Outcome, attempt: int, page: str) -> PageRecord:
+        return PageRecord(item=item, outcome=outcome, page_json=page, attempts=attempt)
+
+
+def _sniff_html(result: FetchResult) -> bool:
+    """A missing Content-Type with an HTML-looking body is still a page."""
+    if result.content_type:
+        return False
+    head = result.body[:512].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), MAX_RETRY_AFTER)
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return min(max(0.0, (moment - datetime.now(UTC)).total_seconds()), MAX_RETRY_AFTER)
+
+
+def page_document(
+    item: FrontierItem,
+    *,
+    result: FetchResult | None = None,
+    parsed: ParsedPage | None = None,
+    formats: frozenset[str] = frozenset(),
+    error: tuple[str, str] | None = None,
+    attempts: int = 1,
+) -> str:
+    """The result document for one URL, serialised once."""
+    page: dict[str, Any] = {
+        "url": item.url,
+        "final_url": result.final_url if result else None,
+        "depth": item.depth,
+        "status_code": result.status_code if result else None,
+        "content_type": result.content_type if result else None,
+        "fetched_at": rfc3339(datetime.now(UTC)),
+        "elapsed_ms": round(result.elapsed_ms, 2) if result else None,
+        "size": len(result.body) if result else None,
+        "attempts": attempts,
+    }
+    if result is not None and result.redirects:
+        page["redirects"] = list(result.redirects)
+    if parsed is not None:
+        page["title"] = parsed.title
+        if "text" in formats:
+            page["text"] = parsed.text
+        if "markdown" in formats:
+            page["markdown"] = parsed.markdown
+        if "html" in formats:
+            page["html"] = parsed.html
+        if "links" in formats:
+            page["links"] = list(parsed.links)
+        if "metadata" in formats:
+            page["metadata"] = parsed.metadata
+        if parsed.data:
+            page["data"] = parsed.data
+    page["error"] = {"code": error[0], "message": error[1]} if error else None
+    return json.dumps(page, separators=(",", ":"), ensure_ascii=False)

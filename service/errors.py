@@ -1,0 +1,210 @@
+"""The exception tree, and the one place that turns errors into problem+json.
+
+TrawlError                  base; never shown to clients as-is
+├── ConfigError             bad settings: the service refuses to start
+├── StoreError              the database failed (after retries)
+└── ApiError                carries an HTTP status; rendered as RFC 9457 problem+json
+    ├── BadRequest          400
+    ├── Unauthorized        401
+    ├── NotFound            404
+    ├── MethodNotAllowed    405
+    ├── Conflict            409
+    ├── PayloadTooLarge     413
+    ├── UnsupportedMedia    415
+    ├── ValidationFailed    422 (with `errors`: one entry per offending field)
+    ├── RateLimited         429 (with Retry-After)
+    └── Overloaded          503 (with Retry-After)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sanic import Request, Sanic
+from sanic import exceptions as sanic_exceptions
+from sanic.response import HTTPResponse, json
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class TrawlError(Exception):
+    """Something went wrong inside Trawl."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or (self.__doc__ or "").strip())
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(TrawlError):
+    """The service's settings are invalid."""
+
+
+class StoreError(TrawlError):
+    """The database could not complete the operation."""
+
+
+class ApiError(TrawlError):
+    """The request could not be served."""
+
+    status: int = 500
+    title: str = "Internal Server Error"
+    type_slug: str = "internal"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.errors = errors
+        self.headers = headers or {}
+
+
+class BadRequest(ApiError):
+    """The request body is not valid JSON."""
+
+    status, title, type_slug = 400, "Bad Request", "bad-request"
+
+
+class Unauthorized(ApiError):
+    """A valid API key is required: send `Authorization: Bearer <key>`."""
+
+    status, title, type_slug = 401, "Unauthorized", "unauthorized"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer realm="trawl"'})
+
+
+class NotFound(ApiError):
+    """No such resource."""
+
+    status, title, type_slug = 404, "Not Found", "not-found"
+
+
+class MethodNotAllowed(ApiError):
+    """That method is not allowed on this resource."""
+
+    status, title, type_slug = 405, "Method Not Allowed", "method-not-allowed"
+
+
+class Conflict(ApiError):
+    """The request conflicts with one still in progress."""
+
+    status, title, type_slug = 409, "Conflict", "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    """The request body is too large."""
+
+    status, title, type_slug = 413, "Payload Too Large", "payload-too-large"
+
+
+class UnsupportedMedia(ApiError):
+    """Send the request body as `Content-Type: application/json`."""
+
+    status, title, type_slug = 415, "Unsupported Media Type", "unsupported-media-type"
+
+
+class ValidationFailed(ApiError):
+    """The request is invalid."""
+
+    status, title, type_slug = 422, "Unprocessable Content", "validation-error"
+
+
+class RateLimited(ApiError):
+    """Too many requests: slow down."""
+
+    status, title, type_slug = 429, "Too Many Requests", "rate-limited"
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+
+
+class Overloaded(ApiError):
+    """The service is at capacity: retry later."""
+
+    status, title, type_slug = 503, "Service Unavailable", "overloaded"
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+
+
+def field_error(field: str, message: str) -> ValidationFailed:
+    """A 422 naming one offending field."""
+    return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    type_slug: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> HTTPResponse:
+    """Render an RFC 9457 problem document."""
+    body: dict[str, Any] = {
+        "type": f"https://trawl.dev/problems/{type_slug}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return json(body, status=status, headers=headers, content_type=PROBLEM_JSON)
+
+
+# Sanic's own exceptions, mapped onto ours so clients see one error format.
+_SANIC_MAP: tuple[tuple[type[Exception], type[ApiError]], ...] = (
+    (sanic_exceptions.NotFound, NotFound),
+    (sanic_exceptions.MethodNotAllowed, MethodNotAllowed),
+    (sanic_exceptions.PayloadTooLarge, PayloadTooLarge),
+    (sanic_exceptions.BadRequest, BadRequest),
+)
+
+
+def to_api_error(exc: Exception) -> ApiError:
+    """Map any exception to the ApiError a client should see."""
+    if isinstance(exc, ApiError):
+        return exc
+    for sanic_type, ours in _SANIC_MAP:
+        if isinstance(exc, sanic_type):
+            if ours is BadRequest:
+                return BadRequest("The request could not be understood (malformed body?).")
+            return ours()
+    if isinstance(exc, sanic_exceptions.SanicException):
+        status = int(getattr(exc, "status_code", 500) or 500)
+        if status < 500:
+            error = ApiError(str(exc) or "Request failed.")
+            error.status, error.title, error.type_slug = status, "Request Error", "request-error"
+            return error
+    return ApiError("An unexpected error occurred; it has been logged.")
+
+
+def handle_exception(request: Request, exc: Exception) -> HTTPResponse:
+    """The one error handler: everything becomes problem+json, with no internals leaked."""
+    error = to_api_error(exc)
+    if error.status >= 500 and not isinstance(exc, Overloaded):
+        logger.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return problem(
+        error.status,
+        error.title,
+        error.message,
+        type_slug=error.type_slug,
+        errors=error.errors,
+        headers=error.headers,
+    )
+
+
+def install(app: Sanic[Any, Any]) -> None:
+    """Register the handler for every exception type."""
+    app.error_handler.add(Exception, handle_exception)

@@ -1,0 +1,206 @@
+"""Settings, read once from the environment into a typed object (12-factor)."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from service.errors import ConfigError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settings:
+    """Everything the service can be configured with; see config/example.env."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    database_url: str = "sqlite:///data/trawl.db"
+    role: str = "all"  # all | web | worker
+
+    # Security.
+    allow_private_networks: bool = False
+    allowed_networks: tuple[IPNetwork, ...] = ()
+    api_keys: tuple[str, ...] = ()
+    insecure_no_auth: bool = False
+    rate_limit_per_minute: int = 600
+    webhook_secret: str = ""
+
+    # Crawling.
+    concurrency: int = 32
+    per_host_concurrency: int = 2
+    per_host_delay: float = 0.0
+    user_agent: str = "Trawl/0.1 (+https://github.com/trawl/trawl)"
+    parser_processes: int = field(default_factory=_cpu_count)
+    queue_size: int = 0  # in-memory hand-off bound; 0 = 2 x concurrency
+    max_retries: int = 3
+    retry_base_delay: float = 1.0
+    connect_timeout: float = 10.0
+    read_timeout: float = 20.0
+    page_timeout: float = 30.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 10
+    host_failure_threshold: int = 10
+
+    # Server-side caps on what a job may ask for.
+    max_urls_per_job: int = 1000
+    max_pages_cap: int = 100_000
+    max_depth_cap: int = 100
+    default_max_pages: int = 100
+    max_pending_urls: int = 5_000_000
+
+    # API.
+    request_max_size: int = 1024 * 1024
+    request_timeout: float = 15.0
+    keep_alive_timeout: float = 10.0
+    grace_period: float = 20.0
+    result_batch_size: int = 100
+    result_flush_interval: float = 0.05
+    log_format: str = "text"  # text | json
+    log_level: str = "INFO"
+
+    @property
+    def effective_queue_size(self) -> int:
+        return self.queue_size or 2 * self.concurrency
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (tests and the CLI use it)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read every setting from the environment, failing loudly on bad values."""
+        env = os.environ if environ is None else environ
+        reader = _Reader(env)
+        defaults = cls()
+        settings = cls(
+            host=reader.str("HOST", defaults.host),
+            port=reader.int("PORT", defaults.port, minimum=0),
+            database_url=reader.str("DATABASE_URL", defaults.database_url),
+            role=reader.str("SCRAPER_ROLE", defaults.role),
+            allow_private_networks=reader.bool("SCRAPER_ALLOW_PRIVATE_NETWORKS", False),
+            allowed_networks=reader.networks("SCRAPER_ALLOWED_NETWORKS"),
+            api_keys=reader.list("SCRAPER_API_KEYS"),
+            insecure_no_auth=reader.bool("SCRAPER_INSECURE_NO_AUTH", False),
+            rate_limit_per_minute=reader.int(
+                "SCRAPER_RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute, minimum=0
+            ),
+            webhook_secret=reader.str("SCRAPER_WEBHOOK_SECRET", "") or secrets.token_hex(32),
+            concurrency=reader.int("SCRAPER_CONCURRENCY", defaults.concurrency, minimum=1),
+            per_host_concurrency=reader.int(
+                "SCRAPER_PER_HOST_CONCURRENCY", defaults.per_host_concurrency, minimum=1
+            ),
+            per_host_delay=reader.float("SCRAPER_PER_HOST_DELAY", defaults.per_host_delay),
+            user_agent=reader.str("SCRAPER_USER_AGENT", defaults.user_agent),
+            parser_processes=reader.int(
+                "SCRAPER_PARSER_PROCESSES", defaults.parser_processes, minimum=1
+            ),
+            queue_size=reader.int("SCRAPER_QUEUE_SIZE", 0, minimum=0),
+            max_retries=reader.int("SCRAPER_MAX_RETRIES", defaults.max_retries, minimum=0),
+            retry_base_delay=reader.float("SCRAPER_RETRY_BASE_DELAY", defaults.retry_base_delay),
+            connect_timeout=reader.float("SCRAPER_CONNECT_TIMEOUT", defaults.connect_timeout),
+            read_timeout=reader.float("SCRAPER_READ_TIMEOUT", defaults.read_timeout),
+            page_timeout=reader.float("SCRAPER_PAGE_TIMEOUT", defaults.page_timeout),
+            max_body_bytes=reader.int("SCRAPER_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
+            max_redirects=reader.int("SCRAPER_MAX_REDIRECTS", defaults.max_redirects, minimum=0),
+            host_failure_threshold=reader.int(
+                "SCRAPER_HOST_FAILURE_THRESHOLD", defaults.host_failure_threshold, minimum=1
+            ),
+            max_urls_per_job=reader.int(
+                "SCRAPER_MAX_URLS_PER_JOB", defaults.max_urls_per_job, minimum=1
+            ),
+            max_pages_cap=reader.int("SCRAPER_MAX_PAGES_CAP", defaults.max_pages_cap, minimum=1),
+            max_depth_cap=reader.int("SCRAPER_MAX_DEPTH_CAP", defaults.max_depth_cap, minimum=0),
+            default_max_pages=reader.int(
+                "SCRAPER_DEFAULT_MAX_PAGES", defaults.default_max_pages, minimum=1
+            ),
+            max_pending_urls=reader.int(
+                "SCRAPER_MAX_PENDING_URLS", defaults.max_pending_urls, minimum=1
+            ),
+            request_max_size=reader.int(
+                "SCRAPER_REQUEST_MAX_SIZE", defaults.request_max_size, minimum=1024
+            ),
+            request_timeout=reader.float("SCRAPER_REQUEST_TIMEOUT", defaults.request_timeout),
+            keep_alive_timeout=reader.float(
+                "SCRAPER_KEEP_ALIVE_TIMEOUT", defaults.keep_alive_timeout
+            ),
+            grace_period=reader.float("SCRAPER_GRACE_PERIOD", defaults.grace_period),
+            result_batch_size=reader.int(
+                "SCRAPER_RESULT_BATCH_SIZE", defaults.result_batch_size, minimum=1
+            ),
+            result_flush_interval=reader.float(
+                "SCRAPER_RESULT_FLUSH_INTERVAL", defaults.result_flush_interval
+            ),
+            log_format=reader.str("SCRAPER_LOG_FORMAT", defaults.log_format),
+            log_level=reader.str("SCRAPER_LOG_LEVEL", defaults.log_level).upper(),
+        )
+        if settings.role not in {"all", "web", "worker"}:
+            raise ConfigError(f"SCRAPER_ROLE must be all, web or worker, not {settings.role!r}")
+        return settings
+
+
+class _Reader:
+    """Typed access to environment variables with errors that name the variable."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self._env = env
+
+    def str(self, name: str, default: str) -> str:
+        value = self._env.get(name, "").strip()
+        return value or default
+
+    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+        raw = self._env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = int(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
+        if minimum is not None and value < minimum:
+            raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+        return value
+
+    def float(self, name: str, default: float) -> float:
+        raw = self._env.get(name, "").strip()
+        if not raw:
+            return default
+        try:
+            value = float(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+        if value < 0:
+            raise ConfigError(f"{name} must not be negative, got {value}")
+        return value
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self._env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in {"1", "true", "yes", "on"}:
+            return True
+        if raw in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
+
+    def list(self, name: str) -> tuple[str, ...]:
+        raw = self._env.get(name, "")
+        return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+    def networks(self, name: str) -> tuple[IPNetwork, ...]:
+        try:
+            return tuple(ipaddress.ip_network(item, strict=False) for item in self.list(name))
+        except ValueError as exc:
+            raise ConfigError(f"{name} must be comma-separated CIDR networks: {exc}") from exc

@@ -1,0 +1,174 @@
+"""The Store protocol: everything the API and the crawl loop need from a database.
+
+The frontier is driven by three verbs: `claim` the next pending URLs (with a lease, so a
+dead worker's claims come back), `record` finished pages (results, discovered links,
+counters and job completion in one transaction), and `release` URLs back to pending
+(graceful shutdown, scheduled retries). SQLite and PostgreSQL implement the same verbs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from service.models import Job, JobStatus, Outcome
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewJob:
+    """A validated job about to be persisted with its seed URLs."""
+
+    id: str
+    created_at: datetime
+    request: dict[str, Any]
+    seeds: tuple[str, ...]
+    max_pages: int
+    owner: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    webhook: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FrontierItem:
+    """One claimed URL of one job."""
+
+    id: int
+    job_id: str
+    url: str
+    host: str
+    depth: int
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PageRecord:
+    """The final word on one frontier item: its result and the links it admits."""
+
+    item: FrontierItem
+    outcome: Outcome
+    page_json: str
+    attempts: int
+    links: tuple[str, ...] = ()  # canonical, already filtered by scope/depth/patterns
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Release:
+    """Put a claimed URL back to pending, optionally not before a time (a retry)."""
+
+    item: FrontierItem
+    not_before: float = 0.0
+    attempts: int | None = None  # None keeps the stored count
+
+
+@dataclass(slots=True)
+class RecordSummary:
+    """What a `record` call changed, for metrics and events."""
+
+    stored: int = 0
+    duplicates: int = 0
+    admitted: int = 0
+    completed_jobs: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxEvent:
+    id: int
+    event_id: str
+    job_id: str
+    event_type: str
+    url: str
+    payload: str
+    attempts: int
+
+
+class IdempotencyConflict(Exception):
+    """Same Idempotency-Key, different request body."""
+
+
+class Store(Protocol):
+    """What a database backend provides; see the module docstring."""
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    # Jobs.
+    async def create_job(self, job: NewJob) -> tuple[Job, bool]: ...
+    async def get_job(self, job_id: str, owner: str | None) -> Job | None: ...
+    async def list_jobs(
+        self, owner: str | None, status: JobStatus | None, limit: int, before_seq: int | None
+    ) -> list[Job]: ...
+    async def cancel_job(self, job_id: str, owner: str | None) -> Job | None: ...
+    async def fail_job(self, job_id: str, error: dict[str, Any]) -> None: ...
+    async def job_requests(self, job_ids: list[str]) -> dict[str, tuple[JobStatus, str]]: ...
+    async def jobs_by_status(self) -> dict[str, int]: ...
+    async def pending_count(self) -> int: ...
+
+    # Frontier.
+    async def recover(self) -> int: ...
+    async def claim(self, limit: int, worker: str, lease: float) -> list[FrontierItem]: ...
+    async def release(self, releases: list[Release]) -> None: ...
+    async def record(self, records: list[PageRecord]) -> RecordSummary: ...
+    async def extend_leases(self, item_ids: list[int], worker: str, lease: float) -> None: ...
+
+    # Results.
+    async def list_results(
+        self, job_id: str, outcome: Outcome | None, limit: int, after_id: int
+    ) -> list[tuple[int, str]]: ...
+    def iter_results(self, job_id: str, outcome: Outcome | None) -> AsyncIterator[str]: ...
+
+    # Webhook outbox.
+    async def due_events(self, limit: int) -> list[OutboxEvent]: ...
+    async def event_delivered(self, event_id: int) -> None: ...
+    async def event_failed(self, event_id: int, retry_at: float | None, error: str) -> None: ...
+
+
+def encode_cursor(value: int) -> str:
+    """An opaque cursor for a position (clients must not build their own)."""
+    raw = json.dumps({"v": 1, "p": value}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """Position of a cursor; ValueError if it was not made by `encode_cursor`."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    try:
+        data = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        position = data["p"]
+    except Exception as exc:
+        raise ValueError("invalid cursor") from exc
+    if not isinstance(position, int) or isinstance(position, bool) or position < 0:
+        raise ValueError("invalid cursor")
+    return position
+
+
+def make_event(job: Job, event_type: str, data: dict[str, Any] | None = None) -> tuple[str, str]:
+    """A webhook event's id and JSON body, built inside the transaction that causes it."""
+    import uuid
+
+    from service.models import rfc3339, utcnow
+
+    event_id = f"evt_{uuid.uuid4().hex}"
+    body = {
+        "id": event_id,
+        "type": event_type,
+        "created_at": rfc3339(utcnow()),
+        "job_id": job.id,
+        "job": job.as_dict(),
+    }
+    if data:
+        body["data"] = data
+    return event_id, json.dumps(body, separators=(",", ":"))
+
+
+def webhook_wants(webhook: dict[str, Any] | None, event_type: str) -> str | None:
+    """The webhook URL if the job's webhook subscribes to this event type."""
+    if not webhook or event_type not in webhook.get("events", ()):
+        return None
+    url = webhook.get("url")
+    return url if isinstance(url, str) else None

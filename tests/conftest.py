@@ -1,0 +1,159 @@
+"""Shared fixtures: a real Trawl server on 127.0.0.1 and a real local site to crawl."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from service.app import create_app
+from service.settings import Settings
+from tests.site import site, site_factory  # noqa: F401  (fixtures)
+
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    """Settings for a test server: private networks allowed (the site is on 127.0.0.1)."""
+    base = Settings(
+        host="127.0.0.1",
+        port=0,
+        database_url=f"sqlite:///{tmp_path}/trawl.db",
+        allow_private_networks=True,
+        concurrency=8,
+        per_host_concurrency=8,
+        parser_processes=1,
+        retry_base_delay=0.05,
+        grace_period=5.0,
+        rate_limit_per_minute=0,
+        webhook_secret="test-secret",
+        page_timeout=10.0,
+    )
+    return base.with_overrides(**overrides)
+
+
+class TrawlServer:
+    """A running Trawl app, with an HTTP client pointed at it."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings.with_overrides(port=settings.port or free_port())
+        self.app = create_app(self.settings)
+        # Sanic's TouchUp recompiles class methods per app; a second app in one process
+        # then fails to find their source. Tests build many apps, production one.
+        self.app.config.TOUCHUP = False
+        self.base_url = f"http://127.0.0.1:{self.settings.port}"
+        self.client = httpx.AsyncClient(base_url=self.base_url, timeout=10.0, trust_env=False)
+        self._server: Any = None
+
+    async def start(self) -> TrawlServer:
+        server = await self.app.create_server(
+            host="127.0.0.1",
+            port=self.settings.port,
+            return_asyncio_server=True,
+            access_log=False,
+        )
+        assert server is not None
+        await server.startup()
+        await server.before_start()
+        await server.after_start()
+        self._server = server
+        return self
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        await self.client.aclose()
+        if server is None:
+            return
+        await server.before_stop()
+        closing = server.close()
+        if closing is not None:
+            await closing
+        await server.after_stop()
+
+    @property
+    def crawler(self) -> Any:
+        return self.app.ctx.crawler
+
+    async def submit(self, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        response = await self.client.post("/v1/jobs", json=body, **kwargs)
+        assert response.status_code == 202, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        response = await self.client.get(f"/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    async def wait_job(
+        self, job_id: str, statuses: set[str] | None = None, timeout: float = 30.0
+    ) -> dict[str, Any]:
+        """Poll until the job reaches one of `statuses` (default: any final status)."""
+        wanted = statuses or TERMINAL
+        return await wait_until(lambda: self.job(job_id), lambda j: j["status"] in wanted, timeout)
+
+    async def results(self, job_id: str, **params: Any) -> list[dict[str, Any]]:
+        """Every result of a job, following cursors."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = dict(params, limit=params.get("limit", 1000))
+            if cursor:
+                query["cursor"] = cursor
+            response = await self.client.get(f"/v1/jobs/{job_id}/results", params=query)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            items.extend(page["items"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                return items
+
+
+async def wait_until(
+    probe: Callable[[], Awaitable[Any]],
+    done: Callable[[Any], bool],
+    timeout: float = 10.0,
+    interval: float = 0.05,
+) -> Any:
+    """Poll `probe` until `done(value)`; fail with the last value after `timeout`."""
+    deadline = time.monotonic() + timeout
+    value = await probe()
+    while not done(value):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+        await asyncio.sleep(interval)
+        value = await probe()
+    return value
+
+
+@pytest.fixture
+async def make_server(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[TrawlServer]]]:
+    """Factory: `await make_server(**settings)` starts a Trawl server; stopped at teardown."""
+    servers: list[TrawlServer] = []
+
+    async def make(**overrides: Any) -> TrawlServer:
+        server = TrawlServer(test_settings(tmp_path, **overrides))
+        servers.append(server)
+        return await server.start()
+
+    yield make
+    for server in reversed(servers):
+        await server.stop()
+
+
+@pytest.fixture
+async def trawl(make_server: Callable[..., Awaitable[TrawlServer]]) -> TrawlServer:
+    return await make_server()
