@@ -86,6 +86,14 @@ class TrawlServer:
     def crawler(self) -> Any:
         return self.app.ctx.crawler
 
+    async def wait_until_idle(self, timeout: float = 10.0) -> None:
+        """Wait until no fetch is in progress in this server's crawler."""
+
+        async def busy() -> int:
+            return int(self.crawler.in_flight)
+
+        await wait_until(busy, lambda n: n == 0, timeout)
+
     async def submit(self, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         response = await self.client.post("/v1/jobs", json=body, **kwargs)
         assert response.status_code == 202, response.text

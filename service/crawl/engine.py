@@ -32,8 +32,6 @@ from service.store.base import FrontierItem, PageRecord, Release, Store
 
 logger = logging.getLogger(__name__)
 
-LEASE_SECONDS = 120.0
-
 
 class Crawler:
     """Owns the crawl loop's tasks; `start` and `stop` are called by app listeners."""
@@ -128,6 +126,11 @@ class Crawler:
                 )
         self.held.clear()
 
+    @property
+    def in_flight(self) -> int:
+        """URLs being worked on right now."""
+        return len(self._busy)
+
     def notify_new_work(self) -> None:
         self._new_work.set()
 
@@ -149,7 +152,12 @@ class Crawler:
                     await self.scheduler.wait_for_room(0.5)
                     continue
                 self._new_work.clear()
-                items = await self.store.claim(min(room, 256), self.worker_id, LEASE_SECONDS)
+                items = await self.store.claim(
+                    min(room, 256),
+                    self.worker_id,
+                    self.settings.lease_seconds,
+                    self.settings.per_host_concurrency,
+                )
                 metrics.QUEUE_DEPTH.set(self.scheduler.buffered)
                 if not items:
                     with contextlib.suppress(TimeoutError):
@@ -202,7 +210,9 @@ class Crawler:
                             self._forget(job_id)
                 metrics.PENDING_URLS.set(await self.store.pending_count())
                 if self.held:
-                    await self.store.extend_leases(list(self.held), self.worker_id, LEASE_SECONDS)
+                    await self.store.extend_leases(
+                        list(self.held), self.worker_id, self.settings.lease_seconds
+                    )
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -18,6 +18,7 @@ class JobPlan:
 
     job_id: str
     max_depth: int
+    max_pages: int
     scope: str
     hosts: set[str]
     domains: set[str]
@@ -33,6 +34,7 @@ class JobPlan:
     max_attempts: int
     webhook: dict[str, Any] | None
     seen: set[str] = field(default_factory=set)
+    sitemap_origins: set[str] = field(default_factory=set)
     cancelled: bool = False
 
     @classmethod
@@ -58,6 +60,7 @@ class JobPlan:
         return cls(
             job_id=job_id,
             max_depth=max_depth,
+            max_pages=int(request.get("max_pages") or settings.default_max_pages),
             scope=request.get("scope", "same-host"),
             hosts=hosts,
             domains={registrable_domain(host) for host in hosts},
@@ -109,6 +112,16 @@ class JobPlan:
                 continue
             self.seen.add(link)
             fresh.append(link)
+        return tuple(fresh)
+
+    def sitemap_links(self, urls: list[str]) -> tuple[str, ...]:
+        """Sitemap URLs worth offering: they count as one hop, even when max_depth is 0."""
+        fresh: list[str] = []
+        for url in urls:
+            if url in self.seen or not self.follows(url):
+                continue
+            self.seen.add(url)
+            fresh.append(url)
         return tuple(fresh)
 
     def widen_to(self, final_url: str) -> None:

@@ -23,6 +23,7 @@ class _Host:
     active: int = 0
     next_allowed: float = 0.0  # monotonic time before which nothing new starts
     delay: float = 0.0  # floor for start-to-start spacing (Crawl-delay, job option)
+    last_start: float = 0.0
     failures: int = 0
 
 
@@ -81,7 +82,10 @@ class HostScheduler:
     def set_delay(self, host: str, delay: float) -> None:
         """Spacing between request starts to a host (Crawl-delay)."""
         state = self._hosts.setdefault(host, _Host())
-        state.delay = max(state.delay, delay)
+        if delay > state.delay:
+            state.delay = delay
+            # A delay learnt mid-flight (robots.txt) also spaces the request just started.
+            state.next_allowed = max(state.next_allowed, state.last_start + delay)
 
     def defer_host(self, host: str, seconds: float) -> None:
         """Start nothing on this host for a while (Retry-After, back-off)."""
@@ -148,6 +152,7 @@ class HostScheduler:
                 self._buffered -= 1
                 state.active += 1
                 self.max_active_seen[host] = max(self.max_active_seen.get(host, 0), state.active)
+                state.last_start = now
                 spacing = max(delay, state.delay)
                 if spacing:
                     state.next_allowed = now + spacing

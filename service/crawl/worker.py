@@ -11,11 +11,13 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from service import metrics
+from service.crawl import sitemap
 from service.crawl.fetcher import Fetcher, FetchResult
 from service.crawl.parsepool import ParsePool, ParserCrashed
 from service.crawl.parser import ParsedPage, ParseError
@@ -59,6 +61,28 @@ class PageWorker:
         self._config = config
 
     async def process(self, item: FrontierItem, plan: JobPlan) -> PageRecord | Release:
+        outcome = await self._process(item, plan)
+        if isinstance(outcome, PageRecord) and item.depth == 0 and plan.use_sitemap:
+            extra = await self._sitemap_links(item, plan)
+            if extra:
+                outcome = replace(outcome, links=outcome.links + extra)
+        return outcome
+
+    async def _sitemap_links(self, item: FrontierItem, plan: JobPlan) -> tuple[str, ...]:
+        parts = urlsplit(item.url)
+        origin = f"{parts.scheme}://{parts.netloc}"
+        if origin in plan.sitemap_origins:
+            return ()
+        plan.sitemap_origins.add(origin)
+        listed = await self._robots.sitemaps(plan.job_id, origin)
+        try:
+            urls = await sitemap.discover(self._fetcher, origin, listed, plan.max_pages)
+        except Exception:  # a broken sitemap must not lose the seed's result
+            logger.exception("sitemap discovery failed for %s", origin)
+            return ()
+        return plan.sitemap_links(urls)
+
+    async def _process(self, item: FrontierItem, plan: JobPlan) -> PageRecord | Release:
         attempt = item.attempts + 1
         if self._scheduler.failures(item.host) >= self._config.host_failure_threshold:
             return self._failed(
@@ -165,7 +189,8 @@ class PageWorker:
             )
         finally:
             metrics.PARSE_SECONDS.observe(time.perf_counter() - started)
-        follow = parsed.follow_links if parsed.follow_links is not None else parsed.links
+        # The parser leaves non-HTML-looking links out of follow_links; a job may want them.
+        follow = parsed.links if plan.follow_non_html else parsed.follow_links
         links = plan.new_links(tuple(follow), item.depth)
         page = page_document(
             item, result=result, parsed=parsed, formats=plan.formats, attempts=attempt
