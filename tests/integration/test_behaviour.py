@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -70,7 +71,7 @@ async def test_crawl_delay_spaces_requests(trawl: TrawlServer, site_factory: Mak
     await trawl.wait_job(job["id"])
     starts = sorted(r.started for r in site.requests if r.path != "/robots.txt")
     assert len(starts) == 5
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert min(gaps) >= 0.29, gaps
 
 
