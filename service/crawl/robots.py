@@ -32,6 +32,7 @@ class _Entry:
     parser: Protego | None = None
     allow_all: bool = False
     unavailable_until: float = 0.0
+    allow_until: float = 0.0
     failures: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     sitemaps: tuple[str, ...] = ()
@@ -59,9 +60,10 @@ class RobotsCache:
         origin = f"{parts.scheme}://{parts.netloc}"
         entry = self._entries.setdefault((job_id, origin), _Entry())
         async with entry.lock:  # one fetch per origin; the others wait for it
-            if entry.parser is None and not entry.allow_all:
-                if entry.unavailable_until > time.monotonic():
-                    return RobotsVerdict(None, reason="robots.txt unavailable")
+            now = time.monotonic()
+            if entry.parser is None and not entry.allow_all and entry.allow_until <= now:
+                if entry.unavailable_until > now:
+                    return self._verdict(entry, url)
                 await self._load(entry, origin)
         return self._verdict(entry, url)
 
@@ -72,12 +74,12 @@ class RobotsCache:
         return entry.sitemaps if entry else ()
 
     def _verdict(self, entry: _Entry, url: str) -> RobotsVerdict:
-        if entry.allow_all:
+        if entry.allow_all or entry.allow_until > time.monotonic():
             return RobotsVerdict(True)
         if entry.parser is None:
             if entry.failures >= self._max_failures:
                 return RobotsVerdict(
-                    False, reason="robots.txt unreachable; host treated as disallowed"
+                    False, reason="robots.txt kept answering 5xx; host treated as disallowed"
                 )
             return RobotsVerdict(None, reason="robots.txt unavailable")
         allowed = bool(entry.parser.can_fetch(url, self._agent))
@@ -101,15 +103,18 @@ class RobotsCache:
                 entry.allow_all = True
         elif result.error is None and status is not None and 400 <= status < 500:
             entry.allow_all = True  # RFC 9309 2.3.1.3: "unavailable" means allow all
+        elif result.error is not None:
+            # No answer at all (refused address, DNS, connection, timeout): let the pages
+            # go ahead for a while, as Scrapy does. Their fetch meets the same fault and
+            # reports it with its own code and retries, which tells the user more than a
+            # robots.txt hold-up would; robots.txt is asked again after the pause.
+            entry.allow_until = time.monotonic() + self._retry_after
+            logger.info("robots.txt at %s failed (%s)", origin, result.error.code)
         else:
-            # 5xx or unreachable: RFC 9309 2.3.1.4 says assume complete disallow for now.
+            # 5xx: RFC 9309 2.3.1.4 says assume complete disallow for now, and ask again.
             entry.failures += 1
             entry.unavailable_until = time.monotonic() + self._retry_after
-            logger.info(
-                "robots.txt at %s unreachable (%s)",
-                origin,
-                result.error.code if result.error else status,
-            )
+            logger.info("robots.txt at %s answered %s; holding the host back", origin, status)
 
     def forget_job(self, job_id: str) -> None:
         for key in [key for key in self._entries if key[0] == job_id]:

@@ -247,3 +247,16 @@ async def test_cancel_stops_fetching(
     assert len(site.requests) <= seen + 2
     final = await trawl.job(job["id"])
     assert final["status"] == "cancelled" and final["finished_at"] is not None
+
+
+async def test_private_targets_are_refused_by_default(
+    make_server: Callable[..., Any], site: Site
+) -> None:
+    trawl: TrawlServer = await make_server(allow_private_networks=False)
+    job = await trawl.submit({"urls": [site.url("/"), "http://localhost:9/"]})
+    done = await trawl.wait_job(job["id"], timeout=15)
+    assert done["status"] == "completed"
+    results = await trawl.results(job["id"])
+    assert {item["error"]["code"] for item in results} == {"private_address"}
+    assert done["stats"]["pages_failed"] == 2
+    assert site.requests == [], "nothing may reach a loopback address"
