@@ -148,7 +148,8 @@ class JobRequest(BaseModel):
 
     urls: list[StrictStr] = Field(min_length=1)
     max_depth: StrictInt = Field(default=0, ge=0)
-    max_pages: StrictInt | None = Field(default=None, ge=1)
+    # validate_default: the default (None) is replaced by the server's default_max_pages.
+    max_pages: StrictInt | None = Field(default=None, ge=1, validate_default=True)
     scope: Literal["same-host", "same-domain", "any"] = "same-host"
     include: list[StrictStr] = Field(default_factory=list, max_length=100)
     exclude: list[StrictStr] = Field(default_factory=list, max_length=100)
