@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,18 +12,22 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     StrictBool,
     StrictFloat,
     StrictInt,
     StrictStr,
+    Tag,
     ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from service.errors import ValidationFailed
 from service.urls import canonicalize_url
@@ -102,20 +108,59 @@ def check_http_url(value: str) -> str:
 
 def _check_hostname(hostname: str) -> None:
     if ":" in hostname:  # IPv6 literal; urlsplit already unbracketed it
-        import ipaddress
-
+        if "%" in hostname:
+            # A zone id names an interface of *this* machine: meaningless for a crawl target.
+            raise ValueError("IPv6 zone identifiers are not accepted")
         try:
-            ipaddress.IPv6Address(hostname.split("%", 1)[0])
+            ipaddress.IPv6Address(hostname)
         except ValueError:
-            raise ValueError(f"{hostname!r} is not a valid IPv6 address") from None
+            raise ValueError(f"{_shorten(hostname)!r} is not a valid IPv6 address") from None
         return
     try:
         ascii_host = hostname.rstrip(".").encode("idna").decode("ascii")
     except UnicodeError:
-        raise ValueError(f"{hostname!r} is not a valid hostname") from None
+        raise ValueError(f"{_shorten(hostname)!r} is not a valid hostname") from None
     labels = ascii_host.split(".")
     if len(ascii_host) > 253 or not all(_LABEL.match(label) for label in labels):
-        raise ValueError(f"{hostname!r} is not a valid hostname")
+        raise ValueError(f"{_shorten(hostname)!r} is not a valid hostname")
+    for label in labels:
+        if label.startswith("xn--"):
+            # An A-label that does not decode (xn--a) can never resolve; say so now.
+            try:
+                label.encode("ascii").decode("idna")
+            except UnicodeError:
+                raise ValueError(f"{_shorten(hostname)!r} is not a valid hostname") from None
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    """Echo at most `limit` characters of client input in an error message."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_pattern(pattern: str) -> str:
+    """A regular expression that compiles (include/exclude)."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression: {exc}") from None
+    except (RecursionError, OverflowError, MemoryError):  # pathological nesting or repeats
+        raise ValueError("regular expression is too complex") from None
+    return pattern
+
+
+def check_selector(value: str | SelectorObject) -> str | SelectorObject:
+    """A CSS selector that soupsieve can compile."""
+    import soupsieve
+
+    css = value if isinstance(value, str) else value.css
+    if not css.strip():
+        raise ValueError("must be a non-empty CSS selector")
+    try:
+        soupsieve.compile(css)
+    except Exception as exc:  # soupsieve raises several types for bad input
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"invalid CSS selector: {first_line}") from None
+    return value
 
 
 class SelectorObject(BaseModel):
@@ -126,13 +171,19 @@ class SelectorObject(BaseModel):
     all: StrictBool = True
 
 
+def _default_events() -> list[WebhookEvent]:
+    return ["job.completed", "job.failed", "job.cancelled"]
+
+
+def _default_formats() -> list[Format]:
+    return ["metadata", "text", "links"]
+
+
 class Webhook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: StrictStr
-    events: list[WebhookEvent] = Field(
-        default_factory=lambda: ["job.completed", "job.failed", "job.cancelled"]
-    )
+    events: list[WebhookEvent] = Field(default_factory=_default_events)
     page_batch_size: StrictInt = Field(default=50, ge=1, le=1000)
 
     @field_validator("url")
@@ -141,32 +192,89 @@ class Webhook(BaseModel):
         return check_http_url(value)
 
 
+def _selector_kind(value: Any) -> str:
+    return "string" if isinstance(value, str) else "object"
+
+
+HttpUrl = Annotated[
+    StrictStr,
+    AfterValidator(check_http_url),
+    Field(json_schema_extra={"format": "uri", "pattern": "^[Hh][Tt][Tt][Pp][Ss]?://"}),
+]
+Pattern = Annotated[StrictStr, AfterValidator(check_pattern), Field(max_length=1000)]
+SelectorName = Annotated[StrictStr, Field(min_length=1, max_length=100)]
+# One branch is chosen by the value's type, so a bad value gets one clear error, not one
+# per union member.
+Selector = Annotated[
+    Annotated[StrictStr, Tag("string")] | Annotated[SelectorObject, Tag("object")],
+    Discriminator(_selector_kind),
+    AfterValidator(check_selector),
+]
+
+
 class JobRequest(BaseModel):
     """The body of `POST /v1/jobs`, validated and normalised."""
 
     model_config = ConfigDict(extra="forbid")
 
-    urls: list[StrictStr] = Field(min_length=1)
-    max_depth: StrictInt = Field(default=0, ge=0)
-    # validate_default: the default (None) is replaced by the server's default_max_pages.
-    max_pages: StrictInt | None = Field(default=None, ge=1, validate_default=True)
-    scope: Literal["same-host", "same-domain", "any"] = "same-host"
-    include: list[StrictStr] = Field(default_factory=list, max_length=100)
-    exclude: list[StrictStr] = Field(default_factory=list, max_length=100)
-    formats: list[Format] = Field(default_factory=lambda: ["metadata", "text", "links"])
-    selectors: dict[StrictStr, StrictStr | SelectorObject] = Field(
-        default_factory=dict, max_length=50
+    # The count is checked against the server's cap in `_url_count` (1000 by default).
+    urls: list[HttpUrl] = Field(
+        min_length=1,
+        json_schema_extra={"maxItems": 1000},
+        description="Seed URLs: absolute http(s), no credentials. `url` is a one-URL shorthand.",
     )
-    respect_robots: StrictBool = True
-    webhook: Webhook | None = None
+    max_depth: StrictInt = Field(
+        default=0, ge=0, description="Link hops to follow from a seed; 0 fetches only the seeds"
+    )
+    # validate_default: the echoed request shows the max_pages actually applied.
+    max_pages: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        validate_default=True,
+        description="Most pages fetched for the job (default and cap set by the server)",
+    )
+    scope: Literal["same-host", "same-domain", "any"] = Field(
+        default="same-host", description="Which discovered links may be followed"
+    )
+    include: list[Pattern] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Follow only URLs matching one of these regular expressions",
+    )
+    exclude: list[Pattern] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Never follow URLs matching one of these regular expressions",
+    )
+    formats: list[Format] = Field(
+        default_factory=_default_formats, description="What each result includes"
+    )
+    selectors: dict[SelectorName, Selector] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="`{name: css}`: each result's `data.name` lists the matched texts",
+    )
+    respect_robots: StrictBool = Field(default=True, description="Obey robots.txt")
+    webhook: Webhook | None = Field(default=None, description="Where to POST job events")
     # Options beyond the fixed contract.
-    only_main_content: StrictBool = False
-    respect_nofollow: StrictBool = False
-    follow_non_html: StrictBool = False
-    use_sitemap: StrictBool = False
-    per_host_concurrency: Annotated[StrictInt, Field(ge=1)] | None = None
-    per_host_delay: Annotated[StrictFloat | StrictInt, Field(ge=0, le=60)] | None = None
-    max_retries: Annotated[StrictInt, Field(ge=0, le=10)] | None = None
+    only_main_content: StrictBool = Field(
+        default=False, description="Text and markdown from the main content only"
+    )
+    respect_nofollow: StrictBool = Field(default=False, description='Skip rel="nofollow" links')
+    follow_non_html: StrictBool = Field(
+        default=False, description="Also follow links that look like files (pdf, zip, ...)"
+    )
+    use_sitemap: StrictBool = Field(default=False, description="Also seed from sitemap.xml")
+    per_host_concurrency: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        default=None, description="Most simultaneous requests to one host (server cap applies)"
+    )
+    # StrictFloat takes ints too, and no union means no member name in error paths.
+    per_host_delay: Annotated[StrictFloat, Field(ge=0, le=60)] | None = Field(
+        default=None, description="Seconds between requests to one host"
+    )
+    max_retries: Annotated[StrictInt, Field(ge=0, le=10)] | None = Field(
+        default=None, description="Retries of a transient failure"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -175,20 +283,25 @@ class JobRequest(BaseModel):
             data = dict(data)
             single = data.pop("url")
             if "urls" in data:
-                raise ValueError("give either 'url' or 'urls', not both")
+                raise PydanticCustomError(
+                    "url_and_urls", "give either 'url' or 'urls', not both", {"field": "url"}
+                )
             data["urls"] = [single]
         return data
 
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _url_count(cls, value: Any, info: ValidationInfo) -> Any:
+        # Checked before the items, so 100,000 URLs are refused without parsing each one.
+        limit = _context(info, "max_urls_per_job", 1000)
+        if isinstance(value, list) and len(value) > limit:
+            raise ValueError(f"at most {limit} URLs per job, got {len(value)}")
+        return value
+
     @field_validator("urls")
     @classmethod
-    def _urls(cls, value: list[str], info: ValidationInfo) -> list[str]:
-        limit = _context(info, "max_urls_per_job", 1000)
-        if len(value) > limit:
-            raise ValueError(f"at most {limit} URLs per job, got {len(value)}")
-        seen: dict[str, None] = {}
-        for url in value:
-            seen[check_http_url(url)] = None
-        return list(seen)
+    def _dedupe(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
     @field_validator("max_pages")
     @classmethod
@@ -208,35 +321,10 @@ class JobRequest(BaseModel):
             raise ValueError(f"must be at most {cap} (server cap)")
         return value
 
-    @field_validator("include", "exclude")
-    @classmethod
-    def _regexes(cls, value: list[str]) -> list[str]:
-        for index, pattern in enumerate(value):
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise ValueError(f"item {index}: invalid regular expression: {exc}") from None
-        return value
-
     @field_validator("formats")
     @classmethod
     def _formats(cls, value: list[str]) -> list[str]:
         return [fmt for fmt in FORMATS if fmt in value]
-
-    @field_validator("selectors")
-    @classmethod
-    def _selectors(cls, value: dict[str, str | SelectorObject]) -> dict[str, str | SelectorObject]:
-        import soupsieve
-
-        for name, spec in value.items():
-            css = spec if isinstance(spec, str) else spec.css
-            if not name or not css.strip():
-                raise ValueError(f"selector {name!r} must have a name and a CSS selector")
-            try:
-                soupsieve.compile(css)
-            except Exception as exc:  # soupsieve raises several types for bad input
-                raise ValueError(f"selector {name!r}: invalid CSS selector: {exc}") from None
-        return value
 
     @field_validator("per_host_concurrency")
     @classmethod
@@ -267,25 +355,53 @@ def parse_job_request(payload: Any, context: dict[str, Any]) -> JobRequest:
         return JobRequest.model_validate(payload, context=context)
     except ValidationError as exc:
         errors = [_describe(error) for error in exc.errors()]
+        if "url" in payload and "urls" not in payload:
+            # The client sent the shorthand: name what they sent, not what it became.
+            for error in errors:
+                error["field"] = re.sub(r"^urls(\[0\])?", "url", error["field"])
         fields = ", ".join(dict.fromkeys(error["field"] for error in errors))
         raise ValidationFailed(f"Invalid request: {fields}", errors=errors) from None
 
 
+# Friendlier words for pydantic's messages where the default reads oddly to API users.
+_MESSAGES = {
+    "extra_forbidden": "unknown field",
+    "missing": "required",
+    "model_attributes_type": "must be an object",
+    "model_type": "must be an object",
+    "dict_type": "must be an object",
+    "list_type": "must be an array",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "int_parsing": "must be an integer",
+    "int_from_float": "must be an integer",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+}
+
+
 def _describe(error: Any) -> dict[str, str]:
-    loc = [part for part in error["loc"] if not (isinstance(part, str) and part[:1].isupper())]
+    """One pydantic error as `{field, message}`, the field written like `urls[2]`."""
+    loc = list(error["loc"])
+    if error["type"] == "url_and_urls":
+        loc = ["url"]
+    elif loc[:1] == ["selectors"] and len(loc) >= 3 and loc[2] in ("string", "object", "[key]"):
+        # The branch tag (or pydantic's key marker) sits right after the selector's name.
+        del loc[2]
     path = ""
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in {"str", "SelectorObject", "function-after[_url(), str]"}:
-            continue
+        elif not path:
+            path = str(part)
+        elif re.fullmatch(r"[A-Za-z0-9_-]+", str(part)):
+            path += f".{part}"
         else:
-            path += f".{part}" if path else str(part)
-    message = str(error["msg"])
-    if error["type"] == "extra_forbidden":
-        message = "unknown field"
-    elif message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
+            path += f"[{json.dumps(str(part))}]"
+    message = _MESSAGES.get(error["type"]) or str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    if error["type"] == "model_type" and loc[:1] == ["selectors"]:
+        message = "must be a CSS selector string or an object {css, attr, all}"
     return {"field": path or "body", "message": message}
 
 

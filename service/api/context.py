@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sanic import Request, Sanic
 from sanic.config import Config
@@ -40,5 +40,5 @@ TrawlApp = Sanic[Config, AppContext]
 
 
 def ctx(request: Request) -> AppContext:
-    context: AppContext = request.app.ctx
-    return context
+    """The app's typed context (Request.app is typed with Sanic's default context)."""
+    return cast(AppContext, request.app.ctx)

@@ -17,7 +17,10 @@ bp = Blueprint("ops")
 @bp.get("/health")
 @openapi.definition(
     summary="Liveness; also checks the database answers",
-    response=[openapi.definitions.Response({"application/json": schemas.Health}, status=200)],
+    response=[
+        schemas.ok(200, schemas.Health, "Serving, and the database answers"),
+        *schemas.problems(503),
+    ],
 )
 async def health(request: Request) -> HTTPResponse:
     try:
@@ -28,7 +31,14 @@ async def health(request: Request) -> HTTPResponse:
 
 
 @bp.get("/metrics")
-@openapi.definition(summary="Prometheus metrics (text exposition format)")
+@openapi.definition(
+    summary="Prometheus metrics (text exposition format)",
+    response=openapi.definitions.Response(
+        {"text/plain": {"schema": schemas.RawSchema(type="string")}},
+        status=200,
+        description="Prometheus text format 0.0.4",
+    ),
+)
 async def prometheus(request: Request) -> HTTPResponse:
     app = ctx(request)
     counts = await app.db.jobs_by_status()

@@ -29,7 +29,14 @@ from service.store.base import IdempotencyConflict, NewJob, encode_cursor
 
 bp = Blueprint("jobs", url_prefix="/v1/jobs")
 
-_PROBLEM = {"application/problem+json": schemas.Problem}
+_SECURED: dict[str, list[str]] = {"bearerAuth": []}
+_JOB_ID = openapi.definitions.Parameter("job_id", str, "path", description="The job's id")
+_STATUSES = [status.value for status in JobStatus]
+
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; JSON (RFC 8259) does not.
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def read_json_body(request: Request) -> Any:
@@ -38,8 +45,10 @@ def read_json_body(request: Request) -> Any:
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise UnsupportedMedia()
     try:
-        return json.loads(request.body or b"")
-    except (ValueError, UnicodeDecodeError) as exc:
+        return json.loads(request.body or b"", parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest("The request body is nested too deeply.") from None
+    except ValueError as exc:  # includes JSONDecodeError and UnicodeDecodeError
         raise BadRequest(f"The request body is not valid JSON: {exc}") from None
 
 
@@ -51,14 +60,27 @@ def _owner(request: Request) -> str | None:
 @bp.post("")
 @openapi.definition(
     summary="Submit a scrape or crawl job",
-    body={"application/json": JobRequest},
-    response=[
-        openapi.definitions.Response({"application/json": schemas.JobOut}, status=202),
-        openapi.definitions.Response(_PROBLEM, status=422),
-    ],
-    parameter=openapi.definitions.Parameter(
-        "Idempotency-Key", str, location="header", required=False
+    description=(
+        "Validates and stores the job, then answers at once; poll the `Location` "
+        "URL. `url` (one string) may be given instead of `urls`."
     ),
+    body=openapi.definitions.RequestBody(
+        {"application/json": schemas.ref(JobRequest)}, required=True
+    ),
+    parameter=openapi.definitions.Parameter(
+        "Idempotency-Key",
+        schemas.RawSchema(type="string", maxLength=255),
+        "header",
+        description=(
+            "Retrying with the same key and body returns the original job "
+            "(`Idempotent-Replayed: true`); the same key with another body is a 422."
+        ),
+    ),
+    response=[
+        schemas.ok(202, schemas.JobOut, "Accepted; `Location: /v1/jobs/{id}`"),
+        *schemas.problems(400, 401, 409, 413, 415, 422, 429, 503),
+    ],
+    secured=_SECURED,
 )
 async def create_job(request: Request) -> HTTPResponse:
     app = ctx(request)
@@ -123,11 +145,15 @@ async def create_job(request: Request) -> HTTPResponse:
 @openapi.definition(
     summary="List jobs, newest first",
     parameter=[
-        openapi.definitions.Parameter("status", str, location="query"),
-        openapi.definitions.Parameter("limit", int, location="query"),
-        openapi.definitions.Parameter("cursor", str, location="query"),
+        schemas.query("status", "Only jobs in this status", type="string", enum=_STATUSES),
+        schemas.query("limit", "Page size", type="integer", minimum=1, maximum=100, default=20),
+        schemas.query("cursor", "`next_cursor` of the previous page", type="string"),
     ],
-    response=[openapi.definitions.Response({"application/json": schemas.JobList}, status=200)],
+    response=[
+        schemas.ok(200, schemas.JobList, "A page of jobs"),
+        *schemas.problems(401, 422, 429),
+    ],
+    secured=_SECURED,
 )
 async def list_jobs(request: Request) -> HTTPResponse:
     status_text = choice_param(request, "status", tuple(s.value for s in JobStatus))
@@ -150,17 +176,22 @@ async def load_job(request: Request, job_id: str) -> Job:
     """The caller's job, or 404 (another key's job is indistinguishable from none)."""
     job = await ctx(request).db.get_job(job_id, _owner(request))
     if job is None:
-        raise NotFound(f"No job with id {job_id!r}.")
+        raise unknown_job(job_id)
     return job
+
+
+def unknown_job(job_id: str) -> NotFound:
+    # Echo a bounded amount of what the client sent: ids are 36 characters.
+    shown = job_id if len(job_id) <= 64 else job_id[:63] + "…"
+    return NotFound(f"No job with id {shown!r}.")
 
 
 @bp.get("/<job_id:str>")
 @openapi.definition(
     summary="Poll a job",
-    response=[
-        openapi.definitions.Response({"application/json": schemas.JobOut}, status=200),
-        openapi.definitions.Response(_PROBLEM, status=404),
-    ],
+    parameter=_JOB_ID,
+    response=[schemas.ok(200, schemas.JobOut, "The job"), *schemas.problems(401, 404, 429)],
+    secured=_SECURED,
 )
 async def get_job(request: Request, job_id: str) -> HTTPResponse:
     return json_response((await load_job(request, job_id)).as_dict())
@@ -169,16 +200,16 @@ async def get_job(request: Request, job_id: str) -> HTTPResponse:
 @bp.delete("/<job_id:str>")
 @openapi.definition(
     summary="Cancel a job (idempotent)",
-    response=[
-        openapi.definitions.Response({"application/json": schemas.JobOut}, status=200),
-        openapi.definitions.Response(_PROBLEM, status=404),
-    ],
+    description="Answers the job: `cancelled`, or its final status if it had already ended.",
+    parameter=_JOB_ID,
+    response=[schemas.ok(200, schemas.JobOut, "The job"), *schemas.problems(401, 404, 429)],
+    secured=_SECURED,
 )
 async def cancel_job(request: Request, job_id: str) -> HTTPResponse:
     app = ctx(request)
     job = await app.db.cancel_job(job_id, _owner(request))
     if job is None:
-        raise NotFound(f"No job with id {job_id!r}.")
+        raise unknown_job(job_id)
     if app.crawler is not None and job.status is JobStatus.CANCELLED:
         await app.crawler.job_cancelled(job_id)
     return json_response(job.as_dict())

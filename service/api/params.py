@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+import re
+
 from sanic import Request
 
 from service.errors import field_error
 from service.store.base import decode_cursor
+
+# int() would also take " 7", "1_0" and non-ASCII digits; a query parameter should not.
+_DIGITS = re.compile(r"[0-9]{1,9}")
+# Positions are SQLite/PostgreSQL BIGINTs: a forged cursor beyond that must not reach SQL.
+_MAX_POSITION = 2**63 - 1
 
 
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise field_error(name, f"must be an integer from {low} to {high}") from None
-    if not low <= value <= high:
+    if not _DIGITS.fullmatch(raw) or not low <= int(raw) <= high:
         raise field_error(name, f"must be an integer from {low} to {high}")
-    return value
+    return int(raw)
 
 
 def cursor_param(request: Request) -> int | None:
@@ -26,11 +29,12 @@ def cursor_param(request: Request) -> int | None:
     if raw is None or raw == "":
         return None
     try:
-        return decode_cursor(raw)
+        position = decode_cursor(raw)
     except ValueError:
-        raise field_error(
-            "cursor", "invalid cursor; use next_cursor from a previous page"
-        ) from None
+        position = -1
+    if not 0 <= position <= _MAX_POSITION:
+        raise field_error("cursor", "invalid cursor; use next_cursor from a previous page")
+    return position
 
 
 def choice_param(request: Request, name: str, choices: tuple[str, ...]) -> str | None:
@@ -39,4 +43,4 @@ def choice_param(request: Request, name: str, choices: tuple[str, ...]) -> str |
         return None
     if raw not in choices:
         raise field_error(name, f"must be one of {', '.join(choices)}")
-    return raw
+    return str(raw)

@@ -18,6 +18,10 @@ from service.store.base import encode_cursor
 bp = Blueprint("results", url_prefix="/v1/jobs")
 
 _OUTCOMES = tuple(o.value for o in Outcome)
+_JOB_ID = openapi.definitions.Parameter("job_id", str, "path", description="The job's id")
+_OUTCOME = schemas.query(
+    "outcome", "Only results with this outcome", type="string", enum=list(_OUTCOMES)
+)
 
 
 def _outcome(request: Request) -> Outcome | None:
@@ -28,12 +32,18 @@ def _outcome(request: Request) -> Outcome | None:
 @bp.get("/<job_id:str>/results")
 @openapi.definition(
     summary="Page through a job's results",
+    description="Results in storage order; pages are stable while the job still runs.",
     parameter=[
-        openapi.definitions.Parameter("limit", int, location="query"),
-        openapi.definitions.Parameter("cursor", str, location="query"),
-        openapi.definitions.Parameter("outcome", str, location="query"),
+        _JOB_ID,
+        schemas.query("limit", "Page size", type="integer", minimum=1, maximum=1000, default=50),
+        schemas.query("cursor", "`next_cursor` of the previous page", type="string"),
+        _OUTCOME,
     ],
-    response=[openapi.definitions.Response({"application/json": schemas.PageList}, status=200)],
+    response=[
+        schemas.ok(200, schemas.PageList, "A page of results"),
+        *schemas.problems(401, 404, 422, 429),
+    ],
+    secured={"bearerAuth": []},
 )
 async def list_results(request: Request, job_id: str) -> HTTPResponse:
     outcome = _outcome(request)
@@ -58,8 +68,16 @@ async def list_results(request: Request, job_id: str) -> HTTPResponse:
 @bp.get("/<job_id:str>/results.ndjson")
 @openapi.definition(
     summary="Stream every result, one JSON document per line",
-    parameter=[openapi.definitions.Parameter("outcome", str, location="query")],
-    response=[openapi.definitions.Response({"application/x-ndjson": schemas.PageOut})],
+    parameter=[_JOB_ID, _OUTCOME],
+    response=[
+        openapi.definitions.Response(
+            {"application/x-ndjson": schemas.ref(schemas.PageOut)},
+            status=200,
+            description="One PageOut JSON document per line",
+        ),
+        *schemas.problems(401, 404, 422, 429),
+    ],
+    secured={"bearerAuth": []},
 )
 async def stream_results(request: Request, job_id: str) -> None:
     outcome = _outcome(request)

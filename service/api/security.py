@@ -12,7 +12,7 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from service.api.context import ctx
-from service.errors import RateLimited, Unauthorized
+from service.errors import NotFound, RateLimited, Unauthorized
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -62,33 +62,63 @@ class RateLimiter:
         return (1.0 - bucket.tokens) / rate
 
 
-def authenticate(request: Request) -> None:
-    """Set `request.ctx.owner` from the bearer key, or raise 401 when keys are required."""
-    request.ctx.owner = None
-    if not request.path.startswith("/v1/"):
-        return
-    settings = ctx(request).settings
-    client = request.remote_addr or request.ip or "unknown"
-    if settings.api_keys:
-        header = request.headers.get("authorization") or ""
-        scheme, _, presented = header.partition(" ")
-        presented = presented.strip()
-        if scheme.lower() != "bearer" or not presented:
-            raise Unauthorized("Missing API key: send `Authorization: Bearer <key>`.")
-        # Compare against every key in constant time: no early exit reveals a prefix.
-        matched = None
-        for key in settings.api_keys:
-            if hmac.compare_digest(presented.encode(), key.encode()):
-                matched = key
-        if matched is None:
-            raise Unauthorized("Invalid API key.")
-        request.ctx.owner = key_owner(matched)
-        client = request.ctx.owner
+def _unserved(request: Request) -> bool:
+    """Routes sanic-ext adds that this service must not answer.
+
+    Swagger UI's OAuth2 redirect page is fetched from a CDN with a blocking `urlopen`
+    inside the request: an unauthenticated client could stall the event loop (or get a
+    500 offline). Trawl has no OAuth2, so the page is simply not there.
+    """
+    config = request.app.config
+    prefix = str(getattr(config, "OAS_URL_PREFIX", "/docs")).rstrip("/")
+    redirect = str(getattr(config, "OAS_UI_SWAGGER_OAUTH2_REDIRECT", "/oauth2-redirect.html"))
+    return request.path == prefix + redirect
+
+
+def _match_key(presented: str, keys: tuple[str, ...]) -> str | None:
+    # Compare against every key in constant time: no early exit reveals a prefix or
+    # which key came close. Digests first, so differing lengths take the same time too.
+    digest = hashlib.sha256(presented.encode()).digest()
+    matched = None
+    for key in keys:
+        if hmac.compare_digest(digest, hashlib.sha256(key.encode()).digest()):
+            matched = key
+    return matched
+
+
+def _throttle(request: Request, client: str) -> None:
     limiter: RateLimiter | None = getattr(request.app.ctx, "rate_limiter", None)
     if limiter is not None:
         wait = limiter.check(client)
         if wait > 0:
             raise RateLimited(math.ceil(wait))
+
+
+def authenticate(request: Request) -> None:
+    """Set `request.ctx.owner` from the bearer key, or raise 401 when keys are required."""
+    request.ctx.owner = None
+    if _unserved(request):
+        raise NotFound()
+    if not request.path.startswith("/v1/"):
+        return
+    settings = ctx(request).settings
+    address = request.remote_addr or request.ip or "unknown"
+    if not settings.api_keys:
+        _throttle(request, f"ip:{address}")
+        return
+    header = request.headers.get("authorization") or ""
+    scheme, _, presented = header.partition(" ")
+    presented = presented.strip()
+    matched = _match_key(presented, settings.api_keys) if presented else None
+    if scheme.lower() != "bearer" or matched is None:
+        # Failed attempts spend the caller address's budget, so keys cannot be guessed
+        # at line rate.
+        _throttle(request, f"ip:{address}")
+        if scheme.lower() != "bearer" or not presented:
+            raise Unauthorized("Missing API key: send `Authorization: Bearer <key>`.")
+        raise Unauthorized("Invalid API key.")
+    request.ctx.owner = key_owner(matched)
+    _throttle(request, f"key:{request.ctx.owner}")
 
 
 def add_security_headers(request: Request, response: HTTPResponse) -> None:
