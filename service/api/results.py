@@ -32,7 +32,11 @@ def _outcome(request: Request) -> Outcome | None:
 @bp.get("/<job_id:str>/results")
 @openapi.definition(
     summary="Page through a job's results",
-    description="Results in storage order; pages are stable while the job still runs.",
+    description=(
+        "Results in storage order; pages are stable while the job runs. Until the job "
+        "has finished, `next_cursor` is always set (an empty page means: poll again "
+        "later); it is null once every result of a finished job has been returned."
+    ),
     parameter=[
         _JOB_ID,
         schemas.query("limit", "Page size", type="integer", minimum=1, maximum=1000, default=50),
@@ -49,11 +53,19 @@ async def list_results(request: Request, job_id: str) -> HTTPResponse:
     outcome = _outcome(request)
     limit = int_param(request, "limit", 50, 1, 1000)
     after = cursor_param(request) or 0
-    await load_job(request, job_id)
+    # The status is read before the rows: a job is marked finished in the transaction
+    # that stores its last result, so "finished" here means every row is visible below.
+    job = await load_job(request, job_id)
     rows = await ctx(request).db.list_results(job_id, outcome, limit + 1, after)
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor = encode_cursor(rows[-1][0]) if more else None
+    if rows and (more or not job.status.is_final):
+        cursor: str | None = encode_cursor(rows[-1][0])
+    elif not job.status.is_final:
+        # Caught up with a job that is still running: the same position, to poll again.
+        cursor = encode_cursor(after)
+    else:
+        cursor = None
     # The pages are stored as JSON documents: splice them in rather than re-encode.
     body = (
         '{"items":['
