@@ -78,7 +78,12 @@ class PageOut(BaseModel):
 
 class PageList(BaseModel):
     items: list[PageOut]
-    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: end")
+    next_cursor: str | None = Field(
+        description=(
+            "Pass as ?cursor= for the next page. Always set while the job runs (poll it); "
+            "null once a finished job's last result has been returned"
+        )
+    )
 
 
 class FieldError(BaseModel):
@@ -133,6 +138,8 @@ def to_openapi30(schema: Any) -> Any:
             out["allOf"] = rest  # siblings of a $ref are ignored in 3.0
         else:
             out["anyOf"] = rest
+    if "$ref" in out and len(out) > 1:
+        out = {"allOf": [{"$ref": out.pop("$ref")}], **out}
     return out
 
 
