@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
+import pytest_asyncio
 
-from tests.conftest import TrawlServer
+from tests.conftest import TrawlServer, test_settings
 
 MakeServer = Callable[..., Awaitable[TrawlServer]]
 
@@ -25,6 +26,18 @@ LEAK_MARKERS = ("Traceback", 'File "', ".py", "/work/", "site-packages", "sanic.
 async def api(make_server: MakeServer) -> TrawlServer:
     """A server with no crawl workers (role=web): jobs stay queued, results never come."""
     return await make_server(role="web")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def module_api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[TrawlServer]:
+    """One API-only server for a whole module, for tests that only read or add jobs.
+
+    Tests using it run on the module's event loop: `pytest.mark.asyncio(loop_scope="module")`.
+    """
+    server = TrawlServer(test_settings(tmp_path_factory.mktemp("api"), role="web"))
+    await server.start()
+    yield server
+    await server.stop()
 
 
 def assert_problem(

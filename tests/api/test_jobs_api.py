@@ -109,6 +109,26 @@ async def test_unknown_job_is_a_404_problem(api: TrawlServer) -> None:
     assert len(body["detail"]) < 200, "the detail echoes a bounded part of the id"
 
 
+async def test_server_caps_come_from_settings(make_server: MakeServer) -> None:
+    server = await make_server(
+        role="web", max_urls_per_job=3, max_pages_cap=50, max_depth_cap=2, default_max_pages=10
+    )
+
+    too_many = await post_json(server, {"urls": [f"{SEED}{i}" for i in range(4)]})
+    too_deep = await post_json(server, {"urls": [SEED], "max_depth": 3})
+    too_big = await post_json(server, {"urls": [SEED], "max_pages": 51})
+    at_caps = await post_json(
+        server, {"urls": [f"{SEED}{i}" for i in range(3)], "max_depth": 2, "max_pages": 50}
+    )
+    defaulted = await post_json(server, {"urls": [SEED]})
+
+    assert "at most 3" in assert_problem(too_many, 422, "urls")["errors"][0]["message"]
+    assert "at most 2" in assert_problem(too_deep, 422, "max_depth")["errors"][0]["message"]
+    assert "at most 50" in assert_problem(too_big, 422, "max_pages")["errors"][0]["message"]
+    assert at_caps.status_code == 202, at_caps.text
+    assert defaulted.json()["request"]["max_pages"] == 10
+
+
 # -- GET /v1/jobs --------------------------------------------------------------------
 
 
