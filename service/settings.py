@@ -29,6 +29,7 @@ class Settings:
     port: int = 8000
     database_url: str = "sqlite:///data/trawl.db"
     role: str = "all"  # all | web | worker
+    db_pool_size: int = 10  # PostgreSQL connections per process
 
     # Security.
     allow_private_networks: bool = False
@@ -37,6 +38,8 @@ class Settings:
     insecure_no_auth: bool = False
     rate_limit_per_minute: int = 600
     webhook_secret: str = ""
+    webhook_retry_base: float = 1.0  # seconds before the first retry; doubles per attempt
+    webhook_max_attempts: int = 8
 
     # Crawling.
     concurrency: int = 32
@@ -53,6 +56,7 @@ class Settings:
     max_body_bytes: int = 10 * 1024 * 1024
     max_redirects: int = 10
     host_failure_threshold: int = 10
+    lease_seconds: float = 120.0  # a claimed URL returns to the frontier if not renewed
 
     # Server-side caps on what a job may ask for.
     max_urls_per_job: int = 1000
@@ -90,6 +94,7 @@ class Settings:
             port=reader.int("PORT", defaults.port, minimum=0),
             database_url=reader.str("DATABASE_URL", defaults.database_url),
             role=reader.str("SCRAPER_ROLE", defaults.role),
+            db_pool_size=reader.int("SCRAPER_DB_POOL_SIZE", defaults.db_pool_size, minimum=1),
             allow_private_networks=reader.bool("SCRAPER_ALLOW_PRIVATE_NETWORKS", False),
             allowed_networks=reader.networks("SCRAPER_ALLOWED_NETWORKS"),
             api_keys=reader.list("SCRAPER_API_KEYS"),
@@ -98,6 +103,12 @@ class Settings:
                 "SCRAPER_RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute, minimum=0
             ),
             webhook_secret=reader.str("SCRAPER_WEBHOOK_SECRET", "") or secrets.token_hex(32),
+            webhook_retry_base=reader.float(
+                "SCRAPER_WEBHOOK_RETRY_BASE", defaults.webhook_retry_base
+            ),
+            webhook_max_attempts=reader.int(
+                "SCRAPER_WEBHOOK_MAX_ATTEMPTS", defaults.webhook_max_attempts, minimum=1
+            ),
             concurrency=reader.int("SCRAPER_CONCURRENCY", defaults.concurrency, minimum=1),
             per_host_concurrency=reader.int(
                 "SCRAPER_PER_HOST_CONCURRENCY", defaults.per_host_concurrency, minimum=1
@@ -118,6 +129,7 @@ class Settings:
             host_failure_threshold=reader.int(
                 "SCRAPER_HOST_FAILURE_THRESHOLD", defaults.host_failure_threshold, minimum=1
             ),
+            lease_seconds=reader.float("SCRAPER_LEASE_SECONDS", defaults.lease_seconds),
             max_urls_per_job=reader.int(
                 "SCRAPER_MAX_URLS_PER_JOB", defaults.max_urls_per_job, minimum=1
             ),
@@ -148,6 +160,11 @@ class Settings:
         )
         if settings.role not in {"all", "web", "worker"}:
             raise ConfigError(f"SCRAPER_ROLE must be all, web or worker, not {settings.role!r}")
+        if settings.lease_seconds < 1.0:
+            # Workers renew their leases every 0.5 s; shorter leases would expire in between.
+            raise ConfigError(
+                f"SCRAPER_LEASE_SECONDS must be at least 1, got {settings.lease_seconds}"
+            )
         return settings
 
 

@@ -47,6 +47,43 @@ _COUNTER = {
     Outcome.SKIPPED: "pages_skipped",
 }
 
+_CLAIM = """
+UPDATE frontier SET state = 'claimed', claimed_until = ?, claimed_by = ?
+WHERE id IN (
+    SELECT f.id FROM frontier f JOIN jobs j ON j.id = f.job_id
+    WHERE f.state = 'pending' AND f.not_before <= ? AND j.status IN ('queued', 'running')
+    ORDER BY f.depth, f.id LIMIT ?
+) RETURNING id, job_id, url, host, depth, attempts
+"""
+
+# Per-host politeness in the claim itself: a host's claimed URLs (of active jobs; a
+# cancelled job's leftovers do not count) plus the ones handed out now stay within the
+# job's per_host_concurrency, else the default. Full hosts are filtered out before the
+# LIMIT so they cannot starve other hosts; the window function ranks the rest per host.
+_CLAIM_PER_HOST = """
+WITH active AS (
+    SELECT id, coalesce(json_extract(request, '$.per_host_concurrency'), ?) AS host_limit
+    FROM jobs WHERE status IN ('queued', 'running')
+),
+busy AS (
+    SELECT f.host, count(*) AS n FROM frontier f JOIN active a ON a.id = f.job_id
+    WHERE f.state = 'claimed' GROUP BY f.host
+),
+candidates AS (
+    SELECT f.id, f.host, f.depth, a.host_limit, coalesce(b.n, 0) AS n
+    FROM frontier f JOIN active a ON a.id = f.job_id LEFT JOIN busy b ON b.host = f.host
+    WHERE f.state = 'pending' AND f.not_before <= ? AND coalesce(b.n, 0) < a.host_limit
+    ORDER BY f.depth, f.id LIMIT ?
+),
+ranked AS (
+    SELECT id, host_limit, n + row_number() OVER (PARTITION BY host ORDER BY depth, id) AS slot
+    FROM candidates
+)
+UPDATE frontier SET state = 'claimed', claimed_until = ?, claimed_by = ?
+WHERE id IN (SELECT id FROM ranked WHERE slot <= host_limit)
+RETURNING id, job_id, url, host, depth, attempts
+"""
+
 
 def sqlite_path(database_url: str) -> str:
     """File path of a `sqlite:///relative` or `sqlite:////absolute` URL."""
@@ -293,7 +330,8 @@ class SQLiteStore:
     async def list_jobs(
         self, owner: str | None, status: JobStatus | None, limit: int, before_seq: int | None
     ) -> list[Job]:
-        clauses, params = ["coalesce(owner, '') = ?"], [owner or ""]
+        clauses = ["coalesce(owner, '') = ?"]
+        params: list[Any] = [owner or ""]
         if status is not None:
             clauses.append("status = ?")
             params.append(status.value)
@@ -386,21 +424,19 @@ class SQLiteStore:
 
         return await self._write(work)
 
-    async def claim(self, limit: int, worker: str, lease: float) -> list[FrontierItem]:
+    async def claim(
+        self, limit: int, worker: str, lease: float, per_host: int | None = None
+    ) -> list[FrontierItem]:
         now = time.time()
         started = rfc3339(datetime.now().astimezone())
 
         async def work(conn: aiosqlite.Connection) -> list[FrontierItem]:
-            cursor = await conn.execute(
-                "UPDATE frontier SET state = 'claimed', claimed_until = ?, claimed_by = ? "
-                "WHERE id IN ("
-                "  SELECT f.id FROM frontier f JOIN jobs j ON j.id = f.job_id"
-                "  WHERE f.state = 'pending' AND f.not_before <= ?"
-                "    AND j.status IN ('queued', 'running')"
-                "  ORDER BY f.depth, f.id LIMIT ?"
-                ") RETURNING id, job_id, url, host, depth, attempts",
-                (now + lease, worker, now, limit),
-            )
+            if per_host is None:
+                cursor = await conn.execute(_CLAIM, (now + lease, worker, now, limit))
+            else:
+                cursor = await conn.execute(
+                    _CLAIM_PER_HOST, (per_host, now, limit, now + lease, worker)
+                )
             rows = await cursor.fetchall()
             await cursor.close()
             items = [
