@@ -1,0 +1,130 @@
+"""`python -m service` as a real child process, for exposure, crash and fuzz tests."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from tests.conftest import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+
+# Settings a test child inherits unless it overrides them: fast start, nothing inherited
+# from the developer's shell (a stray SCRAPER_API_KEYS would change every answer).
+BASE_ENV = {
+    "SCRAPER_PARSER_PROCESSES": "1",
+    "SCRAPER_RETRY_BASE_DELAY": "0.05",
+    "SCRAPER_LOG_LEVEL": "INFO",
+}
+
+
+class ServiceProcess:
+    """One `python -m service` child; its output goes to a log file for diagnostics."""
+
+    def __init__(
+        self,
+        tmp_path: Path,
+        *,
+        env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        port: int | None = None,
+        database: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.database = database or tmp_path / "trawl.db"
+        self.log_path = tmp_path / f"service-{self.port}-{time.monotonic_ns()}.log"
+        self.args = args
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("SCRAPER_") and key not in ("HOST", "PORT", "DATABASE_URL")
+        }
+        self.env.update(BASE_ENV)
+        self.env.update({"PORT": str(self.port), "DATABASE_URL": f"sqlite:///{self.database}"})
+        self.env.update(env or {})
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "service", *self.args],
+                cwd=REPO,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, timeout=10.0, trust_env=False, **kwargs)
+
+    async def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until /health answers 200; fails early (with the log) if the process exits."""
+        deadline = time.monotonic() + timeout
+        async with self.client() as client:
+            while True:
+                if self.returncode() is not None:
+                    raise AssertionError(f"service exited {self.returncode()}:\n{self.log}")
+                try:
+                    if (await client.get("/health")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"service not ready within {timeout}s:\n{self.log}")
+                await asyncio.sleep(0.05)
+
+    def returncode(self) -> int | None:
+        assert self.process is not None
+        return self.process.poll()
+
+    async def wait_exit(self, timeout: float) -> int:
+        """The exit status, waiting at most `timeout` seconds (then kill and fail)."""
+        deadline = time.monotonic() + timeout
+        while (code := self.returncode()) is None:
+            if time.monotonic() > deadline:
+                self.kill()
+                raise AssertionError(f"service still running after {timeout}s:\n{self.log}")
+            await asyncio.sleep(0.02)
+        return code
+
+    def signal(self, signum: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(signum)
+
+    def kill(self) -> None:
+        """SIGKILL, then reap (a crash: nothing runs on the way down)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    async def __aenter__(self) -> ServiceProcess:
+        return self.start()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.kill()
