@@ -134,6 +134,14 @@ async def _open(app: TrawlApp) -> None:
         crawler = Crawler(settings, store, fetcher, parser)
         await crawler.start()
         context.crawler = crawler
+    if settings.role in ("all", "worker"):
+        from service.webhooks import WEBHOOK_TASK, WebhookDispatcher
+
+        # Its own task and client, stopped by `context.stop`: the crawl never waits on it.
+        webhooks = WebhookDispatcher(settings, store)
+        context.background.append(
+            asyncio.create_task(webhooks.run(context.stop), name=WEBHOOK_TASK)
+        )
     logger.info(
         "trawl ready (role=%s, database=%s)", settings.role, settings.database_url.split("@")[-1]
     )
@@ -141,10 +149,18 @@ async def _open(app: TrawlApp) -> None:
 
 async def _drain(app: TrawlApp) -> None:
     context = app.ctx
+    deadline = asyncio.get_running_loop().time() + context.settings.grace_period
     if context.stop is not None:
         context.stop.set()
     if context.crawler is not None:
         await context.crawler.stop(context.settings.grace_period)
+    from service.webhooks import WEBHOOK_TASK
+
+    # The webhook dispatcher winds down on `stop`: let in-flight deliveries finish (an
+    # interrupted one stays due in the outbox, so cancelling is safe, only wasteful).
+    webhooks = [task for task in context.background if task.get_name() == WEBHOOK_TASK]
+    if webhooks:
+        await asyncio.wait(webhooks, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
     for task in context.background:
         task.cancel()
     await asyncio.gather(*context.background, return_exceptions=True)
