@@ -442,9 +442,8 @@ def main(argv: list[str] | None = None) -> int:
         _print_memory(result)
     else:
         _print_load(result)
-    report.RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    name = f"{'memory' if args.memory else 'load'}-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path = report.RESULTS_DIR / name
+    mode = "memory" if args.memory else "load"
+    path = report.result_path(f"{mode}-{time.strftime('%Y%m%dT%H%M%S')}")
     path.write_text(json.dumps({"args": vars(args), **result}, indent=2) + "\n")
     print(f"\nresults: {path}")
     if args.memory:

@@ -83,6 +83,19 @@ def read_tree(pid: int, *, with_pss: bool = True) -> TreeUsage:
     )
 
 
+def cpu_by_process(pid: int) -> dict[int, tuple[str, float]]:
+    """{pid: (command line, user+sys seconds)} for each live process in pid's tree."""
+    out: dict[int, tuple[str, float]] = {}
+    for member in tree(pid):
+        try:
+            raw = Path(f"/proc/{member}/cmdline").read_bytes()
+            command = raw.replace(b"\0", b" ").decode(errors="replace").strip()
+            out[member] = (command, _cpu(member, include_reaped=False))
+        except (FileNotFoundError, ProcessLookupError, PermissionError, ValueError):
+            continue
+    return out
+
+
 @dataclass(slots=True)
 class TreeSampler:
     """Samples a process tree every `interval` seconds in a background thread."""

@@ -156,10 +156,19 @@ def coverage_lines(runs: Sequence[RunResult]) -> list[str]:
     return out
 
 
+def result_path(stem: str, directory: Path = RESULTS_DIR) -> Path:
+    """A new file in `directory` named after `stem`, never one another run just wrote."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path, n = directory / f"{stem}.json", 1
+    while path.exists():
+        n += 1
+        path = directory / f"{stem}-{n}.json"
+    return path
+
+
 def write(runs: Sequence[RunResult], meta: dict[str, Any], directory: Path = RESULTS_DIR) -> Path:
     """Write bench/results/<timestamp>.json and return its path."""
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path = result_path(time.strftime("%Y%m%dT%H%M%S"), directory)
     data = {"meta": meta, "summary": summarise(runs), "runs": [r.to_json() for r in runs]}
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")
     return path

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 import report
 import scrapy_runner
 import trawl_runner
@@ -149,6 +151,13 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for line in report.coverage_lines(runs):
         print(f"- {line}")
+    for r in runs:
+        wall = f"{r.pages / r.wall_seconds:.1f} pages/s" if r.wall_seconds else "n/a"
+        span = "POST to completed seen" if r.system == "Trawl" else "process start to exit"
+        print(f"- {r.system} #{r.run} wall clock, {span}: {r.wall_seconds or 0:.1f} s ({wall})")
+        if split := r.details.get("cpu_seconds_by_process"):
+            parts = ", ".join(f"{name} {cpu:.1f}" for name, cpu in split.items())
+            print(f"  CPU seconds by process: {parts}")
     lag_sources = {r.system: r.lag_source for r in runs}
     print("- loop lag: " + "; ".join(f"{k}: {v}" for k, v in lag_sources.items()))
     path = report.write(runs, meta)
@@ -175,7 +184,7 @@ def _run_one(
         if running.exit_code != 0:
             result.details["log_tail"] = running.log_tail()
         return result
-    except (RuntimeError, TimeoutError, OSError) as exc:
+    except (RuntimeError, TimeoutError, OSError, httpx.HTTPError) as exc:
         return RunResult(system="Trawl", run=run, error=str(exc)[-3000:])
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 
 from measures import loop_lag, parse_prometheus, percentile
-from procstat import TreeSampler, read_tree
+from procstat import TreeSampler, cpu_by_process, read_tree
 from report import Coverage, RunResult
 from server import free_port, stop_process
 from sitegen import Site, canonical, expected_urls
@@ -132,10 +132,11 @@ def crawl(
     }
     sampler = TreeSampler(running.process.pid, interval=0.1).start()
     latencies: list[float] = []
-    statuses: Counter[int] = Counter()
+    statuses: Counter[str] = Counter()
     with httpx.Client(base_url=running.base_url, timeout=30.0, trust_env=False) as client:
         metrics_before = _metrics(client)
         cpu_before = read_tree(running.process.pid, with_pss=False).cpu_seconds
+        per_process_before = cpu_by_process(running.process.pid)
         submitted = time.monotonic()
         response = client.post("/v1/jobs", json=request)
         if response.status_code != 202:
@@ -147,13 +148,18 @@ def crawl(
         while job["status"] not in FINAL and time.monotonic() < deadline:
             time.sleep(poll_interval)
             started = time.perf_counter()
-            poll = client.get(f"/v1/jobs/{job['id']}")
+            try:
+                poll = client.get(f"/v1/jobs/{job['id']}")
+            except httpx.HTTPError as exc:
+                statuses[type(exc).__name__] += 1
+                continue
             latencies.append(time.perf_counter() - started)
-            statuses[poll.status_code] += 1
+            statuses[str(poll.status_code)] += 1
             if poll.status_code == 200:
                 job = poll.json()
         seen_final = time.monotonic()
         cpu_after = read_tree(running.process.pid, with_pss=False).cpu_seconds
+        per_process_after = cpu_by_process(running.process.pid)
         metrics_after = _metrics(client)
         sampler.stop()
         if job["status"] not in FINAL:
@@ -187,8 +193,24 @@ def crawl(
         poll_max_ms=_ms(max(latencies, default=None)),
         processes=max((s.processes for s in sampler.samples), default=0),
         fetch_metrics=_histogram_means(metrics_before, metrics_after),
+        cpu_seconds_by_process=_cpu_split(
+            running.process.pid, per_process_before, per_process_after
+        ),
     )
     return result
+
+
+def _cpu_split(
+    root: int,
+    before: dict[int, tuple[str, float]],
+    after: dict[int, tuple[str, float]],
+) -> dict[str, float]:
+    """CPU seconds each process of the tree spent during the crawl: where the time went."""
+    split: dict[str, float] = {}
+    for pid, (command, cpu) in sorted(after.items()):
+        label = "service (event loop)" if pid == root else f"child {pid}: {command[:60]}"
+        split[label] = round(cpu - before.get(pid, ("", 0.0))[1], 2)
+    return split
 
 
 def _ms(seconds: float | None) -> float | None:
