@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import itertools
 import logging
+import math
 
 from sanic import Sanic
 from sanic.config import Config
@@ -70,9 +71,10 @@ def fetch_options(settings: Settings) -> FetchOptions:
 def _configure_sanic(config: Config, settings: Settings) -> None:
     # Sanic's defaults (100 MB bodies, 60 s timeouts, 120 s keep-alive) suit no public API.
     config.REQUEST_MAX_SIZE = settings.request_max_size
-    config.REQUEST_TIMEOUT = settings.request_timeout
-    config.RESPONSE_TIMEOUT = max(60.0, settings.request_timeout)
-    config.KEEP_ALIVE_TIMEOUT = settings.keep_alive_timeout
+    # Sanic types these as int; whole seconds are precise enough for timeouts.
+    config.REQUEST_TIMEOUT = math.ceil(settings.request_timeout)
+    config.RESPONSE_TIMEOUT = max(60, math.ceil(settings.request_timeout))
+    config.KEEP_ALIVE_TIMEOUT = math.ceil(settings.keep_alive_timeout)
     config.GRACEFUL_SHUTDOWN_TIMEOUT = settings.grace_period + 5
     config.FALLBACK_ERROR_FORMAT = "json"
     config.ACCESS_LOG = False
@@ -107,7 +109,7 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
     app.blueprint(health.bp)
     app.ctx.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.on_request(authenticate)
-    app.on_response(add_security_headers)
+    app.on_response(add_security_headers)  # type: ignore[no-untyped-call]
     app.before_server_start(_open)
     app.before_server_stop(_drain)
     app.after_server_stop(_close)

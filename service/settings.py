@@ -90,73 +90,81 @@ class Settings:
         reader = _Reader(env)
         defaults = cls()
         settings = cls(
-            host=reader.str("HOST", defaults.host),
-            port=reader.int("PORT", defaults.port, minimum=0),
-            database_url=reader.str("DATABASE_URL", defaults.database_url),
-            role=reader.str("SCRAPER_ROLE", defaults.role),
-            db_pool_size=reader.int("SCRAPER_DB_POOL_SIZE", defaults.db_pool_size, minimum=1),
-            allow_private_networks=reader.bool("SCRAPER_ALLOW_PRIVATE_NETWORKS", False),
+            host=reader.text("HOST", defaults.host),
+            port=reader.integer("PORT", defaults.port, minimum=0),
+            database_url=reader.text("DATABASE_URL", defaults.database_url),
+            role=reader.text("SCRAPER_ROLE", defaults.role),
+            db_pool_size=reader.integer("SCRAPER_DB_POOL_SIZE", defaults.db_pool_size, minimum=1),
+            allow_private_networks=reader.flag("SCRAPER_ALLOW_PRIVATE_NETWORKS", False),
             allowed_networks=reader.networks("SCRAPER_ALLOWED_NETWORKS"),
-            api_keys=reader.list("SCRAPER_API_KEYS"),
-            insecure_no_auth=reader.bool("SCRAPER_INSECURE_NO_AUTH", False),
-            rate_limit_per_minute=reader.int(
+            api_keys=reader.items("SCRAPER_API_KEYS"),
+            insecure_no_auth=reader.flag("SCRAPER_INSECURE_NO_AUTH", False),
+            rate_limit_per_minute=reader.integer(
                 "SCRAPER_RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute, minimum=0
             ),
-            webhook_secret=reader.str("SCRAPER_WEBHOOK_SECRET", "") or secrets.token_hex(32),
-            webhook_retry_base=reader.float(
+            webhook_secret=reader.text("SCRAPER_WEBHOOK_SECRET", "") or secrets.token_hex(32),
+            webhook_retry_base=reader.number(
                 "SCRAPER_WEBHOOK_RETRY_BASE", defaults.webhook_retry_base
             ),
-            webhook_max_attempts=reader.int(
+            webhook_max_attempts=reader.integer(
                 "SCRAPER_WEBHOOK_MAX_ATTEMPTS", defaults.webhook_max_attempts, minimum=1
             ),
-            concurrency=reader.int("SCRAPER_CONCURRENCY", defaults.concurrency, minimum=1),
-            per_host_concurrency=reader.int(
+            concurrency=reader.integer("SCRAPER_CONCURRENCY", defaults.concurrency, minimum=1),
+            per_host_concurrency=reader.integer(
                 "SCRAPER_PER_HOST_CONCURRENCY", defaults.per_host_concurrency, minimum=1
             ),
-            per_host_delay=reader.float("SCRAPER_PER_HOST_DELAY", defaults.per_host_delay),
-            user_agent=reader.str("SCRAPER_USER_AGENT", defaults.user_agent),
-            parser_processes=reader.int(
+            per_host_delay=reader.number("SCRAPER_PER_HOST_DELAY", defaults.per_host_delay),
+            user_agent=reader.text("SCRAPER_USER_AGENT", defaults.user_agent),
+            parser_processes=reader.integer(
                 "SCRAPER_PARSER_PROCESSES", defaults.parser_processes, minimum=1
             ),
-            queue_size=reader.int("SCRAPER_QUEUE_SIZE", 0, minimum=0),
-            max_retries=reader.int("SCRAPER_MAX_RETRIES", defaults.max_retries, minimum=0),
-            retry_base_delay=reader.float("SCRAPER_RETRY_BASE_DELAY", defaults.retry_base_delay),
-            connect_timeout=reader.float("SCRAPER_CONNECT_TIMEOUT", defaults.connect_timeout),
-            read_timeout=reader.float("SCRAPER_READ_TIMEOUT", defaults.read_timeout),
-            page_timeout=reader.float("SCRAPER_PAGE_TIMEOUT", defaults.page_timeout),
-            max_body_bytes=reader.int("SCRAPER_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1),
-            max_redirects=reader.int("SCRAPER_MAX_REDIRECTS", defaults.max_redirects, minimum=0),
-            host_failure_threshold=reader.int(
+            queue_size=reader.integer("SCRAPER_QUEUE_SIZE", 0, minimum=0),
+            max_retries=reader.integer("SCRAPER_MAX_RETRIES", defaults.max_retries, minimum=0),
+            retry_base_delay=reader.number("SCRAPER_RETRY_BASE_DELAY", defaults.retry_base_delay),
+            connect_timeout=reader.number("SCRAPER_CONNECT_TIMEOUT", defaults.connect_timeout),
+            read_timeout=reader.number("SCRAPER_READ_TIMEOUT", defaults.read_timeout),
+            page_timeout=reader.number("SCRAPER_PAGE_TIMEOUT", defaults.page_timeout),
+            max_body_bytes=reader.integer(
+                "SCRAPER_MAX_BODY_BYTES", defaults.max_body_bytes, minimum=1
+            ),
+            max_redirects=reader.integer(
+                "SCRAPER_MAX_REDIRECTS", defaults.max_redirects, minimum=0
+            ),
+            host_failure_threshold=reader.integer(
                 "SCRAPER_HOST_FAILURE_THRESHOLD", defaults.host_failure_threshold, minimum=1
             ),
-            lease_seconds=reader.float("SCRAPER_LEASE_SECONDS", defaults.lease_seconds),
-            max_urls_per_job=reader.int(
+            lease_seconds=reader.number("SCRAPER_LEASE_SECONDS", defaults.lease_seconds),
+            max_urls_per_job=reader.integer(
                 "SCRAPER_MAX_URLS_PER_JOB", defaults.max_urls_per_job, minimum=1
             ),
-            max_pages_cap=reader.int("SCRAPER_MAX_PAGES_CAP", defaults.max_pages_cap, minimum=1),
-            max_depth_cap=reader.int("SCRAPER_MAX_DEPTH_CAP", defaults.max_depth_cap, minimum=0),
-            default_max_pages=reader.int(
+            max_pages_cap=reader.integer(
+                "SCRAPER_MAX_PAGES_CAP", defaults.max_pages_cap, minimum=1
+            ),
+            max_depth_cap=reader.integer(
+                "SCRAPER_MAX_DEPTH_CAP", defaults.max_depth_cap, minimum=0
+            ),
+            default_max_pages=reader.integer(
                 "SCRAPER_DEFAULT_MAX_PAGES", defaults.default_max_pages, minimum=1
             ),
-            max_pending_urls=reader.int(
+            max_pending_urls=reader.integer(
                 "SCRAPER_MAX_PENDING_URLS", defaults.max_pending_urls, minimum=1
             ),
-            request_max_size=reader.int(
+            request_max_size=reader.integer(
                 "SCRAPER_REQUEST_MAX_SIZE", defaults.request_max_size, minimum=1024
             ),
-            request_timeout=reader.float("SCRAPER_REQUEST_TIMEOUT", defaults.request_timeout),
-            keep_alive_timeout=reader.float(
+            request_timeout=reader.number("SCRAPER_REQUEST_TIMEOUT", defaults.request_timeout),
+            keep_alive_timeout=reader.number(
                 "SCRAPER_KEEP_ALIVE_TIMEOUT", defaults.keep_alive_timeout
             ),
-            grace_period=reader.float("SCRAPER_GRACE_PERIOD", defaults.grace_period),
-            result_batch_size=reader.int(
+            grace_period=reader.number("SCRAPER_GRACE_PERIOD", defaults.grace_period),
+            result_batch_size=reader.integer(
                 "SCRAPER_RESULT_BATCH_SIZE", defaults.result_batch_size, minimum=1
             ),
-            result_flush_interval=reader.float(
+            result_flush_interval=reader.number(
                 "SCRAPER_RESULT_FLUSH_INTERVAL", defaults.result_flush_interval
             ),
-            log_format=reader.str("SCRAPER_LOG_FORMAT", defaults.log_format),
-            log_level=reader.str("SCRAPER_LOG_LEVEL", defaults.log_level).upper(),
+            log_format=reader.text("SCRAPER_LOG_FORMAT", defaults.log_format),
+            log_level=reader.text("SCRAPER_LOG_LEVEL", defaults.log_level).upper(),
         )
         if settings.role not in {"all", "web", "worker"}:
             raise ConfigError(f"SCRAPER_ROLE must be all, web or worker, not {settings.role!r}")
@@ -174,11 +182,11 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
 
-    def str(self, name: str, default: str) -> str:
+    def text(self, name: str, default: str) -> str:
         value = self._env.get(name, "").strip()
         return value or default
 
-    def int(self, name: str, default: int, *, minimum: int | None = None) -> int:
+    def integer(self, name: str, default: int, *, minimum: int | None = None) -> int:
         raw = self._env.get(name, "").strip()
         if not raw:
             return default
@@ -190,7 +198,7 @@ class _Reader:
             raise ConfigError(f"{name} must be at least {minimum}, got {value}")
         return value
 
-    def float(self, name: str, default: float) -> float:
+    def number(self, name: str, default: float) -> float:
         raw = self._env.get(name, "").strip()
         if not raw:
             return default
@@ -202,7 +210,7 @@ class _Reader:
             raise ConfigError(f"{name} must not be negative, got {value}")
         return value
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         raw = self._env.get(name, "").strip().lower()
         if not raw:
             return default
@@ -212,12 +220,12 @@ class _Reader:
             return False
         raise ConfigError(f"{name} must be 0 or 1, got {raw!r}")
 
-    def list(self, name: str) -> tuple[str, ...]:
+    def items(self, name: str) -> tuple[str, ...]:
         raw = self._env.get(name, "")
         return tuple(item.strip() for item in raw.split(",") if item.strip())
 
     def networks(self, name: str) -> tuple[IPNetwork, ...]:
         try:
-            return tuple(ipaddress.ip_network(item, strict=False) for item in self.list(name))
+            return tuple(ipaddress.ip_network(item, strict=False) for item in self.items(name))
         except ValueError as exc:
             raise ConfigError(f"{name} must be comma-separated CIDR networks: {exc}") from exc

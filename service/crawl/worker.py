@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 from service import metrics
 from service.crawl import sitemap
 from service.crawl.fetcher import Fetcher, FetchResult
-from service.crawl.parsepool import ParsePool, ParserCrashed
-from service.crawl.parser import ParsedPage, ParseError
+from service.crawl.parsepool import ParseOutput, ParsePool, ParserCrashed
+from service.crawl.parser import ParseError
 from service.crawl.plan import JobPlan
 from service.crawl.robots import RobotsCache
 from service.crawl.scheduler import HostScheduler
@@ -192,9 +192,7 @@ class PageWorker:
         # The parser leaves non-HTML-looking links out of follow_links; a job may want them.
         follow = parsed.links if plan.follow_non_html else parsed.follow_links
         links = plan.new_links(tuple(follow), item.depth)
-        page = page_document(
-            item, result=result, parsed=parsed, formats=plan.formats, attempts=attempt
-        )
+        page = page_document(item, result=result, parsed=parsed, attempts=attempt)
         return PageRecord(
             item=item, outcome=Outcome.OK, page_json=page, attempts=attempt, links=links
         )
@@ -263,12 +261,11 @@ def page_document(
     item: FrontierItem,
     *,
     result: FetchResult | None = None,
-    parsed: ParsedPage | None = None,
-    formats: frozenset[str] = frozenset(),
+    parsed: ParseOutput | None = None,
     error: tuple[str, str] | None = None,
     attempts: int = 1,
 ) -> str:
-    """The result document for one URL, serialised once."""
+    """The result document for one URL, serialised once (parsed fields come pre-encoded)."""
     page: dict[str, Any] = {
         "url": item.url,
         "final_url": result.final_url if result else None,
@@ -282,19 +279,8 @@ def page_document(
     }
     if result is not None and result.redirects:
         page["redirects"] = list(result.redirects)
-    if parsed is not None:
-        page["title"] = parsed.title
-        if "text" in formats:
-            page["text"] = parsed.text
-        if "markdown" in formats:
-            page["markdown"] = parsed.markdown
-        if "html" in formats:
-            page["html"] = parsed.html
-        if "links" in formats:
-            page["links"] = list(parsed.links)
-        if "metadata" in formats:
-            page["metadata"] = parsed.metadata
-        if parsed.data:
-            page["data"] = parsed.data
     page["error"] = {"code": error[0], "message": error[1]} if error else None
-    return json.dumps(page, separators=(",", ":"), ensure_ascii=False)
+    head = json.dumps(page, separators=(",", ":"))
+    if parsed is None or not parsed.fields_json:
+        return head
+    return head[:-1] + "," + parsed.fields_json + "}"
