@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -63,8 +64,33 @@ class ServiceProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                # Its own process group: the parser pool's children can be found (and
+                # reaped) after the service itself has been killed.
+                start_new_session=True,
             )
         return self
+
+    def group(self) -> list[int]:
+        """Live processes of the child's process group (the service and its helpers)."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            # Fields after the parenthesised command: state ppid pgrp ...
+            fields = stat.rsplit(")", 1)[1].split()
+            if fields[0] != "Z" and int(fields[2]) == self.pid:
+                pids.append(int(entry.name))
+        return pids
+
+    def reap_group(self) -> None:
+        """SIGKILL whatever is left of this child's process group, by pid."""
+        for pid in self.group():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     @property
     def pid(self) -> int:
@@ -128,3 +154,4 @@ class ServiceProcess:
         tb: TracebackType | None,
     ) -> None:
         self.kill()
+        self.reap_group()
