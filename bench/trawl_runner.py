@@ -208,7 +208,14 @@ def _cpu_split(
     """CPU seconds each process of the tree spent during the crawl: where the time went."""
     split: dict[str, float] = {}
     for pid, (command, cpu) in sorted(after.items()):
-        label = "service (event loop)" if pid == root else f"child {pid}: {command[:60]}"
+        if pid == root:
+            label = "service"
+        elif "resource_tracker" in command:
+            label = f"resource tracker {pid}"
+        elif "multiprocessing" in command:
+            label = f"worker process {pid}"  # the parser pool's processes
+        else:
+            label = f"child {pid}: {command[:40]}"
         split[label] = round(cpu - before.get(pid, ("", 0.0))[1], 2)
     return split
 
