@@ -19,6 +19,7 @@ TrawlError                  base; never shown to clients as-is
 from __future__ import annotations
 
 import logging
+from http import HTTPStatus
 from typing import Any
 
 from sanic import Request, Sanic
@@ -183,9 +184,14 @@ def to_api_error(exc: Exception) -> ApiError:
             return ours()
     if isinstance(exc, sanic_exceptions.SanicException):
         status = int(getattr(exc, "status_code", 500) or 500)
-        if status < 500:
-            error = ApiError(str(exc) or "Request failed.")
-            error.status, error.title, error.type_slug = status, "Request Error", "request-error"
+        if status != 500 and 400 <= status < 600:
+            # Sanic's own conditions (408 request timeout, 503 response timeout, ...)
+            # keep their status. Server-side ones say no more than the status does.
+            phrase = HTTPStatus(status).phrase
+            detail = (str(exc) or phrase) if status < 500 else f"{phrase}."
+            error = ApiError(detail)
+            error.status, error.title = status, phrase
+            error.type_slug = phrase.lower().replace(" ", "-")
             return error
     return ApiError("An unexpected error occurred; it has been logged.")
 
@@ -193,8 +199,10 @@ def to_api_error(exc: Exception) -> ApiError:
 def handle_exception(request: Request, exc: Exception) -> HTTPResponse:
     """The one error handler: everything becomes problem+json, with no internals leaked."""
     error = to_api_error(exc)
-    if error.status >= 500 and not isinstance(exc, Overloaded):
+    if error.status == 500:
         logger.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    elif error.status > 500 and not isinstance(exc, Overloaded):
+        logger.warning("%s on %s %s: %s", error.status, request.method, request.path, exc)
     return problem(
         error.status,
         error.title,
