@@ -227,7 +227,7 @@ def test_key_comparison_is_constant_time_over_every_key(monkeypatch: pytest.Monk
         calls.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(security.hmac, "compare_digest", spy)
+    monkeypatch.setattr(hmac, "compare_digest", spy)
     keys = ("first", "second", "third")
 
     assert security._match_key("first", keys) == "first"
@@ -350,7 +350,7 @@ async def test_idempotency_survives_a_restart(make_server: MakeServer) -> None:
 async def test_duplicate_in_flight_is_a_409(
     api: TrawlServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    store = api.app.ctx.store
+    store = api.app.ctx.db
     release = asyncio.Event()
     real_create = store.create_job
 
