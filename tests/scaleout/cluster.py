@@ -1,0 +1,225 @@
+"""Real Trawl processes on one database: `python -m service web` and `... worker` children.
+
+Each child runs in its own process group (its parser pool included), so teardown can
+end exactly what a test started, even after the child itself was killed with SIGKILL.
+The scale-out tests and bench/pg_scaleout.py both drive a cluster through the public API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+TERMINAL = {"completed", "failed", "cancelled"}
+
+# Children inherit nothing Trawl-specific from the developer's shell.
+_DROPPED = ("HOST", "PORT", "DATABASE_URL")
+BASE_ENV = {
+    "SCRAPER_ALLOW_PRIVATE_NETWORKS": "1",
+    "SCRAPER_PARSER_PROCESSES": "1",
+    "SCRAPER_RATE_LIMIT_PER_MINUTE": "0",
+    "SCRAPER_RETRY_BASE_DELAY": "0.05",
+    "SCRAPER_GRACE_PERIOD": "5",
+    "SCRAPER_DB_POOL_SIZE": "4",
+    "SCRAPER_LOG_LEVEL": "INFO",
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Member:
+    """One child process of the cluster and its log file."""
+
+    def __init__(self, role: str, popen: subprocess.Popen[bytes], log: Path, port: int) -> None:
+        self.role = role
+        self.popen = popen
+        self.log_path = log
+        self.port = port
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.base_url, timeout=15.0, trust_env=False)
+
+    async def wait_ready(self, timeout: float = 60.0) -> None:
+        """Web (or all): /health answers 200. Worker: it logged that its crawler runs."""
+        deadline = time.monotonic() + timeout
+        async with self.client() as client:
+            while True:
+                if not self.alive():
+                    raise AssertionError(f"{self.role} exited {self.popen.returncode}:\n{self.log}")
+                if self.role == "worker":
+                    if "trawl worker ready" in self.log:
+                        return
+                else:
+                    with contextlib.suppress(httpx.TransportError):
+                        if (await client.get("/health")).status_code == 200:
+                            return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"{self.role} not ready in {timeout}s:\n{self.log}")
+                await asyncio.sleep(0.1)
+
+    def crash(self) -> None:
+        """SIGKILL the process itself (not its parser pool): nothing runs on the way down."""
+        if self.alive():
+            os.kill(self.pid, signal.SIGKILL)
+            self.popen.wait(timeout=10)
+
+    def terminate_group(self, grace: float) -> None:
+        """SIGTERM, wait up to `grace`, then SIGKILL whatever is left of its group."""
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(timeout=grace)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=10)
+
+
+class Cluster:
+    """Web and worker processes sharing `database_url`; `close()` ends all of them."""
+
+    def __init__(
+        self, database_url: str, log_dir: Path, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.database_url = database_url
+        self.log_dir = log_dir
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("SCRAPER_") and key not in _DROPPED
+        }
+        self.env.update(BASE_ENV)
+        self.env.update(env or {})
+        self.env["DATABASE_URL"] = database_url
+        self.env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
+        )
+        self.members: list[Member] = []
+
+    def start(self, role: str, **env: str) -> Member:
+        port = free_port() if role != "worker" else 0
+        log = self.log_dir / f"{role}-{len(self.members)}.log"
+        child_env = dict(self.env, **env)
+        if port:
+            child_env["PORT"] = str(port)
+        with log.open("ab") as out:
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "service", role],
+                cwd=REPO,
+                env=child_env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,  # its own process group: see the module docstring
+            )
+        member = Member(role, popen, log, port)
+        self.members.append(member)
+        return member
+
+    async def start_ready(self, role: str, count: int = 1, **env: str) -> list[Member]:
+        started = [self.start(role, **env) for _ in range(count)]
+        await asyncio.gather(*(member.wait_ready() for member in started))
+        return started
+
+    def close(self, grace: float = 10.0) -> None:
+        for member in self.members:
+            if member.alive():
+                member.popen.send_signal(signal.SIGTERM)
+        for member in self.members:
+            member.terminate_group(grace)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {m.role} {m.pid}\n{m.log[-3000:]}" for m in self.members)
+
+
+class Api:
+    """The public API of one web process."""
+
+    def __init__(self, member: Member) -> None:
+        self.client = member.client()
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    async def submit(self, body: dict[str, Any]) -> dict[str, Any]:
+        response = await self.client.post("/v1/jobs", json=body)
+        assert response.status_code == 202, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    async def job(self, job_id: str) -> dict[str, Any]:
+        response = await self.client.get(f"/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        response = await self.client.delete(f"/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        job: dict[str, Any] = response.json()
+        return job
+
+    async def wait_job(
+        self,
+        job_id: str,
+        until: Any = None,
+        timeout: float = 60.0,
+        interval: float = 0.1,
+    ) -> dict[str, Any]:
+        """Poll until `until(job)` (default: a final status); fail at the deadline."""
+        done = until or (lambda job: job["status"] in TERMINAL)
+        deadline = time.monotonic() + timeout
+        while True:
+            job = await self.job(job_id)
+            if done(job):
+                return job
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job not there within {timeout}s: {job}")
+            await asyncio.sleep(interval)
+
+    async def results(self, job_id: str) -> list[dict[str, Any]]:
+        """Every result of a job, following cursors."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": 1000}
+            if cursor:
+                params["cursor"] = cursor
+            response = await self.client.get(f"/v1/jobs/{job_id}/results", params=params)
+            assert response.status_code == 200, response.text
+            page = response.json()
+            items.extend(page["items"])
+            cursor = page["next_cursor"]
+            if not cursor:
+                return items

@@ -1,0 +1,39 @@
+"""Scale-out fixtures: a fresh PostgreSQL database per test and a process cluster on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.scaleout.cluster import Cluster
+from tests.store import pgdb
+
+MakeCluster = Callable[..., Cluster]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A new, empty database (skips the test when no PostgreSQL is reachable)."""
+    reason = pgdb.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    url = pgdb.create_database("trawl_scaleout")
+    yield url
+    pgdb.drop_database(url)
+
+
+@pytest.fixture
+def make_cluster(pg_url: str, tmp_path: Path) -> Iterator[MakeCluster]:
+    """`make_cluster(**env)`: a Cluster on the test's database; every child ends at teardown."""
+    clusters: list[Cluster] = []
+
+    def make(**env: str) -> Cluster:
+        cluster = Cluster(pg_url, tmp_path, env)
+        clusters.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in clusters:
+        cluster.close(grace=10)
