@@ -26,7 +26,7 @@ from tests.api.service_process import ServiceProcess
 
 pytestmark = pytest.mark.slow
 
-EXAMPLES_PER_OPERATION = 60
+EXAMPLES_PER_OPERATION = 40
 
 
 def wait_healthy(service: ServiceProcess, timeout: float = 30.0) -> None:
