@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -52,6 +54,17 @@ class ParserCrashed(Exception):
     """A parser process died while handling the page."""
 
 
+PARSER_NICENESS = 10
+
+
+def _init_child() -> None:
+    # Parsing is throughput work; the API and the fetch loop are latency work. With the
+    # parsers a notch down the scheduler lets the event loop run the moment it is ready
+    # instead of sharing the cores equally with them.
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(PARSER_NICENESS)
+
+
 def _warm_up() -> int:
     # Importing bs4/lxml in each child up front keeps the first pages fast.
     return 0
@@ -68,7 +81,9 @@ class ParsePool:
         self._generation = 0
 
     def start(self) -> None:
-        self._pool = ProcessPoolExecutor(max_workers=self._processes, mp_context=self._context)
+        self._pool = ProcessPoolExecutor(
+            max_workers=self._processes, mp_context=self._context, initializer=_init_child
+        )
         self._generation += 1
 
     async def warm_up(self) -> None:
