@@ -278,7 +278,8 @@ async def test_started_and_completed_are_signed_with_ids(
     completed = deliveries[1].json["job"]
     assert completed["status"] == "completed"
     assert completed["stats"]["pages_fetched"] == len(site.expected_urls(1))
-    rows = outbox(trawl, job["id"])
+    # The receiver sees a delivery just before the dispatcher records it.
+    rows = await eventually(lambda: settled(rows := outbox(trawl, job["id"])) and rows)
     assert [r["event_id"] for r in rows] == [d.event_id for d in deliveries]
     assert all(r["delivered_at"] is not None and r["attempts"] == 1 for r in rows)
 
