@@ -70,6 +70,12 @@ class Crawler:
                 host_failure_threshold=settings.host_failure_threshold,
             ),
         )
+        # A frontier shared by several processes needs the per-host limit enforced in the
+        # claim itself; a private one (SQLite) leaves it to this process's scheduler, which
+        # then can keep a backlog per host instead of a database round trip per page.
+        self._claim_cap = (
+            settings.per_host_concurrency if getattr(store, "shared_frontier", True) else None
+        )
         self._stop = asyncio.Event()
         self._new_work = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -153,10 +159,7 @@ class Crawler:
                     continue
                 self._new_work.clear()
                 items = await self.store.claim(
-                    min(room, 256),
-                    self.worker_id,
-                    self.settings.lease_seconds,
-                    self.settings.per_host_concurrency,
+                    min(room, 256), self.worker_id, self.settings.lease_seconds, self._claim_cap
                 )
                 metrics.QUEUE_DEPTH.set(self.scheduler.buffered)
                 if not items:
@@ -276,8 +279,8 @@ class Crawler:
         for record in records:
             self.held.pop(record.item.id, None)
             metrics.PAGES.labels(outcome=record.outcome.value).inc()
-        if admitted:
-            self._new_work.set()
+        # Settled pages free per-host claim slots as well as adding links: claim again.
+        self._new_work.set()
         for job_id in completed:
             logger.info("job completed", extra={"job_id": job_id})
             self._forget(job_id)

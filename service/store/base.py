@@ -93,6 +93,10 @@ class IdempotencyConflict(Exception):
 class Store(Protocol):
     """What a database backend provides; see the module docstring."""
 
+    # True when several processes claim from one frontier (PostgreSQL): claims must then
+    # respect per-host limits across all of them.
+    shared_frontier: bool
+
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> None: ...

@@ -122,6 +122,9 @@ def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
 class SQLiteStore:
     """The Store protocol over one SQLite file."""
 
+    # One process owns the file, so per-host limits are kept by its in-memory scheduler.
+    shared_frontier = False
+
     def __init__(self, path: str, *, busy_timeout_ms: int = 10_000) -> None:
         self.path = path
         self._busy_timeout_ms = busy_timeout_ms
