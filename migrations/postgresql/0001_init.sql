@@ -45,8 +45,10 @@ CREATE TABLE frontier (
 );
 CREATE INDEX frontier_pending ON frontier (depth, id) WHERE state = 'pending';
 CREATE INDEX frontier_claimed ON frontier (claimed_until) WHERE state = 'claimed';
--- Per-host politeness across workers: claim counts live claims per host.
+-- Per-host politeness across workers: claim counts each host's live claims, and walks
+-- the pending frontier host by host (so a full host's backlog is never scanned).
 CREATE INDEX frontier_claimed_host ON frontier (host, claimed_until) WHERE state = 'claimed';
+CREATE INDEX frontier_pending_host ON frontier (host, depth, id) WHERE state = 'pending';
 
 -- One result per frontier URL; the unique key makes storing idempotent.
 CREATE TABLE results (

@@ -166,10 +166,20 @@ RETURNING f.id, f.job_id, f.url, f.host, f.depth, f.attempts
 """
 # As _CLAIM, within per-host limits (see SQLiteStore's _CLAIM_PER_HOST): live claims of
 # active jobs per host, from every worker, plus this batch's rank within its host, stay
-# at or under the job's per_host_limit (else $1). Only the chosen rows are locked, so
-# the rest stay claimable. Run under CLAIM_LOCK: claimers must see each other's claims.
+# at or under the job's per_host_limit (else $1). Run under CLAIM_LOCK: claimers must see
+# each other's claims. The frontier is walked host by host (distinct pending hosts by a
+# loose index scan, then each host's first rows by frontier_pending_host) so a full host
+# with a huge backlog costs nothing; the winners are then taken in global (depth, id)
+# order. Only the chosen rows are locked, so the rest stay claimable.
 _CLAIM_PER_HOST = f"""
-WITH active AS (
+WITH RECURSIVE hosts (host) AS (
+    (SELECT host FROM frontier WHERE state = 'pending' ORDER BY host LIMIT 1)
+    UNION ALL
+    SELECT (SELECT f.host FROM frontier f WHERE f.state = 'pending' AND f.host > h.host
+            ORDER BY f.host LIMIT 1)
+    FROM hosts h WHERE h.host IS NOT NULL
+),
+active AS (
     SELECT id, coalesce(per_host_limit, $1) AS host_limit
     FROM jobs WHERE status IN ('queued', 'running')
 ),
@@ -177,19 +187,33 @@ busy AS (
     SELECT f.host, count(*) AS n FROM frontier f JOIN active a ON a.id = f.job_id
     WHERE f.state = 'claimed' AND f.claimed_until > {_NOW} GROUP BY f.host
 ),
+room AS (
+    SELECT h.host, coalesce(b.n, 0) AS n,
+           (SELECT max(host_limit) FROM active) - coalesce(b.n, 0) AS free
+    FROM hosts h LEFT JOIN busy b ON b.host = h.host
+    WHERE h.host IS NOT NULL
+),
 candidates AS (
-    SELECT f.id, f.host, f.depth, a.host_limit, coalesce(b.n, 0) AS n
-    FROM frontier f JOIN active a ON a.id = f.job_id LEFT JOIN busy b ON b.host = f.host
-    WHERE f.state = 'pending' AND f.not_before <= {_NOW} AND coalesce(b.n, 0) < a.host_limit
-    ORDER BY f.depth, f.id LIMIT $2
+    SELECT c.id, c.host, c.depth, c.host_limit, r.n
+    FROM (SELECT * FROM room WHERE free > 0) r
+    CROSS JOIN LATERAL (
+        SELECT f.id, f.host, f.depth, a.host_limit
+        FROM frontier f JOIN active a ON a.id = f.job_id
+        WHERE f.host = r.host AND f.state = 'pending' AND f.not_before <= {_NOW}
+        ORDER BY f.depth, f.id LIMIT least(r.free, $2)
+    ) c
 ),
 ranked AS (
-    SELECT id, host_limit, n + row_number() OVER (PARTITION BY host ORDER BY depth, id) AS slot
+    SELECT id, depth, host_limit,
+           n + row_number() OVER (PARTITION BY host ORDER BY depth, id) AS slot
     FROM candidates
 ),
+chosen AS (
+    SELECT id FROM ranked WHERE slot <= host_limit ORDER BY depth, id LIMIT $2
+),
 picked AS (
-    SELECT f.id FROM frontier f JOIN ranked r ON r.id = f.id
-    WHERE r.slot <= r.host_limit AND f.state = 'pending'
+    SELECT f.id FROM frontier f JOIN chosen c ON c.id = f.id
+    WHERE f.state = 'pending'
     FOR UPDATE OF f SKIP LOCKED
 )
 UPDATE frontier f SET state = 'claimed', claimed_until = {_NOW} + $3, claimed_by = $4
@@ -320,6 +344,9 @@ class PostgresStore:
                 min_size=min(2, self.pool_size),
                 max_size=self.pool_size,
                 command_timeout=self._command_timeout,
+                # Short OLTP queries: JIT compiling them (triggered by row estimates the
+                # planner cannot make for LIMITs computed per host) costs 100+ ms each.
+                server_settings={"jit": "off"},
             )
         except _DATABASE_ERRORS as exc:
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
