@@ -318,6 +318,9 @@ def _item_from_row(row: Sequence[Any]) -> FrontierItem:
 class PostgresStore:
     """The Store protocol over a PostgreSQL database shared by many processes."""
 
+    # Many processes claim from one frontier: claims enforce per-host limits across them.
+    shared_frontier = True
+
     def __init__(
         self,
         database_url: str,
