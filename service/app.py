@@ -65,6 +65,8 @@ def fetch_options(settings: Settings) -> FetchOptions:
             allow_private=settings.allow_private_networks,
             allowed_networks=settings.allowed_networks,
         ),
+        # Even with private networks allowed, a job must not reach this service's API.
+        own_ports=frozenset({settings.port}) if settings.port else frozenset(),
     )
 
 
@@ -128,22 +130,19 @@ async def _open(app: TrawlApp) -> None:
     if settings.role in ("all", "worker"):
         from service.crawl.engine import Crawler
         from service.crawl.parsepool import ParsePool
+        from service.webhooks import WebhookDispatcher
 
+        # Its own task and client: the crawl never waits on a webhook receiver.
+        webhooks = WebhookDispatcher(settings, store)
+        await webhooks.start()
+        context.webhooks = webhooks
         parser = ParsePool(settings.parser_processes)
         parser.start()
         await parser.warm_up()
         fetcher = Fetcher(fetch_options(settings))
-        crawler = Crawler(settings, store, fetcher, parser)
+        crawler = Crawler(settings, store, fetcher, parser, on_job_loaded=webhooks.job_loaded)
         await crawler.start()
         context.crawler = crawler
-    if settings.role in ("all", "worker"):
-        from service.webhooks import WEBHOOK_TASK, WebhookDispatcher
-
-        # Its own task and client, stopped by `context.stop`: the crawl never waits on it.
-        webhooks = WebhookDispatcher(settings, store)
-        context.background.append(
-            asyncio.create_task(webhooks.run(context.stop), name=WEBHOOK_TASK)
-        )
     logger.info(
         "trawl ready (role=%s, database=%s)", settings.role, settings.database_url.split("@")[-1]
     )
@@ -156,13 +155,10 @@ async def _drain(app: TrawlApp) -> None:
         context.stop.set()
     if context.crawler is not None:
         await context.crawler.stop(context.settings.grace_period)
-    from service.webhooks import WEBHOOK_TASK
-
-    # The webhook dispatcher winds down on `stop`: let in-flight deliveries finish (an
-    # interrupted one stays due in the outbox, so cancelling is safe, only wasteful).
-    webhooks = [task for task in context.background if task.get_name() == WEBHOOK_TASK]
-    if webhooks:
-        await asyncio.wait(webhooks, timeout=max(0.0, deadline - asyncio.get_running_loop().time()))
+    if context.webhooks is not None:
+        # In-flight deliveries may finish; one cut short stays due in the outbox.
+        remaining = deadline - asyncio.get_running_loop().time()
+        await context.webhooks.stop(max(0.0, remaining))
     for task in context.background:
         task.cancel()
     await asyncio.gather(*context.background, return_exceptions=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -39,7 +38,7 @@ class Settings:
     rate_limit_per_minute: int = 600
     webhook_secret: str = ""
     webhook_retry_base: float = 1.0  # seconds before the first retry; doubles per attempt
-    webhook_max_attempts: int = 8
+    webhook_max_attempts: int = 15  # about 1.5 hours of receiver outage at base 1 s
 
     # Crawling.
     concurrency: int = 32
@@ -102,7 +101,7 @@ class Settings:
             rate_limit_per_minute=reader.integer(
                 "SCRAPER_RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute, minimum=0
             ),
-            webhook_secret=reader.text("SCRAPER_WEBHOOK_SECRET", "") or secrets.token_hex(32),
+            webhook_secret=reader.text("SCRAPER_WEBHOOK_SECRET", ""),
             webhook_retry_base=reader.number(
                 "SCRAPER_WEBHOOK_RETRY_BASE", defaults.webhook_retry_base
             ),

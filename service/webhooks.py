@@ -33,13 +33,14 @@ import hmac
 import json
 import logging
 import random
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from enum import Enum
 from http.cookiejar import CookieJar, DefaultCookiePolicy
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -54,6 +55,9 @@ from service.crawl.guard import (
 from service.models import JobStatus, rfc3339, utcnow
 from service.settings import Settings
 from service.store.base import OutboxEvent, Store, encode_cursor, webhook_wants
+
+if TYPE_CHECKING:
+    from service.crawl.plan import JobPlan
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +176,10 @@ class WebhookDispatcher:
         poll_interval: float = POLL_INTERVAL,
     ) -> None:
         self._store = store
-        self._secret = settings.webhook_secret
+        # Without a configured secret, sign with a random one: receivers cannot verify it,
+        # but nobody can forge it either (an empty key would let anyone sign).
+        self._secret = settings.webhook_secret or secrets.token_hex(32)
+        self._secret_configured = bool(settings.webhook_secret)
         self._user_agent = settings.user_agent
         self._retry_base = settings.webhook_retry_base
         self._max_attempts = settings.webhook_max_attempts
@@ -221,6 +228,12 @@ class WebhookDispatcher:
         """Look at the outbox now rather than at the next poll."""
         self._wake.set()
 
+    def job_loaded(self, plan: JobPlan) -> None:
+        """The crawl engine took up a job: watch it if its webhook wants page batches."""
+        webhook = plan.webhook or {}
+        if "job.page" in (webhook.get("events") or ()):
+            self.watch(plan.job_id)
+
     def watch(self, job_id: str) -> None:
         """Hint: a job that may subscribe to `job.page` (e.g. just submitted)."""
         self._watched.add(job_id)
@@ -229,8 +242,11 @@ class WebhookDispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; then wait for in-flight lanes (cancel to abandon)."""
         self._stop = stop
-        if not self._secret:
-            logger.warning("SCRAPER_WEBHOOK_SECRET is empty: webhook signatures prove nothing")
+        if not self._secret_configured:
+            logger.warning(
+                "SCRAPER_WEBHOOK_SECRET is not set: webhooks are signed with a random key "
+                "that receivers cannot verify; set it to check signatures"
+            )
         client = self._client = self._make_client()
         try:
             while not stop.is_set():

@@ -13,6 +13,7 @@ from service.crawl.parsepool import ParsePool
 from service.metrics import LoopLagProbe
 from service.settings import Settings
 from service.store import store_for
+from service.webhooks import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -24,16 +25,19 @@ async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
     parser = ParsePool(settings.parser_processes)
     parser.start()
     fetcher = Fetcher(fetch_options(settings))
-    crawler = Crawler(settings, store, fetcher, parser)
+    webhooks = WebhookDispatcher(settings, store)
+    crawler = Crawler(settings, store, fetcher, parser, on_job_loaded=webhooks.job_loaded)
     probe = LoopLagProbe()
     probe_task = asyncio.create_task(probe.run(stop))
     try:
         await parser.warm_up()
+        await webhooks.start()
         await crawler.start()
         logger.info("trawl worker ready (%s)", crawler.worker_id)
         await stop.wait()
     finally:
         await crawler.stop(settings.grace_period)
+        await webhooks.stop(settings.grace_period / 2)
         probe_task.cancel()
         await fetcher.aclose()
         parser.close()

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from service.api.security import RateLimiter
     from service.crawl.engine import Crawler
     from service.metrics import LoopLagProbe
+    from service.webhooks import WebhookDispatcher
 
 
 # Not slotted: sanic-ext stores its own attributes on app.ctx.
@@ -26,6 +27,7 @@ class AppContext:
     crawler: Crawler | None = None
     probe: LoopLagProbe | None = None
     rate_limiter: RateLimiter | None = None
+    webhooks: WebhookDispatcher | None = None
     in_flight_keys: set[tuple[str, str]] = field(default_factory=set)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event | None = None

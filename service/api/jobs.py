@@ -135,6 +135,8 @@ async def create_job(request: Request) -> HTTPResponse:
             app.in_flight_keys.discard(flight)
     if app.crawler is not None:
         app.crawler.notify_new_work()
+    if app.webhooks is not None:
+        app.webhooks.wake()
     headers = {"Location": f"/v1/jobs/{job.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
@@ -212,4 +214,6 @@ async def cancel_job(request: Request, job_id: str) -> HTTPResponse:
         raise unknown_job(job_id)
     if app.crawler is not None and job.status is JobStatus.CANCELLED:
         await app.crawler.job_cancelled(job_id)
+    if app.webhooks is not None:
+        app.webhooks.wake()
     return json_response(job.as_dict())

@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Callable
 
 from service import metrics
 from service.crawl.fetcher import Fetcher
@@ -37,7 +38,13 @@ class Crawler:
     """Owns the crawl loop's tasks; `start` and `stop` are called by app listeners."""
 
     def __init__(
-        self, settings: Settings, store: Store, fetcher: Fetcher, parser: ParsePool
+        self,
+        settings: Settings,
+        store: Store,
+        fetcher: Fetcher,
+        parser: ParsePool,
+        *,
+        on_job_loaded: Callable[[JobPlan], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -45,6 +52,7 @@ class Crawler:
         self.parser = parser
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.plans: dict[str, JobPlan] = {}
+        self._on_job_loaded = on_job_loaded
         self.held: dict[int, FrontierItem] = {}  # claimed by this process, not yet settled
         self.scheduler = HostScheduler(
             ready_size=settings.concurrency,
@@ -189,7 +197,7 @@ class Crawler:
             if status.is_final:
                 continue
             try:
-                self.plans[job_id] = JobPlan.from_request(
+                plan = self.plans[job_id] = JobPlan.from_request(
                     job_id, json.loads(request), self.settings
                 )
             except Exception as exc:
@@ -197,6 +205,9 @@ class Crawler:
                 await self.store.fail_job(
                     job_id, {"code": "bad_request", "message": f"unusable request: {exc}"}
                 )
+                continue
+            if self._on_job_loaded is not None:
+                self._on_job_loaded(plan)
 
     async def _watch_jobs(self) -> None:
         """Notice jobs finished elsewhere (cancelled by another process, completed)."""

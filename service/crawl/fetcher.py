@@ -34,6 +34,7 @@ from service.crawl.guard import (
     check_url_host_literal,
     resolve_checked,
 )
+from service.crawl.netstream import AsyncioBackend
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class FetchOptions:
     max_connections: int = 64
     max_keepalive: int = 32
     policy: AddressPolicy = field(default_factory=AddressPolicy)
+    # Ports this service listens on: connecting to them on this host is refused.
+    own_ports: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,10 +116,15 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     """Connects only to addresses the policy allows, by IP, never re-resolving the name."""
 
     def __init__(
-        self, policy: AddressPolicy, inner: httpcore.AsyncNetworkBackend | None = None
+        self,
+        policy: AddressPolicy,
+        inner: httpcore.AsyncNetworkBackend | None = None,
+        *,
+        own_ports: frozenset[int] = frozenset(),
     ) -> None:
         self._policy = policy
-        self._inner = inner or httpcore.AnyIOBackend()
+        self._inner = inner or AsyncioBackend()
+        self._own_ports = own_ports
 
     async def connect_tcp(
         self,
@@ -141,7 +149,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         for address in addresses:  # the checked addresses, in the resolver's order
             remaining = None if deadline is None else max(deadline - loop.time(), 0.0)
             try:
-                return await self._inner.connect_tcp(
+                stream = await self._inner.connect_tcp(
                     address,
                     port,
                     timeout=remaining,
@@ -150,8 +158,30 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
                 )
             except httpcore.ConnectError as exc:
                 failure = exc
+                continue
+            if self._is_self(stream, port):
+                await stream.aclose()
+                raise BlockedAddress(host, f"{address} (this service's own API)")
+            return stream
         assert failure is not None  # resolve_checked never returns an empty list
         raise failure
+
+    def _is_self(self, stream: httpcore.AsyncNetworkStream, port: int) -> bool:
+        """A connection from this host to one of this service's ports: its own API.
+
+        A connection to any address of the same host leaves from that same address, so
+        equal local and peer IPs mean "this machine", whatever name or alias led here.
+        """
+        if port not in self._own_ports:
+            return False
+        sock = stream.get_extra_info("socket")
+        if sock is None:
+            return False
+        try:
+            local, peer = sock.getsockname()[0], sock.getpeername()[0]
+        except OSError:
+            return False
+        return bool(local == peer)
 
     async def connect_unix_socket(
         self,
@@ -227,6 +257,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
         limits: httpx.Limits | None = None,
         verify: ssl.SSLContext | bool = True,
         local_address: str | None = None,
+        own_ports: frozenset[int] = frozenset(),
     ) -> None:
         limits = limits or httpx.Limits()
         ssl_context = (
@@ -242,7 +273,7 @@ class GuardedTransport(httpx.AsyncBaseTransport):
             http1=True,
             http2=False,
             local_address=local_address,
-            network_backend=GuardedBackend(policy),
+            network_backend=GuardedBackend(policy, own_ports=own_ports),
         )
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -453,6 +484,7 @@ class Fetcher:
                     max_connections=options.max_connections,
                     max_keepalive_connections=options.max_keepalive,
                 ),
+                own_ports=options.own_ports,
             )
         self._client = httpx.AsyncClient(
             transport=transport,

@@ -260,3 +260,14 @@ async def test_private_targets_are_refused_by_default(
     assert {item["error"]["code"] for item in results} == {"private_address"}
     assert done["stats"]["pages_failed"] == 2
     assert site.requests == [], "nothing may reach a loopback address"
+
+
+async def test_the_service_cannot_crawl_its_own_api(trawl: TrawlServer) -> None:
+    own = f"http://127.0.0.1:{trawl.settings.port}"
+    job = await trawl.submit(
+        {"urls": [f"{own}/v1/jobs", f"http://localhost:{trawl.settings.port}/health"]}
+    )
+    done = await trawl.wait_job(job["id"])
+    assert done["status"] == "completed"
+    results = await trawl.results(job["id"])
+    assert [item["error"]["code"] for item in results] == ["private_address"] * 2

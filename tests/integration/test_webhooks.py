@@ -388,7 +388,10 @@ async def test_gone_stops_delivery_and_too_many_failures_give_up(
     second = await trawl.submit(
         {"url": site.url("/"), "webhook": webhook(broken.url(), ["job.completed"])}
     )
-    rows = await eventually(lambda: settled(rows := outbox(trawl, first["id"])) and rows)
+    await trawl.wait_job(first["id"])  # both events are in the outbox once it completes
+    rows = await eventually(
+        lambda: settled(rows := outbox(trawl, first["id"])) and len(rows) == 2 and rows
+    )
     # 410 to job.started: job.completed is not even tried.
     assert [d.event_type for d in gone.deliveries] == ["job.started"]
     assert [r["delivered_at"] for r in rows] == [None, None]
