@@ -519,7 +519,7 @@ class Site:
     async def wait_for_async(
         self,
         predicate: Callable[[], T],
-        timeout: float = 5.0,  # noqa: ASYNC109 - mirrors wait_for
+        timeout: float = 5.0,
     ) -> T:
         """`wait_for` for async tests: yields to the event loop between polls."""
         deadline = time.monotonic() + timeout
