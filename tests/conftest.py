@@ -126,7 +126,8 @@ class TrawlServer:
             page = response.json()
             items.extend(page["items"])
             cursor = page["next_cursor"]
-            if not cursor:
+            # A running job's cursor stays set (results can still come): stop at its end.
+            if not cursor or not page["items"]:
                 return items
 
 

@@ -8,6 +8,8 @@ import json
 import logging
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -63,6 +65,17 @@ def _init_child() -> None:
     # instead of sharing the cores equally with them.
     with contextlib.suppress(OSError, AttributeError):
         os.nice(PARSER_NICENESS)
+    # A parser must not outlive a service that was killed with SIGKILL (no chance to shut
+    # the pool down): it would hold memory and pile up under a restarting supervisor.
+    threading.Thread(
+        target=_exit_with_parent, args=(os.getppid(),), name="parent-watch", daemon=True
+    ).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
 
 
 def _warm_up() -> int:

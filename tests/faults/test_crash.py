@@ -142,14 +142,6 @@ async def test_sigterm_mid_crawl_exits_0_within_the_grace_period(
     assert_exactly_once(crawl_site, done, results)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "service/crawl/parsepool.py: spawn workers (and multiprocessing's resource tracker, "
-        "which waits for them) never notice their parent died; they need a parent-death "
-        "watch (initializer thread polling os.getppid(), or prctl PR_SET_PDEATHSIG)"
-    ),
-)
 async def test_kill_9_leaves_no_helper_processes_behind(tmp_path: Path, crawl_site: Site) -> None:
     """The parser pool's processes must not outlive a killed service (they hold memory and
     would pile up under a supervisor that restarts the service)."""
