@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -28,9 +29,25 @@ class AppContext:
     probe: LoopLagProbe | None = None
     rate_limiter: RateLimiter | None = None
     webhooks: WebhookDispatcher | None = None
+    # (monotonic time, count): the pending backlog, re-counted at most once a second.
+    pending_cache: tuple[float, int] = (float("-inf"), 0)
     in_flight_keys: set[tuple[str, str]] = field(default_factory=set)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event | None = None
+
+    async def pending_urls(self) -> int:
+        """URLs waiting in the store, counted at most once a second (a count is a scan)."""
+        checked, count = self.pending_cache
+        now = time.monotonic()
+        if now - checked >= 1.0:
+            count = await self.db.pending_count()
+            self.pending_cache = (now, count)
+        return count
+
+    def pending_changed(self, delta: int | None = None) -> None:
+        """This process added `delta` pending URLs (None: unknown change, count again)."""
+        checked, count = self.pending_cache
+        self.pending_cache = (float("-inf"), 0) if delta is None else (checked, count + delta)
 
     @property
     def db(self) -> Store:

@@ -96,7 +96,7 @@ async def create_job(request: Request) -> HTTPResponse:
             "per_host_concurrency_cap": max(16, settings.per_host_concurrency),
         },
     )
-    if await app.db.pending_count() >= settings.max_pending_urls:
+    if await app.pending_urls() >= settings.max_pending_urls:
         raise Overloaded(30, "Too many URLs are waiting to be crawled; retry later.")
 
     owner = _owner(request)
@@ -133,6 +133,8 @@ async def create_job(request: Request) -> HTTPResponse:
     finally:
         if flight is not None:
             app.in_flight_keys.discard(flight)
+    if created:
+        app.pending_changed(job.stats.pages_discovered)
     if app.crawler is not None:
         app.crawler.notify_new_work()
     if app.webhooks is not None:
@@ -214,6 +216,7 @@ async def cancel_job(request: Request, job_id: str) -> HTTPResponse:
         raise unknown_job(job_id)
     if app.crawler is not None and job.status is JobStatus.CANCELLED:
         await app.crawler.job_cancelled(job_id)
+    app.pending_changed(None)
     if app.webhooks is not None:
         app.webhooks.wake()
     return json_response(job.as_dict())
