@@ -84,6 +84,7 @@ class Crawler:
         self._claim_cap = (
             settings.per_host_concurrency if getattr(store, "shared_frontier", True) else None
         )
+        self._claim_batch = max(8, settings.concurrency // 2)
         self._stop = asyncio.Event()
         self._new_work = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -140,6 +141,9 @@ class Crawler:
                 )
         self.held.clear()
 
+    def _well_fed(self) -> bool:
+        return self.scheduler.buffered >= self.settings.concurrency
+
     @property
     def in_flight(self) -> int:
         """URLs being worked on right now."""
@@ -162,8 +166,10 @@ class Crawler:
         while not self._stop.is_set():
             try:
                 room = self.scheduler.room()
-                if room <= 0:
-                    await self.scheduler.wait_for_room(0.5)
+                # A claim is a write transaction: while the workers still have plenty
+                # buffered, wait for a worthwhile batch instead of claiming a few URLs.
+                if room <= 0 or (room < self._claim_batch and self._well_fed()):
+                    await self.scheduler.wait_for_room(0.5, at_least=self._claim_batch)
                     continue
                 self._new_work.clear()
                 items = await self.store.claim(

@@ -64,12 +64,16 @@ class HostScheduler:
         """How many more claimed URLs the scheduler will hold."""
         return max(0, self._capacity - self._buffered - self._ready.qsize())
 
-    async def wait_for_room(self, within: float) -> None:
-        self._room.clear()
-        if self.room() > 0:
-            return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._room.wait(), within)
+    async def wait_for_room(self, within: float, at_least: int = 1) -> None:
+        """Wait until `at_least` more URLs fit (or `within` seconds pass)."""
+        deadline = time.monotonic() + within
+        while self.room() < at_least:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            self._room.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._room.wait(), remaining)
 
     def add(self, items: list[FrontierItem]) -> None:
         for item in items:
