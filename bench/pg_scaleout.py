@@ -2,6 +2,7 @@
 
     python bench/pg_scaleout.py                      # 1 and 2 PG workers, SQLite single
     python bench/pg_scaleout.py --workers 1 2 3 --pages 2000 --per-host 64
+    python bench/pg_scaleout.py --page-delay 0.05 --concurrency 8 --per-host 64  # latency-bound
 
 Every run crawls the same local site (tests.site.Site, served from this process) through
 the public API on a fresh database: PostgreSQL runs `python -m service web` plus N
@@ -102,6 +103,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=1000, help="pages in the site (+ home)")
     parser.add_argument("--fanout", type=int, default=10)
+    parser.add_argument(
+        "--page-delay", type=float, default=0.0, help="seconds the site waits per page (latency)"
+    )
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--no-sqlite", action="store_true", help="skip the SQLite baseline")
     parser.add_argument("--concurrency", type=int, default=32, help="SCRAPER_CONCURRENCY")
@@ -129,7 +133,7 @@ async def main(argv: list[str] | None = None) -> int:
     runs: list[Run] = []
     with (
         tempfile.TemporaryDirectory(prefix="trawl-bench-") as tmp,
-        Site(pages=args.pages, fanout=args.fanout) as site,
+        Site(pages=args.pages, fanout=args.fanout, page_delay=args.page_delay) as site,
     ):
         for _ in range(args.repeat):
             for backend, workers in plan:
