@@ -59,6 +59,7 @@ CLAIM_LOCK = 0x74_72_61_77_6C_02
 
 _RETRIES = 5  # deadlocks and serialisation failures are retried this often
 _RESULT_PAGE = 500
+_EXPIRY_SWEEP = 1.0  # seconds between a store's sweeps for expired claims
 _COUNTER = {
     Outcome.OK: "pages_fetched",
     Outcome.FAILED: "pages_failed",
@@ -336,6 +337,7 @@ class PostgresStore:
         self.pool_size = max(1, pool_size)
         self._command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
+        self._next_expiry = 0.0  # monotonic time of the next sweep for expired claims
         self.applied_migrations: list[str] = []  # by this instance's open(), for tests
 
     # -- lifecycle -------------------------------------------------------------------
@@ -558,9 +560,11 @@ class PostgresStore:
     async def claim(
         self, limit: int, worker: str, lease: float, per_host: int | None = None
     ) -> list[FrontierItem]:
-        # Expired claims go back first, in their own short transaction: it must not
-        # hold those rows while waiting for a job row below.
-        await self.recover()
+        # Expired claims go back first (at most once a second), in their own short
+        # transaction: it must not hold those rows while waiting for a job row below.
+        if time.monotonic() >= self._next_expiry:
+            self._next_expiry = time.monotonic() + _EXPIRY_SWEEP
+            await self.recover()
         started = utcnow()
 
         async def work(conn: asyncpg.Connection) -> list[FrontierItem]:
