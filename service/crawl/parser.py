@@ -293,9 +293,13 @@ class _TextBuilder:
         if self._pre:
             return
         if self._line:
-            line = _WHITESPACE.sub(" ", "".join(self._line))
+            # str.split() and the regex \s agree on what whitespace is; this is the cheap
+            # way to collapse it (and it strips the ends, which were stripped anyway).
+            line = " ".join("".join(self._line).split())
             self._line.clear()
-            self._emit(_AROUND_CELL.sub("\t", line).strip(" \t"))
+            if _CELL in line:
+                line = _AROUND_CELL.sub("\t", line).strip(" \t")
+            self._emit(line)
         if level > self._pending:
             self._pending = level
 
