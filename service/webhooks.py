@@ -299,9 +299,12 @@ class WebhookDispatcher:
         if free <= 0:
             return
         by_job: dict[str, list[OutboxEvent]] = {}
+        # Jobs with a lane when the read starts are skipped even if the lane ends while
+        # it runs: their rows may predate the lane marking an event delivered, and a
+        # second lane would send that event again.
+        busy = set(self._lanes)
         for event in await self._store.due_events(DUE_BATCH):
-            # A job with a lane running is left alone: its events are in flight already.
-            if event.job_id not in self._lanes:
+            if event.job_id not in busy and event.job_id not in self._lanes:
                 by_job.setdefault(event.job_id, []).append(event)
         for job_id, events in by_job.items():
             if free <= 0:
