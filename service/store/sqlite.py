@@ -47,10 +47,13 @@ _COUNTER = {
     Outcome.SKIPPED: "pages_skipped",
 }
 
+# CROSS JOIN pins the frontier as the outer loop, so SQLite walks the pending index in
+# (depth, id) order and stops at LIMIT; left to itself it starts from the jobs and sorts
+# every pending row (300 ms per claim at 200,000 pending URLs, 1 ms this way).
 _CLAIM = """
 UPDATE frontier SET state = 'claimed', claimed_until = ?, claimed_by = ?
 WHERE id IN (
-    SELECT f.id FROM frontier f JOIN jobs j ON j.id = f.job_id
+    SELECT f.id FROM frontier f CROSS JOIN jobs j ON j.id = f.job_id
     WHERE f.state = 'pending' AND f.not_before <= ? AND j.status IN ('queued', 'running')
     ORDER BY f.depth, f.id LIMIT ?
 ) RETURNING id, job_id, url, host, depth, attempts
