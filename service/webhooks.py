@@ -194,6 +194,8 @@ class WebhookDispatcher:
         self._client: httpx.AsyncClient | None = None
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._is_leader = False
+        self._next_lead_check = 0.0
         self._task: asyncio.Task[None] | None = None
         self._lanes: dict[str, asyncio.Task[None]] = {}  # job id -> the task delivering for it
         self._streams: dict[str, _PageStream] = {}
@@ -252,7 +254,8 @@ class WebhookDispatcher:
             while not stop.is_set():
                 self._wake.clear()
                 try:
-                    await self._tick()
+                    if await self._leading():
+                        await self._tick()
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -292,6 +295,20 @@ class WebhookDispatcher:
         )
 
     # -- scheduling ------------------------------------------------------------------
+
+    async def _leading(self) -> bool:
+        """Only one dispatcher per database delivers (several workers share PostgreSQL):
+        the others would send every event and page batch again. Non-leaders ask again
+        every few seconds, so a dead leader's role passes on."""
+        now = time.monotonic()
+        if now < self._next_lead_check:
+            return self._is_leader
+        was = self._is_leader
+        self._is_leader = await self._store.try_lead("webhooks")
+        self._next_lead_check = now + (30.0 if self._is_leader else 3.0)
+        if self._is_leader and not was:
+            logger.info("this process delivers webhooks")
+        return self._is_leader
 
     async def _tick(self) -> None:
         """Start lanes for due events, then for page batches, while slots are free."""

@@ -24,6 +24,7 @@ claim, record and cancel at once. How each race is closed:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -339,6 +340,7 @@ class PostgresStore:
         self._pool: asyncpg.Pool | None = None
         self._next_expiry = 0.0  # monotonic time of the next sweep for expired claims
         self.applied_migrations: list[str] = []  # by this instance's open(), for tests
+        self._leader: dict[str, asyncpg.Connection] = {}  # role -> connection holding its lock
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -362,9 +364,37 @@ class PostgresStore:
             raise
 
     async def close(self) -> None:
+        for conn in self._leader.values():
+            with contextlib.suppress(Exception):
+                await conn.close()
+        self._leader.clear()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
+
+    async def try_lead(self, role: str) -> bool:
+        """Whether this process holds the cluster-wide lead for `role` (taking it if free).
+
+        A session advisory lock on a connection of its own: it is held for as long as
+        that connection lives, so a process that dies hands the role to the next asker.
+        """
+        conn = self._leader.get(role)
+        if conn is not None and not conn.is_closed():
+            return True
+        self._leader.pop(role, None)
+        try:
+            conn = await asyncpg.connect(self.database_url, server_settings={"jit": "off"})
+        except _DATABASE_ERRORS:
+            return False
+        try:
+            won = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", f"trawl:{role}")
+        except _DATABASE_ERRORS:
+            won = False
+        if not won:
+            await conn.close()
+            return False
+        self._leader[role] = conn
+        return True
 
     async def ping(self) -> None:
         await self._fetchval("SELECT 1")

@@ -163,6 +163,10 @@ class SQLiteStore:
                 await conn.close()
         self._reader = self._writer = None
 
+    async def try_lead(self, role: str) -> bool:
+        """One process owns the file, so it always leads."""
+        return True
+
     async def ping(self) -> None:
         await self._read_one("SELECT 1", ())
 

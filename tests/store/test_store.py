@@ -642,3 +642,20 @@ async def test_migrations_applied_twice_are_a_no_op(
 
 async def test_ping(store: Store) -> None:
     await store.ping()
+
+
+@pytest.mark.usefixtures("postgres_only")
+async def test_one_leader_per_role_and_it_passes_on(make_store: MakeStore) -> None:
+    first, second = await make_store(), await make_store()
+    assert await first.try_lead("webhooks")
+    assert not await second.try_lead("webhooks")
+    assert await first.try_lead("webhooks"), "a leader stays leader"
+    assert await second.try_lead("other-role"), "roles are independent"
+    await first.close()
+    assert await second.try_lead("webhooks"), "a closed leader hands the role on"
+
+
+async def test_a_single_sqlite_process_always_leads(store: Store, backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite only")
+    assert await store.try_lead("webhooks")
