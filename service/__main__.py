@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.role:
             overrides["role"] = args.role
         settings = settings.with_overrides(**overrides)
+        settings.check()
         configure(settings.log_level, settings.log_format)
         if settings.role == "worker":
             from service.worker_main import run_worker

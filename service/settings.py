@@ -165,14 +165,21 @@ class Settings:
             log_format=reader.text("SCRAPER_LOG_FORMAT", defaults.log_format),
             log_level=reader.text("SCRAPER_LOG_LEVEL", defaults.log_level).upper(),
         )
-        if settings.role not in {"all", "web", "worker"}:
-            raise ConfigError(f"SCRAPER_ROLE must be all, web or worker, not {settings.role!r}")
-        if settings.lease_seconds < 1.0:
-            # Workers renew their leases every 0.5 s; shorter leases would expire in between.
-            raise ConfigError(
-                f"SCRAPER_LEASE_SECONDS must be at least 1, got {settings.lease_seconds}"
-            )
+        settings.check()
         return settings
+
+    def check(self) -> None:
+        """Combinations of settings that cannot work."""
+        if self.role == "worker" and self.database_url.startswith("sqlite:"):
+            raise ConfigError(
+                "the worker role shares a frontier with other processes, which needs "
+                "DATABASE_URL=postgresql://...; with SQLite run `python -m service` alone"
+            )
+        if self.role not in {"all", "web", "worker"}:
+            raise ConfigError(f"SCRAPER_ROLE must be all, web or worker, not {self.role!r}")
+        if self.lease_seconds < 1.0:
+            # Workers renew their leases well before expiry, on a 0.5 s tick.
+            raise ConfigError(f"SCRAPER_LEASE_SECONDS must be at least 1, got {self.lease_seconds}")
 
 
 class _Reader:
