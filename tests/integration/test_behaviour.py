@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from service.urls import canonicalize_url
-from tests.conftest import TrawlServer
+from tests.conftest import TrawlServer, free_port
 from tests.site import QUERY_PAGE, Site
 
 MakeSite = Callable[..., Site]
@@ -271,3 +271,33 @@ async def test_the_service_cannot_crawl_its_own_api(trawl: TrawlServer) -> None:
     assert done["status"] == "completed"
     results = await trawl.results(job["id"])
     assert [item["error"]["code"] for item in results] == ["private_address"] * 2
+
+
+async def test_a_host_that_keeps_failing_is_failed_fast(
+    make_server: Callable[..., Any],
+) -> None:
+    trawl: TrawlServer = await make_server(
+        host_failure_threshold=3, concurrency=2, per_host_concurrency=1
+    )
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there: connection refused
+    urls = [f"{dead}/page/{i}" for i in range(20)]
+    job = await trawl.submit({"urls": urls, "max_retries": 1})
+    done = await trawl.wait_job(job["id"], timeout=30)
+    assert done["status"] == "completed" and done["stats"]["pages_failed"] == 20
+    codes = [item["error"]["code"] for item in await trawl.results(job["id"])]
+    assert codes.count("host_unreachable") >= 15, codes
+    assert set(codes) <= {"connect_error", "host_unreachable"}
+
+
+async def test_per_job_host_delay_spaces_requests(trawl: TrawlServer, site: Site) -> None:
+    job = await trawl.submit(
+        {
+            "urls": [site.url(f"/p/{i}") for i in range(4)],
+            "per_host_delay": 0.25,
+            "respect_robots": False,
+        }
+    )
+    await trawl.wait_job(job["id"])
+    starts = _starts(site, "/p/")
+    assert len(starts) == 4
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.24
