@@ -24,6 +24,7 @@ class _Host:
     next_allowed: float = 0.0  # monotonic time before which nothing new starts
     delay: float = 0.0  # floor for start-to-start spacing (Crawl-delay, job option)
     last_start: float = 0.0
+    spacing: float = 0.0  # the spacing applied to the last URL handed out
     failures: int = 0
 
 
@@ -88,6 +89,7 @@ class HostScheduler:
         state = self._hosts.setdefault(host, _Host())
         if delay > state.delay:
             state.delay = delay
+            state.spacing = max(state.spacing, delay)
             # A delay learnt mid-flight (robots.txt) also spaces the request just started.
             state.next_allowed = max(state.next_allowed, state.last_start + delay)
 
@@ -96,6 +98,15 @@ class HostScheduler:
         state = self._hosts.setdefault(host, _Host())
         state.next_allowed = max(state.next_allowed, time.monotonic() + seconds)
         self._wake.set()
+
+    def request_started(self, host: str) -> None:
+        """The request itself starts now (after robots.txt, after the hand-off): space
+        the next one from here, so the server never sees two closer than the delay."""
+        state = self._hosts.get(host)
+        if state is not None and state.spacing:
+            now = time.monotonic()
+            state.last_start = now
+            state.next_allowed = max(state.next_allowed, now + state.spacing)
 
     def note_failure(self, host: str) -> int:
         state = self._hosts.setdefault(host, _Host())
@@ -157,7 +168,7 @@ class HostScheduler:
                 state.active += 1
                 self.max_active_seen[host] = max(self.max_active_seen.get(host, 0), state.active)
                 state.last_start = now
-                spacing = max(delay, state.delay)
+                spacing = state.spacing = max(delay, state.delay)
                 if spacing:
                     state.next_allowed = now + spacing
                 self._ready.put_nowait(Slot(item, host))

@@ -108,6 +108,7 @@ class PageWorker:
                     ),
                 )
 
+        self._scheduler.request_started(item.host)
         result = await self._fetcher.fetch(item.url)
         metrics.FETCH_SECONDS.observe(result.elapsed_ms / 1000)
 
