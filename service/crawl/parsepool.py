@@ -32,6 +32,7 @@ class ParseOutput:
     follow_links: tuple[str, ...]
     fields_json: str  # `"title": ..., "text": ...` without the braces
     title: str | None
+    canonical: str | None = None  # <link rel=canonical>, absolute and canonicalised
 
 
 def page_fields(parsed: ParsedPage, formats: frozenset[str]) -> dict[str, Any]:
@@ -149,4 +150,5 @@ def _parse(body: bytes, url: str, options: ParseOptions, http_charset: str | Non
         follow_links=parsed.follow_links,
         fields_json=encoded[1:-1],
         title=parsed.title,
+        canonical=parsed.metadata.get("canonical"),
     )

@@ -192,6 +192,9 @@ class PageWorker:
             metrics.PARSE_SECONDS.observe(time.perf_counter() - started)
         # The parser leaves non-HTML-looking links out of follow_links; a job may want them.
         follow = parsed.links if plan.follow_non_html else parsed.follow_links
+        if parsed.canonical and parsed.canonical != item.url:
+            # The page names its preferred URL: crawl that one too (deduped like any link).
+            follow = (parsed.canonical, *follow)
         links = plan.new_links(tuple(follow), item.depth)
         page = page_document(item, result=result, parsed=parsed, attempts=attempt)
         return PageRecord(

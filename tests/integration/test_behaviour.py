@@ -301,3 +301,16 @@ async def test_per_job_host_delay_spaces_requests(trawl: TrawlServer, site: Site
     starts = _starts(site, "/p/")
     assert len(starts) == 4
     assert min(b - a for a, b in itertools.pairwise(starts)) >= 0.24
+
+
+async def test_a_pages_canonical_url_is_crawled_too(trawl: TrawlServer, site: Site) -> None:
+    site.add_page(
+        "/print/article",
+        b'<html><head><link rel="canonical" href="/article"></head><body>print</body></html>',
+    )
+    site.add_page("/article", b"<html><body>the article</body></html>")
+    job = await trawl.submit({"url": site.url("/print/article"), "max_depth": 1})
+    await trawl.wait_job(job["id"])
+    pages = {item["url"]: item for item in await trawl.results(job["id"])}
+    assert set(pages) == {site.url("/print/article"), site.url("/article")}
+    assert pages[site.url("/print/article")]["metadata"]["canonical"] == site.url("/article")
