@@ -578,7 +578,7 @@ def _metadata(scan: _Scan, base: str) -> dict[str, str]:
         if key in _META_NAMES or key.startswith(("og:", "twitter:")):
             metadata[key] = content.strip()
     if scan.canonical:
-        canonical = _resolve(base, scan.canonical)
+        canonical = _Resolver(base).resolve(scan.canonical)
         if canonical is not None:
             metadata["canonical"] = canonical[0]
     if scan.lang and scan.lang.strip():
@@ -593,25 +593,104 @@ def _robots_nofollow(robots: str | None) -> bool:
     return "nofollow" in tokens or "none" in tokens
 
 
-def _resolve(base: str, href: str) -> tuple[str, bool] | None:
-    """(canonical absolute http(s) URL, looks non-HTML) for an href; None if not a link."""
-    href = href.strip()
-    if not href or href.startswith("#") or href[:11].lower().startswith(_SKIPPED_SCHEMES):
-        return None
-    try:
-        return _canonical_link(urljoin(base, href))
-    except ValueError:  # e.g. an unclosed IPv6 bracket
-        return None
+# An absolute http(s) URL that canonicalize_url() returns unchanged: lower-case host
+# labels, no userinfo, a port without leading zeros, a path of unreserved characters and
+# no dot segments (no segment starts with "."), no params, query or fragment.
+_CANONICAL_URL = re.compile(
+    r"(https?)://[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
+    r"(?::([1-9][0-9]{0,4}))?(?:/(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*)?)+"
+)
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+# First characters of an href that can only be a relative path (with neither a scheme
+# nor an authority) once urljoin has stripped and cleaned it; it must also lack ":".
+# urljoin() drops tabs and newlines first, and "//" starts an authority, even an empty one.
+_NOT_AFTER_SLASH = ("/", "\t", "\n", "\r")
+_PATH_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-")
+
+
+def _is_canonical(url: str) -> bool:
+    """True only if canonicalize_url(url) == url (a cheap test; False means "don't know")."""
+    match = _CANONICAL_URL.fullmatch(url)
+    if match is None:
+        return False
+    port = match[2]
+    return port is None or (port != _DEFAULT_PORTS[match[1]] and int(port) <= 65535)
 
 
 @functools.lru_cache(maxsize=16384)
 def _canonical_link(url: str) -> tuple[str, bool] | None:
     # Canonicalisation is most of a link's cost and pure; site-wide navigation links recur
     # on every page a worker process parses, so a bounded cache pays for itself.
-    canonical = try_canonicalize(url)
+    canonical = url if _is_canonical(url) else try_canonicalize(url)
     if canonical is None:
         return None
     return canonical, looks_like_non_html(canonical)
+
+
+@functools.lru_cache(maxsize=16384)
+def _joined_link(key: str, href: str) -> tuple[str, bool] | None:
+    # urljoin() costs as much again as a cached canonicalisation. Joined against a page's
+    # origin or directory (see _Resolver) instead of the page URL, the same navigation
+    # hrefs recur across the pages of a site, so the join is cached too.
+    try:
+        return _canonical_link(urljoin(key, href))
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
+
+
+class _Resolver:
+    """Resolves one page's hrefs to (canonical absolute http(s) URL, looks non-HTML).
+
+    urljoin(base, href) depends on less than the whole base for most hrefs. One starting
+    with a single "/" depends only on the base's scheme and authority (its origin), and a relative
+    path (one that cannot have a scheme or authority) only on the origin and the base
+    path up to its last "/" (its directory). Those hrefs are joined against that key
+    instead of the base, through a cache; other hrefs are joined against the base.
+    """
+
+    __slots__ = ("_base", "_directory", "_origin")
+
+    def __init__(self, base: str) -> None:
+        self._base = base
+        self._origin: str | None = None
+        self._directory: str | None = None
+        try:
+            scheme, netloc, path, _, _ = urlsplit(base)
+            if scheme not in _DEFAULT_PORTS or not netloc:
+                return
+            origin = f"{scheme}://{netloc}"
+            directory = origin + path[: path.rfind("/") + 1]
+            # Each key must parse back into the parts it was built from.
+            if urlsplit(origin) != (scheme, netloc, "", "", ""):
+                return
+            if urlsplit(directory) != (scheme, netloc, directory[len(origin) :], "", ""):
+                return
+        except ValueError:
+            return
+        self._origin = origin
+        self._directory = directory
+
+    def resolve(self, href: str) -> tuple[str, bool] | None:
+        """The link for an href; None for fragment-only, non-web and unusable hrefs."""
+        href = href.strip()
+        if not href or href[0] == "#" or href[:11].lower().startswith(_SKIPPED_SCHEMES):
+            return None
+        first = href[0]
+        if first == "/" and href[1:2] not in _NOT_AFTER_SLASH:
+            key = self._origin
+        elif first in _PATH_START and ":" not in href:
+            key = self._directory
+        elif _CANONICAL_URL.fullmatch(href):
+            # Already canonical and absolute: urljoin() would return it unchanged.
+            return _canonical_link(href)
+        else:
+            key = None
+        if key is not None:
+            return _joined_link(key, href)
+        try:
+            return _canonical_link(urljoin(self._base, href))
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            return None
 
 
 def _links(
@@ -619,7 +698,8 @@ def _links(
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """All links in document order (deduped, capped) and the ones the crawler may follow."""
     followable: dict[str, bool] = {}  # canonical URL -> may follow; insertion-ordered
-    resolved: dict[str, tuple[str, bool] | None] = {}  # raw href -> _resolve(), per page
+    resolved: dict[str, tuple[str, bool] | None] = {}  # raw href -> resolve(), per page
+    resolve = _Resolver(base).resolve
     max_links = options.max_links
     check_rel = options.respect_nofollow and not nofollow_page
     for tag in anchors:
@@ -629,7 +709,7 @@ def _links(
         elif len(followable) >= max_links:
             break  # full: only repeats of hrefs already seen could still matter
         else:
-            link = resolved[href] = _resolve(base, href)
+            link = resolved[href] = resolve(href)
         if link is None:
             continue
         url, non_html = link

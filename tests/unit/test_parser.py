@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import bs4
 import pytest
@@ -24,6 +25,7 @@ from service.crawl.parser import (
     parse_page,
     validate_selector,
 )
+from service.urls import canonicalize_url, try_canonicalize
 
 FIXTURES = Path(__file__).parent / "fixtures" / "parser"
 ARTICLE = (FIXTURES / "article.html").read_bytes()
@@ -425,6 +427,85 @@ def test_max_links_counts_unique_links() -> None:
     page = parse(anchors, max_links=10)
     assert page.links == tuple(f"https://example.org/p/{i}" for i in range(10))
     assert parse(anchors, max_links=0).links == ()
+
+
+LINK_BASES = [
+    "https://example.org/dir/page.html",
+    "https://example.org",
+    "http://Example.ORG:80/a/b/?q=1#f",
+    "http://127.0.0.1:18480/sec-01/page-1.html",
+    "http://h/a;p/b;q?x#y",
+    "http://h/a//b/",
+    "http://u:p@h:8080/dir/",
+    "http://[::1]:80/x/y",
+    "http://h/a b/c d",
+    "http://h/dir/;params",
+    "ftp://h/x/",
+    "http:///nohost/x",
+]
+LINK_HREFS = [
+    "", "/", "//", "///x", "//cdn.example.org/f", "/\t/evil.example", "/a/../b/./c", "/d?b=2&a=1",
+    "/e#frag", "?q", "?", "#top", ";p", "x", "x.html", "./y", "../z/", "../../../../w", "a//b",
+    "a b", "a\tb", "sub/x.pdf", "x?b=1&a=2#f", "x:y", "HTTP://Other.Example:443/e",
+    "http://example.org/clean/path", "https://example.org:8443/p", "http://example.org:080/p",
+    "http://example.org:65536/p", "https://example.org/.well-known/x", "http://EXAMPLE.org/p",
+    "http://example.org/%7Ex", "http://example.org/r\u00e9sum\u00e9", "http:x", "http:/x",
+    "\x01x", "\x01?q", "javascript:void(0)", "mailto:a@b", "http://[::1", " /padded ",
+]  # fmt: skip
+
+
+def _urljoin_and_canonicalize(base: str, href: str) -> str | None:
+    href = href.strip()
+    skipped = ("javascript:", "mailto:", "tel:", "data:", "vbscript:")
+    if not href or href.startswith("#") or href.lower().startswith(skipped):
+        return None
+    try:
+        return try_canonicalize(urljoin(base, href))
+    except ValueError:
+        return None
+
+
+@pytest.mark.parametrize("base", LINK_BASES)
+def test_link_resolution_matches_urljoin_and_canonicalize(base: str) -> None:
+    # The resolver skips urljoin for clean absolute hrefs, joins others against the page's
+    # origin or directory through a cache, and skips canonicalisation for canonical URLs.
+    for href in LINK_HREFS:
+        expected = _urljoin_and_canonicalize(base, href)
+        for _ in range(2):  # cold, then cached
+            link = parser._Resolver(base).resolve(href)
+            assert (link[0] if link else None) == expected, (base, href)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.org/",
+        "https://a-b.example.org:8443/x/y.html",
+        "http://127.0.0.1:18480/sec-01/",
+        "http://example.org/a~b/_c-d/e.f",
+        "http://example.org:65535/",
+        "http://example.org:80/",
+        "https://example.org:443/",
+        "http://example.org:0080/",
+        "http://Example.org/",
+        "http://example.org/a/./b",
+        "http://example.org/a/../b",
+        "http://example.org/%41",
+        "http://example.org/a;b",
+        "http://example.org/?",
+        "http://example.org/#f",
+        "http://example.org",
+        "http://u@example.org/",
+        "http://xn--bcher-kva.example/",
+        "http://" + "a" * 64 + ".example/",
+    ],
+)
+def test_canonical_fast_path_agrees_with_canonicalize(url: str) -> None:
+    if parser._is_canonical(url):
+        assert canonicalize_url(url) == url
+    link = parser._canonical_link.__wrapped__(url)
+    assert link is not None
+    assert link[0] == canonicalize_url(url)
 
 
 # --- metadata -------------------------------------------------------------------------------
