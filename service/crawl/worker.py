@@ -118,28 +118,13 @@ class PageWorker:
         if result.error is not None:
             if result.error.code in RETRY_ERRORS:
                 self._scheduler.note_failure(item.host)
-            return self._record(
-                item,
-                Outcome.FAILED,
-                attempt,
-                page_document(
-                    item,
-                    result=result,
-                    error=(result.error.code, result.error.message),
-                    attempts=attempt,
-                ),
+            return self._failed(
+                item, attempt, result.error.code, result.error.message, result=result
             )
         self._scheduler.note_success(item.host)
         status = result.status_code or 0
         if status >= 400:
-            return self._record(
-                item,
-                Outcome.FAILED,
-                attempt,
-                page_document(
-                    item, result=result, error=("http_error", f"HTTP {status}"), attempts=attempt
-                ),
-            )
+            return self._failed(item, attempt, "http_error", f"HTTP {status}", result=result)
         if result.content_type not in HTML_TYPES and not _sniff_html(result):
             # Not a page: keep what we know about it, extract nothing.
             return self._record(
@@ -158,35 +143,17 @@ class PageWorker:
                 result.body, result.final_url, plan.parse_options, result.charset
             )
         except ParseError as exc:
-            return self._record(
-                item,
-                Outcome.FAILED,
-                attempt,
-                page_document(
-                    item, result=result, error=("bad_content", str(exc)), attempts=attempt
-                ),
-            )
+            return self._failed(item, attempt, "bad_content", str(exc), result=result)
         except ParserCrashed as exc:
-            return self._record(
-                item,
-                Outcome.FAILED,
-                attempt,
-                page_document(
-                    item, result=result, error=("parser_crashed", str(exc)), attempts=attempt
-                ),
-            )
+            return self._failed(item, attempt, "parser_crashed", str(exc), result=result)
         except Exception as exc:  # a parser bug must not kill the worker
             logger.exception("parser failed on %s", item.url)
-            return self._record(
+            return self._failed(
                 item,
-                Outcome.FAILED,
                 attempt,
-                page_document(
-                    item,
-                    result=result,
-                    error=("bad_content", f"could not parse: {type(exc).__name__}"),
-                    attempts=attempt,
-                ),
+                "bad_content",
+                f"could not parse: {type(exc).__name__}",
+                result=result,
             )
         finally:
             metrics.PARSE_SECONDS.observe(time.perf_counter() - started)
@@ -224,13 +191,18 @@ class PageWorker:
         delay = max(retry_after or 0.0, backoff * random.uniform(0.5, 1.5))
         return Release(item=item, not_before=time.time() + delay, attempts=attempt)
 
-    def _failed(self, item: FrontierItem, attempt: int, code: str, message: str) -> PageRecord:
-        return self._record(
-            item,
-            Outcome.FAILED,
-            attempt,
-            page_document(item, error=(code, message), attempts=attempt),
-        )
+    def _failed(
+        self,
+        item: FrontierItem,
+        attempt: int,
+        code: str,
+        message: str,
+        *,
+        result: FetchResult | None = None,
+    ) -> PageRecord:
+        """A page that failed for good: a result carrying the error."""
+        page = page_document(item, result=result, error=(code, message), attempts=attempt)
+        return self._record(item, Outcome.FAILED, attempt, page)
 
     @staticmethod
     def _record(item: FrontierItem, outcome: Outcome, attempt: int, page: str) -> PageRecord:
