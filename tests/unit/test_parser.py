@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import pickle
@@ -252,6 +253,27 @@ def test_result_pickles_as_plain_data() -> None:
     strings = [page.title, page.text, page.markdown, page.html, *page.links]
     strings += [*page.metadata.values(), *(v for values in page.data.values() for v in values)]
     assert {type(s) for s in strings} == {str}
+
+
+def test_garbage_collector_state_is_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The collector is paused while a page parses and the dead tree is collected after.
+    assert gc.isenabled()
+    parse_page(ARTICLE, ARTICLE_URL, opts(*ALL))
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        parse_page(ARTICLE, ARTICLE_URL, opts(*ALL))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+    def deep(*args: Any, **kwargs: Any) -> Any:
+        raise RecursionError
+
+    monkeypatch.setattr(parser, "_metadata", deep)
+    with pytest.raises(ParseError):
+        parse_page(ARTICLE, ARTICLE_URL, opts("text"))
+    assert gc.isenabled()
 
 
 @pytest.mark.slow
