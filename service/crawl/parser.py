@@ -38,7 +38,7 @@ import functools
 import gc
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urljoin, urlsplit
@@ -217,7 +217,6 @@ def _decode(body: bytes, http_charset: str | None) -> tuple[str, str]:
 
 # --- the document walk --------------------------------------------------------------------
 
-_WHITESPACE = re.compile(r"\s+")
 # Marks a table cell boundary inside a line; lxml turns NUL in input into U+FFFD.
 _CELL = "\x00"
 _AROUND_CELL = re.compile(" ?\x00 ?")
@@ -276,38 +275,33 @@ def _is_boilerplate(tag: Tag, in_sectioning: bool) -> bool:
 class _TextBuilder:
     """Accumulates readable text: block elements become line or paragraph breaks."""
 
-    __slots__ = ("_line", "_out", "_pending", "_pre", "_size", "full", "limit")
+    __slots__ = ("_out", "_pending", "_pre", "_size", "full", "limit", "line")
 
     def __init__(self, limit: int) -> None:
         self._out: list[str] = []
-        self._line: list[str] = []  # raw strings; whitespace is collapsed once per line
+        self.line: list[str] = []  # raw strings; whitespace is collapsed once per line
         self._pending = 0
         self._pre = 0
         self._size = 0
         self.limit = limit
         self.full = limit == 0
 
-    def add(self, string: str) -> None:
-        self._line.append(string)
-
     def cell(self) -> None:
         if not self._pre:
-            self._line.append(_CELL)
+            self.line.append(_CELL)
 
     def newline(self) -> None:
         if self._pre:
-            self._line.append("\n")
+            self.line.append("\n")
         else:
             self.brk(1)
 
     def brk(self, level: int) -> None:
         if self._pre:
             return
-        if self._line:
-            # str.split() and the regex \s agree on what whitespace is; this is the cheap
-            # way to collapse it (and it strips the ends, which were stripped anyway).
-            line = " ".join("".join(self._line).split())
-            self._line.clear()
+        if self.line:
+            line = _collapse("".join(self.line))
+            self.line.clear()
             if _CELL in line:
                 line = _AROUND_CELL.sub("\t", line).strip(" \t")
             self._emit(line)
@@ -323,8 +317,8 @@ class _TextBuilder:
         self._pre -= 1
         if self._pre:
             return
-        block = "".join(self._line).replace("\r\n", "\n").replace(_CELL, "").strip("\n")
-        self._line.clear()
+        block = "".join(self.line).replace("\r\n", "\n").replace(_CELL, "").strip("\n")
+        self.line.clear()
         self._emit("\n".join(line.rstrip() for line in block.split("\n")))
         self._pending = 2
 
@@ -394,56 +388,69 @@ def _walk(
     root: Tag, scan: _Scan | None, text: _TextBuilder | None, *, drop_boilerplate: bool
 ) -> None:
     """Visit `root`'s subtree once, without recursion, feeding the scan and the text."""
-    mute = 0  # > 0 inside elements whose strings are not page text
+    # > 0 inside elements whose strings are not page text; with no text wanted, always.
+    mute = 0 if text is not None else 1
+    builder = text if text is not None else _TextBuilder(0)  # never fed while muted
+    # Fed only the NavigableStrings (str subclasses) that are text, checked below.
+    add = cast("Callable[[PageElement], None]", builder.line.append)
+    brk = builder.brk
     svg = 0
     article = 0
     sectioning = 1 if root.name in _SECTIONING else 0
+    anchors = scan.anchors if scan is not None else []
     stack: list[tuple[Iterator[PageElement], int]] = [(iter(root.contents), 0)]
     while stack:
         for node in stack[-1][0]:
-            if isinstance(node, Tag):
-                name = node.name
-                flags = 0
-                if scan is not None:
-                    if name in _COLLECTED:
-                        scan.see(node, name, svg > 0)
-                    elif name == "article":
-                        if article == 0:
-                            scan.articles.append(node)
-                        article += 1
-                        flags |= _ARTICLE
-                    elif name == "svg":
-                        svg += 1
-                        flags |= _SVG
-                if text is not None and not mute:
-                    if name in _MUTED or (
-                        drop_boilerplate and _is_boilerplate(node, sectioning > 0)
-                    ):
-                        if scan is None:
-                            continue  # nothing else wants this subtree
-                        mute += 1
-                        flags |= _MUTE
-                    elif name == "br":
-                        text.newline()
-                    else:
-                        level = _BREAKS.get(name, 0)
-                        if level:
-                            text.brk(level)
-                            flags |= _PARAGRAPH if level == 2 else _LINE
-                        if name == "pre":
-                            text.start_pre()
-                            flags |= _PRE
-                        elif name == "td" or name == "th":
-                            text.cell()
-                        if drop_boilerplate and name in _SECTIONING:
-                            sectioning += 1
-                            flags |= _SECTION
-                    if text.full and scan is None:
-                        return
-                stack.append((iter(node.contents), flags))
-                break
-            if text is not None and not mute and type(node) in _TEXT_TYPES:
-                text.add(cast(str, node))
+            if not isinstance(node, Tag):
+                if not mute and type(node) in _TEXT_TYPES:
+                    add(node)
+                continue
+            tag = node
+            name = tag.name
+            flags = 0
+            if scan is not None:
+                if name == "a":
+                    if "href" in tag.attrs:
+                        anchors.append(tag)
+                elif name in _COLLECTED:
+                    scan.see(tag, name, svg > 0)
+                elif name == "article":
+                    if article == 0:
+                        scan.articles.append(tag)
+                    article += 1
+                    flags = _ARTICLE
+                elif name == "svg":
+                    svg += 1
+                    flags = _SVG
+            if not mute:
+                level = _BREAKS.get(name)
+                if drop_boilerplate and _is_boilerplate(tag, sectioning > 0):
+                    if scan is None:
+                        continue  # nothing else wants this subtree
+                    mute += 1
+                    flags |= _MUTE
+                elif level is not None:
+                    brk(level)
+                    flags |= _PARAGRAPH if level == 2 else _LINE
+                    if name == "pre":
+                        builder.start_pre()
+                        flags |= _PRE
+                    elif drop_boilerplate and name in _SECTIONING:
+                        sectioning += 1
+                        flags |= _SECTION
+                elif name == "td" or name == "th":
+                    builder.cell()
+                elif name in _MUTED:
+                    if scan is None:
+                        continue
+                    mute += 1
+                    flags |= _MUTE
+                elif name == "br":
+                    builder.newline()
+                if builder.full and scan is None:
+                    return
+            stack.append((iter(tag.contents), flags))
+            break
         else:
             flags = stack.pop()[1]
             if flags:
@@ -455,15 +462,14 @@ def _walk(
                     article -= 1
                 if flags & _SECTION:
                     sectioning -= 1
-                if text is not None:
-                    if flags & _PRE:
-                        text.end_pre()
-                    if flags & _PARAGRAPH:
-                        text.brk(2)
-                    elif flags & _LINE:
-                        text.brk(1)
-                    if text.full and scan is None:
-                        return
+                if flags & _PRE:
+                    builder.end_pre()
+                if flags & _PARAGRAPH:
+                    brk(2)
+                elif flags & _LINE:
+                    brk(1)
+                if builder.full and scan is None:
+                    return
 
 
 def _content_roots(soup: BeautifulSoup, scan: _Scan, only_main_content: bool) -> list[Tag]:
@@ -553,7 +559,14 @@ def _empty_page(options: ParseOptions) -> ParsedPage:
 
 
 def _collapse(string: str) -> str:
-    return _WHITESPACE.sub(" ", string).strip()
+    """Whitespace runs as one space, none at the ends: `re.sub(r"\\s+", " ", s).strip()`."""
+    # Every whitespace character but the space is unprintable, so most lines of text pass
+    # this check, which is cheaper than splitting them into words. str.split() and the
+    # regex \s agree on what whitespace is.
+    collapsed = string.isprintable() and "  " not in string
+    if collapsed and string[:1] != " " and string[-1:] != " ":
+        return string
+    return " ".join(string.split())
 
 
 def _title(scan: _Scan) -> str | None:
