@@ -515,7 +515,7 @@ def _parse(document: str, encoding: str, url: str, options: ParseOptions) -> Par
         links, follow = _links(scan.anchors, base, options, nofollow_page)
 
     roots: list[Tag] = []
-    if want_text or "markdown" in formats:
+    if (want_text and builder is None) or "markdown" in formats:
         roots = _content_roots(soup, scan, options.only_main_content)
     text = None
     if builder is not None:
