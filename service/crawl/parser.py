@@ -219,6 +219,7 @@ def _decode(body: bytes, http_charset: str | None) -> tuple[str, str]:
 
 # Marks a table cell boundary inside a line; lxml turns NUL in input into U+FFFD.
 _CELL = "\x00"
+_SEPARATORS = ("\n", "\n", "\n\n")  # between lines, by the strongest break pending
 _AROUND_CELL = re.compile(" ?\x00 ?")
 _TOKEN_SPLIT = re.compile(r"[\s,]+")
 
@@ -304,7 +305,8 @@ class _TextBuilder:
             self.line.clear()
             if _CELL in line:
                 line = _AROUND_CELL.sub("\t", line).strip(" \t")
-            self._emit(line)
+            if line and not self.full:
+                self._emit(line)
         if level > self._pending:
             self._pending = level
 
@@ -325,13 +327,15 @@ class _TextBuilder:
     def _emit(self, line: str) -> None:
         if not line or self.full:
             return
-        if self._out:
-            separator = "\n" * max(self._pending, 1)
-            self._out.append(separator)
-            self._size += len(separator)
-        self._out.append(line)
+        out = self._out
+        if out:
+            separator = _SEPARATORS[self._pending]
+            out.append(separator)
+            self._size += len(separator) + len(line)
+        else:
+            self._size += len(line)
+        out.append(line)
         self._pending = 0
-        self._size += len(line)
         self.full = self._size >= self.limit
 
     def result(self) -> str:
