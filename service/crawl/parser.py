@@ -1,10 +1,12 @@
 """HTML to ParsedPage: the pure, CPU-bound step of a crawl, run in a process pool.
 
 Plain data in, plain data out: no I/O, results that pickle cheaply, and no state between
-calls except a bounded cache of URL canonicalisation (a pure function, so it cannot change a
-result). Each page is decoded once and parsed once (BeautifulSoup over lxml). One iterative
-walk of the tree collects the title, metadata and links, and the text too unless
+calls except bounded caches of link resolution (pure functions, so they cannot change a
+result). Each page is decoded once (service.crawl.htmlencoding) and parsed once
+(BeautifulSoup over lxml, most of the CPU). One iterative walk of the tree
+(service.crawl.textwalk) collects the title, metadata and links, and the text too unless
 only_main_content is set. Markdown and selectors are computed only when they are asked for.
+The cyclic garbage collector is paused while a page parses (see parse_page).
 
 Choices worth knowing:
 
@@ -33,23 +35,30 @@ Choices worth knowing:
 
 from __future__ import annotations
 
-import codecs
 import functools
 import gc
 import re
 import warnings
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import soupsieve
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
-from bs4.dammit import EncodingDetector
-from bs4.element import NavigableString, PageElement, RubyParenthesisString, RubyTextString
-from charset_normalizer import from_bytes
 from markdownify import ATX, MarkdownConverter
 
+from service.crawl.htmlencoding import BinaryContentError, decode_html
+from service.crawl.textwalk import (
+    MUTED,
+    SECTIONING,
+    Scan,
+    TextBuilder,
+    attr,
+    collapse,
+    is_boilerplate,
+    plain_text,
+    walk,
+)
 from service.urls import looks_like_non_html, try_canonicalize
 
 __all__ = [
@@ -132,7 +141,10 @@ def parse_page(
     """Decode and parse one HTML document into the formats `options` asks for."""
     if not body:
         return _empty_page(options)
-    document, encoding = _decode(body, http_charset)
+    try:
+        document, encoding = decode_html(body, http_charset)
+    except BinaryContentError as exc:
+        raise ParseError(str(exc)) from exc
     # The tree bs4 builds is thousands of objects linked both ways. With the collector on,
     # the young ones are traversed again and again while the tree grows (about a tenth
     # of the parse). With it off until the page is done, the dead tree is collected in
@@ -149,334 +161,7 @@ def parse_page(
             gc.collect(0)
 
 
-# --- decoding -----------------------------------------------------------------------------
-
-_DETECT_BYTES = 64 * 1024
-_SNIFF_BYTES = 1024
-_MAX_CONTROL_RATIO = 0.05
-# C0 controls that never appear in text (tab, LF, FF, CR and ESC, used by ISO-2022, do),
-# plus DEL. Translating these away and comparing lengths counts them at C speed.
-_CONTROL_BYTES = bytes([*range(0x09), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F])
-
-
-def _codec(label: str | None, *, from_meta: bool = False) -> str | None:
-    """Python codec for a charset label, mapped the way browsers map it; None if unknown."""
-    if not label:
-        return None
-    try:
-        name = codecs.lookup(label.strip().strip("\"'")).name
-    except LookupError:
-        return None
-    if name in ("iso8859-1", "ascii"):
-        return "cp1252"
-    if from_meta and name.startswith(("utf-16", "utf-32")):
-        # A meta tag readable as ASCII cannot be UTF-16; WHATWG says to read UTF-8.
-        return "utf-8"
-    return name
-
-
-def _decode(body: bytes, http_charset: str | None) -> tuple[str, str]:
-    """Decode the body; return the text and the codec used. Raises ParseError for binary."""
-    data, bom = EncodingDetector.strip_byte_order_mark(body)
-    declared: list[str] = []
-    for codec in (
-        _codec(bom),
-        _codec(http_charset),
-        _codec(EncodingDetector.find_declared_encoding(data, is_html=True), from_meta=True),
-    ):
-        if codec is not None and codec not in declared:
-            declared.append(codec)
-    if not (declared and declared[0].startswith(("utf-16", "utf-32"))):
-        sample = data[:_SNIFF_BYTES]
-        controls = len(sample) - len(sample.translate(None, _CONTROL_BYTES))
-        if controls > len(sample) * _MAX_CONTROL_RATIO:
-            raise ParseError("content looks binary, not HTML")
-    for codec in declared:
-        try:
-            return data.decode(codec), codec
-        except (UnicodeDecodeError, LookupError):
-            continue
-    for codec in declared:
-        try:
-            return data.decode(codec, errors="replace"), codec
-        except LookupError:  # a non-text codec such as "zlib" named in a header
-            continue
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    best = from_bytes(data[:_DETECT_BYTES]).best()
-    guessed = _codec(best.encoding) if best is not None else None
-    if guessed is not None:
-        try:
-            return data.decode(guessed), guessed
-        except (UnicodeDecodeError, LookupError):
-            pass
-    return data.decode("cp1252", errors="replace"), "cp1252"
-
-
-# --- the document walk --------------------------------------------------------------------
-
-# Marks a table cell boundary inside a line; lxml turns NUL in input into U+FFFD.
-_CELL = "\x00"
-_SEPARATORS = ("\n", "\n", "\n\n")  # between lines, by the strongest break pending
-_AROUND_CELL = re.compile(" ?\x00 ?")
-_TOKEN_SPLIT = re.compile(r"[\s,]+")
-
-# Strings of these types are page text; comments, doctypes, CDATA and script/style
-# contents are other NavigableString subclasses.
-_TEXT_TYPES = frozenset({NavigableString, RubyTextString, RubyParenthesisString})
-# Elements whose contents are never readable text.
-_MUTED = frozenset(
-    {"head", "title", "script", "style", "noscript", "template", "svg", "iframe", "object"}
-)
-# Elements that end a paragraph (blank line) or a line in the text output.
-_PARAGRAPH_BLOCKS = frozenset(
-    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "pre", "blockquote", "table", "hr", "figure"}
-)
-_LINE_BLOCKS = frozenset(
-    {
-        "address", "article", "aside", "body", "caption", "center", "dd", "details",
-        "dialog", "div", "dl", "dt", "fieldset", "figcaption", "footer", "form", "header",
-        "hgroup", "html", "legend", "li", "main", "menu", "nav", "ol", "option", "section",
-        "summary", "tbody", "tfoot", "thead", "tr", "ul",
-    }
-)  # fmt: skip
-_BREAKS = dict.fromkeys(_LINE_BLOCKS, 1) | dict.fromkeys(_PARAGRAPH_BLOCKS, 2)
-_SECTIONING = frozenset({"article", "aside", "main", "nav", "section"})
-_ALWAYS_BOILERPLATE = frozenset({"nav", "aside"})
-_PAGE_BOILERPLATE = frozenset({"header", "footer"})
-_BOILERPLATE_ROLES = frozenset({"navigation", "banner", "contentinfo", "complementary"})
-_COLLECTED = frozenset({"a", "area", "meta", "link", "base", "title", "h1", "main", "html"})
-_META_NAMES = frozenset({"description", "keywords", "author", "robots"})
-_SKIPPED_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "vbscript:")
-
-# Flags a walk frame carries for what to undo when its element ends.
-_MUTE, _SVG, _ARTICLE, _SECTION, _PRE, _LINE, _PARAGRAPH = (1 << n for n in range(7))
-
-
-def _attr(tag: Tag, name: str) -> str | None:
-    """An attribute as a plain str (multi-valued ones such as rel joined by spaces)."""
-    value = tag.get(name)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return str(value)  # a plain str, so results pickle without bs4 types
-    return " ".join(value)
-
-
-def _is_boilerplate(tag: Tag, in_sectioning: bool) -> bool:
-    name = tag.name
-    if name in _ALWAYS_BOILERPLATE or (name in _PAGE_BOILERPLATE and not in_sectioning):
-        return True
-    role = tag.get("role")
-    return isinstance(role, str) and role.strip().lower() in _BOILERPLATE_ROLES
-
-
-class _TextBuilder:
-    """Accumulates readable text: block elements become line or paragraph breaks."""
-
-    __slots__ = ("_out", "_pending", "_pre", "_size", "full", "limit", "line")
-
-    def __init__(self, limit: int) -> None:
-        self._out: list[str] = []
-        self.line: list[str] = []  # raw strings; whitespace is collapsed once per line
-        self._pending = 0
-        self._pre = 0
-        self._size = 0
-        self.limit = limit
-        self.full = limit == 0
-
-    def cell(self) -> None:
-        if not self._pre:
-            self.line.append(_CELL)
-
-    def newline(self) -> None:
-        if self._pre:
-            self.line.append("\n")
-        else:
-            self.brk(1)
-
-    def brk(self, level: int) -> None:
-        if self._pre:
-            return
-        if self.line:
-            line = _collapse("".join(self.line))
-            self.line.clear()
-            if _CELL in line:
-                line = _AROUND_CELL.sub("\t", line).strip(" \t")
-            if line and not self.full:
-                self._emit(line)
-        if level > self._pending:
-            self._pending = level
-
-    def start_pre(self) -> None:
-        if not self._pre:
-            self.brk(2)
-        self._pre += 1
-
-    def end_pre(self) -> None:
-        self._pre -= 1
-        if self._pre:
-            return
-        block = "".join(self.line).replace("\r\n", "\n").replace(_CELL, "").strip("\n")
-        self.line.clear()
-        self._emit("\n".join(line.rstrip() for line in block.split("\n")))
-        self._pending = 2
-
-    def _emit(self, line: str) -> None:
-        if not line or self.full:
-            return
-        out = self._out
-        if out:
-            separator = _SEPARATORS[self._pending]
-            out.append(separator)
-            self._size += len(separator) + len(line)
-        else:
-            self._size += len(line)
-        out.append(line)
-        self._pending = 0
-        self.full = self._size >= self.limit
-
-    def result(self) -> str:
-        if self._pre:  # a pre still open at the end of a walk
-            self._pre = 1
-            self.end_pre()
-        self.brk(0)
-        return "".join(self._out)[: self.limit]
-
-
-class _Scan:
-    """Elements of interest found in the document walk."""
-
-    __slots__ = ("anchors", "articles", "base", "canonical", "h1", "lang", "main", "metas", "title")
-
-    def __init__(self) -> None:
-        self.anchors: list[Tag] = []
-        self.metas: list[Tag] = []
-        self.articles: list[Tag] = []
-        self.base: str | None = None
-        self.canonical: str | None = None
-        self.lang: str | None = None
-        self.title: Tag | None = None
-        self.h1: Tag | None = None
-        self.main: Tag | None = None
-
-    def see(self, tag: Tag, name: str, in_svg: bool) -> None:
-        if name == "a" or name == "area":
-            if "href" in tag.attrs:
-                self.anchors.append(tag)
-        elif name == "meta":
-            self.metas.append(tag)
-        elif name == "link":
-            rel = _attr(tag, "rel")
-            if self.canonical is None and rel and "canonical" in rel.lower().split():
-                self.canonical = _attr(tag, "href")
-        elif name == "base":
-            if self.base is None:
-                self.base = _attr(tag, "href")
-        elif name == "title":
-            if self.title is None and not in_svg:
-                self.title = tag
-        elif name == "h1":
-            if self.h1 is None:
-                self.h1 = tag
-        elif name == "main":
-            if self.main is None:
-                self.main = tag
-        elif name == "html" and self.lang is None:
-            self.lang = _attr(tag, "lang")
-
-
-def _walk(
-    root: Tag, scan: _Scan | None, text: _TextBuilder | None, *, drop_boilerplate: bool
-) -> None:
-    """Visit `root`'s subtree once, without recursion, feeding the scan and the text."""
-    # > 0 inside elements whose strings are not page text; with no text wanted, always.
-    mute = 0 if text is not None else 1
-    builder = text if text is not None else _TextBuilder(0)  # never fed while muted
-    # Fed only the NavigableStrings (str subclasses) that are text, checked below.
-    add = cast("Callable[[PageElement], None]", builder.line.append)
-    brk = builder.brk
-    svg = 0
-    article = 0
-    sectioning = 1 if root.name in _SECTIONING else 0
-    anchors = scan.anchors if scan is not None else []
-    stack: list[tuple[Iterator[PageElement], int]] = [(iter(root.contents), 0)]
-    while stack:
-        for node in stack[-1][0]:
-            if not isinstance(node, Tag):
-                if not mute and type(node) in _TEXT_TYPES:
-                    add(node)
-                continue
-            tag = node
-            name = tag.name
-            flags = 0
-            if scan is not None:
-                if name == "a":
-                    if "href" in tag.attrs:
-                        anchors.append(tag)
-                elif name in _COLLECTED:
-                    scan.see(tag, name, svg > 0)
-                elif name == "article":
-                    if article == 0:
-                        scan.articles.append(tag)
-                    article += 1
-                    flags = _ARTICLE
-                elif name == "svg":
-                    svg += 1
-                    flags = _SVG
-            if not mute:
-                level = _BREAKS.get(name)
-                if drop_boilerplate and _is_boilerplate(tag, sectioning > 0):
-                    if scan is None:
-                        continue  # nothing else wants this subtree
-                    mute += 1
-                    flags |= _MUTE
-                elif level is not None:
-                    brk(level)
-                    flags |= _PARAGRAPH if level == 2 else _LINE
-                    if name == "pre":
-                        builder.start_pre()
-                        flags |= _PRE
-                    elif drop_boilerplate and name in _SECTIONING:
-                        sectioning += 1
-                        flags |= _SECTION
-                elif name == "td" or name == "th":
-                    builder.cell()
-                elif name in _MUTED:
-                    if scan is None:
-                        continue
-                    mute += 1
-                    flags |= _MUTE
-                elif name == "br":
-                    builder.newline()
-                if builder.full and scan is None:
-                    return
-            stack.append((iter(tag.contents), flags))
-            break
-        else:
-            flags = stack.pop()[1]
-            if flags:
-                if flags & _MUTE:
-                    mute -= 1
-                if flags & _SVG:
-                    svg -= 1
-                if flags & _ARTICLE:
-                    article -= 1
-                if flags & _SECTION:
-                    sectioning -= 1
-                if flags & _PRE:
-                    builder.end_pre()
-                if flags & _PARAGRAPH:
-                    brk(2)
-                elif flags & _LINE:
-                    brk(1)
-                if builder.full and scan is None:
-                    return
-
-
-def _content_roots(soup: BeautifulSoup, scan: _Scan, only_main_content: bool) -> list[Tag]:
+def _content_roots(soup: BeautifulSoup, scan: Scan, only_main_content: bool) -> list[Tag]:
     if only_main_content:
         if scan.main is not None:
             return [scan.main]
@@ -486,12 +171,9 @@ def _content_roots(soup: BeautifulSoup, scan: _Scan, only_main_content: bool) ->
     return [body] if body is not None else [soup]
 
 
-def _plain_text(roots: list[Tag], limit: int, drop_boilerplate: bool) -> str:
-    builder = _TextBuilder(limit)
-    for root in roots:
-        _walk(root, None, builder, drop_boilerplate=drop_boilerplate)
-        builder.brk(2)
-    return builder.result()
+_TOKEN_SPLIT = re.compile(r"[\s,]+")
+_META_NAMES = frozenset({"description", "keywords", "author", "robots"})
+_SKIPPED_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "vbscript:")
 
 
 # --- the parts of the result --------------------------------------------------------------
@@ -506,9 +188,9 @@ def _parse(document: str, encoding: str, url: str, options: ParseOptions) -> Par
     formats = options.formats
     want_text = "text" in formats
     fused_text = want_text and not options.only_main_content
-    scan = _Scan()
-    builder = _TextBuilder(options.max_text_chars) if fused_text else None
-    _walk(soup, scan, builder, drop_boilerplate=False)
+    scan = Scan()
+    builder = TextBuilder(options.max_text_chars) if fused_text else None
+    walk(soup, scan, builder, drop_boilerplate=False)
 
     base = _base_url(url, scan.base)
     metadata = _metadata(scan, base)
@@ -525,14 +207,14 @@ def _parse(document: str, encoding: str, url: str, options: ParseOptions) -> Par
     if builder is not None:
         text = builder.result()
     elif want_text:
-        text = _plain_text(roots, options.max_text_chars, options.only_main_content)
+        text = plain_text(roots, options.max_text_chars, options.only_main_content)
 
     data = {name: _select(soup, spec) for name, spec in options.selectors}
     markdown = None
     if "markdown" in formats:
         markdown = _markdown(roots, base, options)
         if markdown is None:  # markdownify recursed too deep: plain text is valid markdown
-            markdown = _plain_text(roots, options.max_text_chars, options.only_main_content)
+            markdown = plain_text(roots, options.max_text_chars, options.only_main_content)
 
     return ParsedPage(
         title=_title(scan),
@@ -562,21 +244,10 @@ def _empty_page(options: ParseOptions) -> ParsedPage:
     )
 
 
-def _collapse(string: str) -> str:
-    """Whitespace runs as one space, none at the ends: `re.sub(r"\\s+", " ", s).strip()`."""
-    # Every whitespace character but the space is unprintable, so most lines of text pass
-    # this check, which is cheaper than splitting them into words. str.split() and the
-    # regex \s agree on what whitespace is.
-    collapsed = string.isprintable() and "  " not in string
-    if collapsed and string[:1] != " " and string[-1:] != " ":
-        return string
-    return " ".join(string.split())
-
-
-def _title(scan: _Scan) -> str | None:
+def _title(scan: Scan) -> str | None:
     for tag in (scan.title, scan.h1):
         if tag is not None:
-            title = _collapse(tag.get_text())
+            title = collapse(tag.get_text())
             if title:
                 return title
     return None
@@ -593,11 +264,11 @@ def _base_url(url: str, base_href: str | None) -> str:
     return url
 
 
-def _metadata(scan: _Scan, base: str) -> dict[str, str]:
+def _metadata(scan: Scan, base: str) -> dict[str, str]:
     metadata: dict[str, str] = {}
     for tag in scan.metas:
-        key = _attr(tag, "property") or _attr(tag, "name")
-        content = _attr(tag, "content")
+        key = attr(tag, "property") or attr(tag, "name")
+        content = attr(tag, "content")
         if key is None or content is None:
             continue
         key = key.strip().lower()
@@ -731,7 +402,7 @@ def _links(
     max_links = options.max_links
     check_rel = options.respect_nofollow and not nofollow_page
     for tag in anchors:
-        href = _attr(tag, "href") or ""
+        href = attr(tag, "href") or ""
         if href in resolved:
             link = resolved[href]
         elif len(followable) >= max_links:
@@ -743,7 +414,7 @@ def _links(
         url, non_html = link
         follow = not nofollow_page and not non_html
         if follow and check_rel:
-            rel = _attr(tag, "rel")
+            rel = attr(tag, "rel")
             follow = not (rel and "nofollow" in rel.lower().split())
         if url not in followable:
             if len(followable) < max_links:
@@ -767,9 +438,9 @@ def _select(soup: BeautifulSoup, spec: SelectorSpec) -> list[str]:
     values: list[str] = []
     for tag in matches:
         if spec.attr is None:
-            values.append(_collapse(tag.get_text()))
+            values.append(collapse(tag.get_text()))
         else:
-            value = _attr(tag, spec.attr)
+            value = attr(tag, spec.attr)
             if value is not None:
                 values.append(value.strip())
     return values
@@ -805,9 +476,9 @@ class _MarkdownConverter(MarkdownConverter):
         self._drop_boilerplate = drop_boilerplate
 
     def process_tag(self, node: Any, parent_tags: set[str] | None = None) -> str:
-        if node.name in _MUTED or (
+        if node.name in MUTED or (
             self._drop_boilerplate
-            and _is_boilerplate(node, bool(parent_tags and parent_tags & _SECTIONING))
+            and is_boilerplate(node, bool(parent_tags and parent_tags & SECTIONING))
         ):
             return ""
         result: str = super().process_tag(node, parent_tags)  # type: ignore[misc]
