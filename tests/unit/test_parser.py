@@ -6,6 +6,7 @@ import gc
 import multiprocessing
 import os
 import pickle
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -16,7 +17,7 @@ from urllib.parse import urljoin
 import bs4
 import pytest
 
-from service.crawl import parser
+from service.crawl import parser, textwalk
 from service.crawl.parser import (
     FORMATS,
     ParsedPage,
@@ -308,6 +309,33 @@ def test_text_skips_invisible_elements_and_collapses_whitespace() -> None:
       <p>five&nbsp;&nbsp;six</p><ul><li>a</li><li>b</li></ul>
     </body></html>"""
     assert parse(html, "text").text == "one two three\n\nfour\n\nfive six\n\na\nb"
+
+
+@pytest.mark.parametrize(
+    "string",
+    [
+        "",
+        " ",
+        "plain words, one space apart",
+        " leading",
+        "trailing ",
+        "two  spaces",
+        "tab\there",
+        "line\nbreak",
+        "no\u00a0break",
+        "ideographic\u3000space",
+        "separators\u2028\u2029\x1c\x85end",
+        "cell\x00marker",
+        "zero\u200bwidth is not whitespace",
+        "caf\u00e9 na\u00efve \U0001f600",
+    ],
+)
+def test_whitespace_collapse_matches_the_regex(string: str) -> None:
+    expected = re.sub(r"\s+", " ", string).strip()
+    assert textwalk.collapse(string) == expected
+    if "\x00" not in string:  # NUL would make the page look binary
+        page = parse(f"<p>{string}</p><p>{string}</p>", "text")
+        assert page.text == "\n\n".join([expected] * 2 if expected else [])
 
 
 def test_text_keeps_pre_formatting() -> None:
