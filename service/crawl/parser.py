@@ -45,6 +45,7 @@ from urllib.parse import urljoin, urlsplit
 
 import soupsieve
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
+from bs4.element import AttributeDict
 from markdownify import ATX, MarkdownConverter
 
 from service.crawl.htmlencoding import BinaryContentError, decode_html
@@ -184,7 +185,9 @@ def _parse(document: str, encoding: str, url: str, options: ParseOptions) -> Par
         # A crawler meets XHTML and pages that look like a file name; neither is news.
         warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
         warnings.simplefilter("ignore", MarkupResemblesLocatorWarning)
-        soup = BeautifulSoup(document, "lxml")
+        # lxml hands bs4 only str attribute values, which bs4's default attribute dict
+        # (for lxml, XMLAttributeDict) would pass through a Python __setitem__ each.
+        soup = BeautifulSoup(document, "lxml", attribute_dict_class=AttributeDict)
     formats = options.formats
     want_text = "text" in formats
     fused_text = want_text and not options.only_main_content

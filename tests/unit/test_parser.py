@@ -586,6 +586,27 @@ def test_options_reject_bad_selectors_and_formats() -> None:
         opts("text", "pdf")
 
 
+def test_selector_attribute_values() -> None:
+    html = """<meta charset="utf-8"><p class=" a  b " data-x="" hidden>x</p>
+      <input disabled value=1><a href="/x" rel="nofollow  noopener">y</a>"""
+    selectors = (
+        ("class", SelectorSpec(css="p.b", attr="class")),
+        ("hidden", SelectorSpec(css="p[hidden]", attr="hidden")),
+        ("disabled", SelectorSpec(css="input", attr="disabled")),
+        ("rel", SelectorSpec(css="a", attr="rel")),
+        ("charset", SelectorSpec(css="meta", attr="charset")),
+        ("empty", SelectorSpec(css='[data-x=""]')),
+    )
+    assert parse(html, "text", selectors=selectors).data == {
+        "class": ["a b"],
+        "hidden": [""],
+        "disabled": [""],
+        "rel": ["nofollow noopener"],
+        "charset": ["utf-8"],
+        "empty": ["x"],
+    }
+
+
 # --- encodings ------------------------------------------------------------------------------
 
 
