@@ -303,10 +303,11 @@ _CANONICAL_URL = re.compile(
     r"(?::([1-9][0-9]{0,4}))?(?:/(?:[A-Za-z0-9_~-][A-Za-z0-9._~-]*)?)+"
 )
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
-# First characters of an href that can only be a relative path (with neither a scheme
-# nor an authority) once urljoin has stripped and cleaned it; it must also lack ":".
-# urljoin() drops tabs and newlines first, and "//" starts an authority, even an empty one.
+# urljoin() drops tabs and newlines before it parses, and "//" starts an authority (even
+# an empty one): an href starting with "/" is origin-relative unless one of these follows.
 _NOT_AFTER_SLASH = ("/", "\t", "\n", "\r")
+# An href starting with one of these and without a ":" is a relative path (no scheme, no
+# authority, a path that is not empty) however urljoin() cleans it.
 _PATH_START = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-")
 
 
@@ -344,10 +345,10 @@ class _Resolver:
     """Resolves one page's hrefs to (canonical absolute http(s) URL, looks non-HTML).
 
     urljoin(base, href) depends on less than the whole base for most hrefs. One starting
-    with a single "/" depends only on the base's scheme and authority (its origin), and a relative
-    path (one that cannot have a scheme or authority) only on the origin and the base
-    path up to its last "/" (its directory). Those hrefs are joined against that key
-    instead of the base, through a cache; other hrefs are joined against the base.
+    with a single "/" depends only on the base's scheme and authority (its origin), and
+    a relative path only on the origin and the base path up to its last "/" (its
+    directory). Those hrefs are joined against that key instead of the base, through a
+    cache shared by all pages; other hrefs are joined against the base.
     """
 
     __slots__ = ("_base", "_directory", "_origin")
