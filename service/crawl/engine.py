@@ -303,8 +303,11 @@ class Crawler:
         for record in records:
             self.held.pop(record.item.id, None)
             metrics.PAGES.labels(outcome=record.outcome.value).inc()
-        # Settled pages free per-host claim slots as well as adding links: claim again.
-        self._new_work.set()
+        # A private frontier: settled pages free room, so claim again at once. A shared one
+        # (per-host caps in the claim): re-claiming on every settle would let this process
+        # take each freed host slot before the other workers' next poll, starving them.
+        if admitted or self._claim_cap is None:
+            self._new_work.set()
         for job_id in completed:
             logger.info("job completed", extra={"job_id": job_id})
             self._forget(job_id)
