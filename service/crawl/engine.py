@@ -133,7 +133,9 @@ class Crawler:
         self.scheduler.drain()
         if leftovers:
             try:
-                await self.store.release([Release(item=item) for item in leftovers])
+                await self.store.release(
+                    [Release(item=item) for item in leftovers], worker=self.worker_id
+                )
                 logger.info("returned %d unfinished URLs to the frontier", len(leftovers))
             except Exception:
                 logger.exception(
@@ -294,7 +296,7 @@ class Crawler:
             )
         if isinstance(outcome, Release):
             self.held.pop(item.id, None)
-            await self.store.release([outcome])
+            await self.store.release([outcome], worker=self.worker_id)
             self._new_work.set()
             return
         self.writer.add(outcome)

@@ -228,7 +228,7 @@ UPDATE frontier f SET state = 'pending', claimed_until = NULL, claimed_by = NULL
     not_before = CASE WHEN r.delay > 0 THEN {_NOW} + r.delay ELSE 0 END,
     attempts = coalesce(r.attempts, f.attempts)
 FROM unnest($1::bigint[], $2::double precision[], $3::integer[]) AS r (id, delay, attempts)
-WHERE f.id = r.id AND f.state = 'claimed'
+WHERE f.id = r.id AND f.state = 'claimed' AND ($4::text IS NULL OR f.claimed_by = $4)
 """
 _EXTEND = f"""
 UPDATE frontier SET claimed_until = {_NOW} + $3
@@ -610,7 +610,7 @@ class PostgresStore:
 
         return await self._write(work)
 
-    async def release(self, releases: list[Release]) -> None:
+    async def release(self, releases: list[Release], *, worker: str | None = None) -> None:
         if not releases:
             return
         now = time.time()
@@ -619,7 +619,7 @@ class PostgresStore:
         attempts = [r.attempts for r in releases]
 
         async def work(conn: asyncpg.Connection) -> None:
-            await conn.execute(_RELEASE, ids, delays, attempts)
+            await conn.execute(_RELEASE, ids, delays, attempts, worker)
 
         await self._write(work)
 

@@ -466,7 +466,7 @@ class SQLiteStore:
 
         return await self._write(work)
 
-    async def release(self, releases: list[Release]) -> None:
+    async def release(self, releases: list[Release], *, worker: str | None = None) -> None:
         if not releases:
             return
 
@@ -474,8 +474,8 @@ class SQLiteStore:
             await conn.executemany(
                 "UPDATE frontier SET state = 'pending', claimed_until = NULL, claimed_by = NULL, "
                 "not_before = ?, attempts = coalesce(?, attempts) "
-                "WHERE id = ? AND state = 'claimed'",
-                [(r.not_before, r.attempts, r.item.id) for r in releases],
+                "WHERE id = ? AND state = 'claimed' AND (? IS NULL OR claimed_by = ?)",
+                [(r.not_before, r.attempts, r.item.id, worker, worker) for r in releases],
             )
 
         await self._write(work)

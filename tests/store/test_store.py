@@ -659,3 +659,13 @@ async def test_a_single_sqlite_process_always_leads(store: Store, backend: str) 
     if backend != "sqlite":
         pytest.skip("SQLite only")
     assert await store.try_lead("webhooks")
+
+
+async def test_a_release_only_returns_the_releasing_workers_claims(store: Store) -> None:
+    await create(store, new_job(url("/a")))
+    [item] = await store.claim(10, "w1", 60)
+    # A late release from a worker whose lease on this row has passed to another is void.
+    await store.release([Release(item=item)], worker="w2")
+    assert await store.pending_count() == 0
+    await store.release([Release(item=item)], worker="w1")
+    assert await store.pending_count() == 1
