@@ -14,6 +14,7 @@ import pytest
 
 from service.app import create_app
 from service.settings import Settings
+from tests.jobsapi import JobsApi
 from tests.site import site, site_factory  # noqa: F401  (fixtures)
 
 TERMINAL = {"completed", "failed", "cancelled"}
@@ -44,7 +45,7 @@ def test_settings(tmp_path: Path, **overrides: Any) -> Settings:
     return base.with_overrides(**overrides)
 
 
-class TrawlServer:
+class TrawlServer(JobsApi):
     """A running Trawl app, with an HTTP client pointed at it."""
 
     def __init__(self, settings: Settings) -> None:
@@ -94,41 +95,12 @@ class TrawlServer:
 
         await wait_until(busy, lambda n: n == 0, timeout)
 
-    async def submit(self, body: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-        response = await self.client.post("/v1/jobs", json=body, **kwargs)
-        assert response.status_code == 202, response.text
-        job: dict[str, Any] = response.json()
-        return job
-
-    async def job(self, job_id: str) -> dict[str, Any]:
-        response = await self.client.get(f"/v1/jobs/{job_id}")
-        assert response.status_code == 200, response.text
-        job: dict[str, Any] = response.json()
-        return job
-
     async def wait_job(
         self, job_id: str, statuses: set[str] | None = None, timeout: float = 30.0
     ) -> dict[str, Any]:
         """Poll until the job reaches one of `statuses` (default: any final status)."""
         wanted = statuses or TERMINAL
         return await wait_until(lambda: self.job(job_id), lambda j: j["status"] in wanted, timeout)
-
-    async def results(self, job_id: str, **params: Any) -> list[dict[str, Any]]:
-        """Every result of a job, following cursors."""
-        items: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            query = dict(params, limit=params.get("limit", 1000))
-            if cursor:
-                query["cursor"] = cursor
-            response = await self.client.get(f"/v1/jobs/{job_id}/results", params=query)
-            assert response.status_code == 200, response.text
-            page = response.json()
-            items.extend(page["items"])
-            cursor = page["next_cursor"]
-            # A running job's cursor stays set (results can still come): stop at its end.
-            if not cursor or not page["items"]:
-                return items
 
 
 async def wait_until(

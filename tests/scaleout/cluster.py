@@ -21,6 +21,8 @@ from typing import Any
 
 import httpx
 
+from tests.jobsapi import JobsApi
+
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -163,7 +165,7 @@ class Cluster:
         return "\n".join(f"--- {m.role} {m.pid}\n{m.log[-3000:]}" for m in self.members)
 
 
-class Api:
+class Api(JobsApi):
     """The public API of one web process."""
 
     def __init__(self, member: Member) -> None:
@@ -171,24 +173,6 @@ class Api:
 
     async def aclose(self) -> None:
         await self.client.aclose()
-
-    async def submit(self, body: dict[str, Any]) -> dict[str, Any]:
-        response = await self.client.post("/v1/jobs", json=body)
-        assert response.status_code == 202, response.text
-        job: dict[str, Any] = response.json()
-        return job
-
-    async def job(self, job_id: str) -> dict[str, Any]:
-        response = await self.client.get(f"/v1/jobs/{job_id}")
-        assert response.status_code == 200, response.text
-        job: dict[str, Any] = response.json()
-        return job
-
-    async def cancel(self, job_id: str) -> dict[str, Any]:
-        response = await self.client.delete(f"/v1/jobs/{job_id}")
-        assert response.status_code == 200, response.text
-        job: dict[str, Any] = response.json()
-        return job
 
     async def wait_job(
         self,
@@ -207,19 +191,3 @@ class Api:
             if time.monotonic() > deadline:
                 raise AssertionError(f"job not there within {timeout}s: {job}")
             await asyncio.sleep(interval)
-
-    async def results(self, job_id: str) -> list[dict[str, Any]]:
-        """Every result of a job, following cursors."""
-        items: list[dict[str, Any]] = []
-        cursor = None
-        while True:
-            params: dict[str, Any] = {"limit": 1000}
-            if cursor:
-                params["cursor"] = cursor
-            response = await self.client.get(f"/v1/jobs/{job_id}/results", params=params)
-            assert response.status_code == 200, response.text
-            page = response.json()
-            items.extend(page["items"])
-            cursor = page["next_cursor"]
-            if not cursor:
-                return items
