@@ -30,7 +30,9 @@ from service.store.base import IdempotencyConflict, NewJob, encode_cursor
 bp = Blueprint("jobs", url_prefix="/v1/jobs")
 
 _SECURED: dict[str, list[str]] = {"bearerAuth": []}
-_JOB_ID = openapi.definitions.Parameter("job_id", str, "path", description="The job's id")
+_JOB_ID = openapi.definitions.Parameter(
+    "job_id", str, "path", description="The job's id", required=True
+)
 _STATUSES = [status.value for status in JobStatus]
 
 

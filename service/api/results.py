@@ -18,7 +18,9 @@ from service.store.base import encode_cursor
 bp = Blueprint("results", url_prefix="/v1/jobs")
 
 _OUTCOMES = tuple(o.value for o in Outcome)
-_JOB_ID = openapi.definitions.Parameter("job_id", str, "path", description="The job's id")
+_JOB_ID = openapi.definitions.Parameter(
+    "job_id", str, "path", description="The job's id", required=True
+)
 _OUTCOME = schemas.query(
     "outcome", "Only results with this outcome", type="string", enum=list(_OUTCOMES)
 )
