@@ -14,13 +14,14 @@ from sanic.config import Config
 from sanic_ext import Extend
 
 from service import errors
-from service.api import health, jobs, results
+from service.api import events, health, jobs, results
 from service.api.context import AppContext, TrawlApp
 from service.api.security import RateLimiter, add_security_headers, authenticate
 from service.crawl.fetcher import Fetcher, FetchOptions
 from service.crawl.guard import AddressPolicy
 from service.errors import ConfigError
 from service.metrics import LoopLagProbe
+from service.progress import ProgressHub
 from service.settings import Settings
 from service.store import store_for
 
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
     errors.install(app)
     app.blueprint(jobs.bp)
     app.blueprint(results.bp)
+    app.blueprint(events.bp)
     app.blueprint(health.bp)
     app.ctx.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.on_request(authenticate)
@@ -126,6 +128,8 @@ async def _open(app: TrawlApp) -> None:
     await store.open()
     context.store = store
     context.probe = LoopLagProbe()
+    context.progress = ProgressHub(store)
+    context.progress.start()
     context.background.append(asyncio.create_task(context.probe.run(context.stop)))
     if settings.role in ("all", "worker"):
         from service.crawl.engine import Crawler
@@ -153,6 +157,9 @@ async def _drain(app: TrawlApp) -> None:
     deadline = asyncio.get_running_loop().time() + context.settings.grace_period
     if context.stop is not None:
         context.stop.set()
+    if context.progress is not None:
+        # Open event streams end now: shutdown must not wait for their clients.
+        await context.progress.stop()
     if context.crawler is not None:
         await context.crawler.stop(context.settings.grace_period)
     if context.webhooks is not None:

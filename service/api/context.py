@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from service.api.security import RateLimiter
     from service.crawl.engine import Crawler
     from service.metrics import LoopLagProbe
+    from service.progress import ProgressHub
     from service.webhooks import WebhookDispatcher
 
 
@@ -29,6 +30,7 @@ class AppContext:
     probe: LoopLagProbe | None = None
     rate_limiter: RateLimiter | None = None
     webhooks: WebhookDispatcher | None = None
+    progress: ProgressHub | None = None
     # (monotonic time, count): the pending backlog, re-counted at most once a second.
     pending_cache: tuple[float, int] = (float("-inf"), 0)
     in_flight_keys: set[tuple[str, str]] = field(default_factory=set)

@@ -143,6 +143,7 @@ WHERE id IN (SELECT id FROM frontier WHERE job_id = $1 AND state = 'pending'
              FOR UPDATE SKIP LOCKED)
 """
 _JOB_REQUESTS = "SELECT id, status, request FROM jobs WHERE id = ANY($1::text[])"
+_JOBS_BY_ID = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ANY($1::text[])"
 _JOBS_BY_STATUS = "SELECT status, count(*) AS n FROM jobs GROUP BY status"
 _PENDING_COUNT = "SELECT count(*) FROM frontier WHERE state = 'pending'"
 
@@ -570,6 +571,11 @@ class PostgresStore:
             return {}
         rows = await self._fetch(_JOB_REQUESTS, job_ids)
         return {row["id"]: (JobStatus(row["status"]), row["request"]) for row in rows}
+
+    async def get_jobs(self, job_ids: list[str]) -> list[Job]:
+        if not job_ids:
+            return []
+        return [_job_from_row(row) for row in await self._fetch(_JOBS_BY_ID, job_ids)]
 
     async def jobs_by_status(self) -> dict[str, int]:
         return {row["status"]: row["n"] for row in await self._fetch(_JOBS_BY_STATUS)}

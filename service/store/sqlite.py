@@ -412,6 +412,15 @@ class SQLiteStore:
         )
         return {row[0]: (JobStatus(row[1]), row[2]) for row in rows}
 
+    async def get_jobs(self, job_ids: list[str]) -> list[Job]:
+        if not job_ids:
+            return []
+        marks = ",".join("?" * len(job_ids))
+        rows = await self._read_all(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id IN ({marks})", job_ids
+        )
+        return [_job_from_row(row) for row in rows]
+
     async def jobs_by_status(self) -> dict[str, int]:
         rows = await self._read_all("SELECT status, count(*) FROM jobs GROUP BY status", ())
         return {row[0]: row[1] for row in rows}
