@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sanic import Blueprint, Request
+from sanic.response import HTTPResponse
 from sanic_ext import openapi
 
 from service.api import schemas
@@ -40,10 +41,12 @@ def _event_stream_response(description: str) -> openapi.definitions.Response:
     )
 
 
-async def _stream(request: Request, jobs: list[Job]) -> None:
+async def _stream(request: Request, jobs: list[Job]) -> HTTPResponse | None:
     hub = ctx(request).progress
     if hub is None or hub.stopped:
         raise Overloaded(5, "The service is shutting down; reconnect shortly.")
+    if request.method == "HEAD":
+        return HTTPResponse(content_type="text/event-stream", headers=_HEADERS)
     response = await request.respond(content_type="text/event-stream", headers=_HEADERS)
     await response.send(f"retry: {_RETRY_MS}\n\n".encode())
     subscription: Subscription
@@ -51,6 +54,7 @@ async def _stream(request: Request, jobs: list[Job]) -> None:
         async for frame in subscription.frames():
             await response.send(frame)
     await response.eof()
+    return None
 
 
 @bp.get("/jobs/<job_id:str>/events")
@@ -72,8 +76,8 @@ async def _stream(request: Request, jobs: list[Job]) -> None:
     ],
     secured=_SECURED,
 )
-async def job_events(request: Request, job_id: str) -> None:
-    await _stream(request, [await load_job(request, job_id)])
+async def job_events(request: Request, job_id: str) -> HTTPResponse | None:
+    return await _stream(request, [await load_job(request, job_id)])
 
 
 @bp.get("/events")
@@ -91,7 +95,7 @@ async def job_events(request: Request, job_id: str) -> None:
     ],
     secured=_SECURED,
 )
-async def jobs_events(request: Request) -> None:
+async def jobs_events(request: Request) -> HTTPResponse | None:
     ids = list(dict.fromkeys(request.args.getlist("job") or []))
     if not ids:
         raise field_error("job", "give at least one job id (?job=ID)")
@@ -101,4 +105,4 @@ async def jobs_events(request: Request) -> None:
     jobs = [
         job for job in await ctx(request).db.get_jobs(ids) if (job.owner or "") == (owner or "")
     ]
-    await _stream(request, jobs)
+    return await _stream(request, jobs)

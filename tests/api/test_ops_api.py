@@ -241,6 +241,11 @@ async def test_no_route_answers_a_server_error(api: TrawlServer) -> None:
 
     for path in sorted(paths):
         for method in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"):
+            if method == "GET" and path.endswith("/events"):
+                # An event stream of a queued job stays open: look at its head only.
+                async with api.client.stream(method, path) as streamed:
+                    assert streamed.status_code < 500, (method, path)
+                continue
             response = await api.client.request(method, path)
             assert response.status_code < 500, (method, path, response.text)
             assert_no_leak(response)
