@@ -62,7 +62,9 @@ async def _stream(request: Request, jobs: list[Job]) -> HTTPResponse | None:
     summary="Live progress of a job (Server-Sent Events)",
     description=_STREAM_DOC,
     parameter=[
-        openapi.definitions.Parameter("job_id", str, "path", description="The job's id"),
+        openapi.definitions.Parameter(
+            "job_id", str, "path", description="The job's id", required=True
+        ),
         openapi.definitions.Parameter(
             "Last-Event-ID",
             schemas.RawSchema(type="string"),
