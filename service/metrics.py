@@ -28,6 +28,12 @@ QUEUE_DEPTH = Gauge(
     "trawl_queue_depth", "URLs claimed and waiting in this process", registry=REGISTRY
 )
 PENDING_URLS = Gauge("trawl_pending_urls", "URLs pending in the store", registry=REGISTRY)
+LINKS_DROPPED = Counter(
+    "trawl_links_dropped_total",
+    "Discovered links left out of results and the frontier, by reason",
+    ["reason"],
+    registry=REGISTRY,
+)
 IN_FLIGHT = Gauge("trawl_fetches_in_flight", "Fetches in progress", registry=REGISTRY)
 WEBHOOKS = Counter(
     "trawl_webhook_deliveries_total", "Webhook delivery attempts", ["result"], registry=REGISTRY

@@ -30,7 +30,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from service.errors import ValidationFailed
-from service.urls import canonicalize_url
+from service.urls import MAX_URL_LENGTH, canonicalize_url
 
 FORMATS = ("metadata", "text", "markdown", "links", "html")
 Format = Literal["metadata", "text", "markdown", "links", "html"]
@@ -82,6 +82,9 @@ def check_http_url(value: str) -> str:
     text = value.strip()
     if not text:
         raise ValueError("must not be empty")
+    too_long = f"must be at most {MAX_URL_LENGTH} characters long"
+    if len(text) > 2 * MAX_URL_LENGTH:  # not worth canonicalising to find out
+        raise ValueError(too_long)
     if any(ch.isspace() or ord(ch) < 32 for ch in text):
         raise ValueError("must not contain whitespace or control characters")
     parts = urlsplit(text)
@@ -101,9 +104,12 @@ def check_http_url(value: str) -> str:
         raise ValueError("must have a host")
     _check_hostname(hostname)
     try:
-        return canonicalize_url(text)
+        canonical = canonicalize_url(text)
     except (ValueError, UnicodeError) as exc:
-        raise ValueError(f"not a valid URL: {exc}") from None
+        raise ValueError(f"not a valid URL: {_shorten(str(exc))}") from None
+    if len(canonical) > MAX_URL_LENGTH:
+        raise ValueError(f"{too_long} (canonical form)")
+    return canonical
 
 
 def _check_hostname(hostname: str) -> None:

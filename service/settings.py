@@ -64,6 +64,12 @@ class Settings:
     default_max_pages: int = 100
     max_pending_urls: int = 5_000_000
 
+    # Storage bounds: what one page may cost, and how long results are kept.
+    max_format_bytes: int = 2 * 1024 * 1024  # per format (html, text, markdown), UTF-8
+    max_response_bytes: int = 8 * 1024 * 1024  # a results page (at least one result)
+    result_ttl: float = 0.0  # seconds a finished job's results are kept; 0 = keep forever
+    max_result_ttl: float = 0.0  # most a job's `retention` may ask for; 0 = no bound
+
     # API.
     request_max_size: int = 1024 * 1024
     request_timeout: float = 15.0
@@ -148,6 +154,14 @@ class Settings:
             max_pending_urls=reader.integer(
                 "SCRAPER_MAX_PENDING_URLS", defaults.max_pending_urls, minimum=1
             ),
+            max_format_bytes=reader.integer(
+                "SCRAPER_MAX_FORMAT_BYTES", defaults.max_format_bytes, minimum=1024
+            ),
+            max_response_bytes=reader.integer(
+                "SCRAPER_MAX_RESPONSE_BYTES", defaults.max_response_bytes, minimum=1024
+            ),
+            result_ttl=reader.duration("SCRAPER_RESULT_TTL", defaults.result_ttl),
+            max_result_ttl=reader.duration("SCRAPER_MAX_RESULT_TTL", defaults.max_result_ttl),
             request_max_size=reader.integer(
                 "SCRAPER_REQUEST_MAX_SIZE", defaults.request_max_size, minimum=1024
             ),
@@ -177,9 +191,17 @@ class Settings:
             )
         if self.role not in {"all", "web", "worker"}:
             raise ConfigError(f"SCRAPER_ROLE must be all, web or worker, not {self.role!r}")
+        if self.max_result_ttl and self.result_ttl > self.max_result_ttl:
+            raise ConfigError(
+                "SCRAPER_RESULT_TTL must not be longer than SCRAPER_MAX_RESULT_TTL "
+                f"({self.result_ttl:g}s > {self.max_result_ttl:g}s)"
+            )
         if self.lease_seconds < 1.0:
             # Workers renew their leases well before expiry, on a 0.5 s tick.
             raise ConfigError(f"SCRAPER_LEASE_SECONDS must be at least 1, got {self.lease_seconds}")
+
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class _Reader:
@@ -214,6 +236,25 @@ class _Reader:
             raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
         if value < 0:
             raise ConfigError(f"{name} must not be negative, got {value}")
+        return value
+
+    def duration(self, name: str, default: float) -> float:
+        """Seconds, or a number with a unit: `90s`, `30m`, `12h`, `7d`; `keep`/`0` = none."""
+        raw = self._env.get(name, "").strip().lower()
+        if not raw:
+            return default
+        if raw in {"keep", "forever", "never", "off"}:
+            return 0.0
+        unit = _DURATION_UNITS.get(raw[-1])
+        number = raw[:-1] if unit else raw
+        try:
+            value = float(number) * (unit or 1)
+        except ValueError as exc:
+            raise ConfigError(
+                f"{name} must be seconds or a duration like 30m, 12h, 7d, got {raw!r}"
+            ) from exc
+        if value < 0 or value != value:
+            raise ConfigError(f"{name} must not be negative, got {raw!r}")
         return value
 
     def flag(self, name: str, default: bool) -> bool:

@@ -12,6 +12,11 @@ from w3lib.url import canonicalize_url as _w3lib_canonicalize
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
+# The longest URL (canonical form, characters) Trawl handles: seeds over it are a 422,
+# discovered links over it are dropped and counted. Browsers and CDNs cut off around
+# 8 KB too; keys in the database are hashes, so this bounds storage, not indexes.
+MAX_URL_LENGTH = 8192
+
 # Links to these are almost never HTML; following them wastes fetches (Scrapy's
 # IGNORED_EXTENSIONS list, trimmed to what a crawler meets in practice).
 NON_HTML_EXTENSIONS = frozenset(

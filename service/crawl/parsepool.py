@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import multiprocessing
 import os
@@ -12,10 +11,12 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from service.crawl.parser import ParsedPage, ParseOptions, parse_page
+from service.jsontext import compact_json
+from service.urls import MAX_URL_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +34,64 @@ class ParseOutput:
     fields_json: str  # `"title": ..., "text": ...` without the braces
     title: str | None
     canonical: str | None = None  # <link rel=canonical>, absolute and canonicalised
+    links_dropped: int = 0  # links longer than MAX_URL_LENGTH, left out
+
+
+DEFAULT_MAX_FORMAT_BYTES = 2 * 1024 * 1024
+_CAPPED_TEXT = ("title", "text", "markdown", "html")
+
+
+def cap_fields(fields: dict[str, Any], max_bytes: int) -> list[str]:
+    """Cut each format to `max_bytes` of UTF-8, in place; the names of those cut.
+
+    html, text and markdown (and the title) are cut at a character boundary; links and
+    selector data keep whole entries up to the cap. So a stored page is at most a few
+    times `max_bytes`, whatever the site sends.
+    """
+    cut: list[str] = []
+    for name in _CAPPED_TEXT:
+        value = fields.get(name)
+        if isinstance(value, str) and len(value) > max_bytes // 4:
+            raw = value.encode("utf-8", "surrogatepass")
+            if len(raw) > max_bytes:
+                fields[name] = raw[:max_bytes].decode("utf-8", "ignore")
+                cut.append(name)
+    links = fields.get("links")
+    if isinstance(links, list):
+        kept = _within(links, max_bytes)
+        if kept < len(links):
+            fields["links"] = links[:kept]
+            cut.append("links")
+    metadata = fields.get("metadata")
+    if isinstance(metadata, dict):
+        for key, value in metadata.items():
+            if isinstance(value, str) and len(value) > max_bytes // 4:
+                metadata[key] = value.encode("utf-8", "surrogatepass")[:max_bytes].decode(
+                    "utf-8", "ignore"
+                )
+                if "metadata" not in cut:
+                    cut.append("metadata")
+    data = fields.get("data")
+    if isinstance(data, dict):
+        budget = max_bytes  # all selectors together
+        for key, values in data.items():
+            kept = _within(values, budget)
+            budget -= sum(len(v) for v in values[:kept])
+            if kept < len(values):
+                data[key] = values[:kept]
+                if "data" not in cut:
+                    cut.append("data")
+    return cut
+
+
+def _within(values: list[str], max_bytes: int) -> int:
+    """How many leading strings fit in `max_bytes` (characters, a cheap upper bound)."""
+    total = 0
+    for index, value in enumerate(values):
+        total += len(value) + 3  # quotes and comma
+        if total > max_bytes:
+            return index
+    return len(values)
 
 
 def page_fields(parsed: ParsedPage, formats: frozenset[str]) -> dict[str, Any]:
@@ -87,8 +146,9 @@ def _warm_up() -> int:
 class ParsePool:
     """A ProcessPoolExecutor that replaces itself when a child dies."""
 
-    def __init__(self, processes: int) -> None:
+    def __init__(self, processes: int, *, max_format_bytes: int = DEFAULT_MAX_FORMAT_BYTES) -> None:
         self._processes = max(1, processes)
+        self._max_format_bytes = max_format_bytes
         # spawn: the parent runs threads (aiosqlite, the loop); forking them is unsafe.
         self._context = multiprocessing.get_context("spawn")
         self._pool: ProcessPoolExecutor | None = None
@@ -121,7 +181,9 @@ class ParsePool:
         generation = self._generation
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(pool, _parse, body, url, options, http_charset)
+            return await loop.run_in_executor(
+                pool, _parse, body, url, options, http_charset, self._max_format_bytes
+            )
         except BrokenProcessPool as exc:
             self._renew(generation)
             raise ParserCrashed("the parser process died on this page") from exc
@@ -142,13 +204,34 @@ class ParsePool:
             self._pool = None
 
 
-def _parse(body: bytes, url: str, options: ParseOptions, http_charset: str | None) -> ParseOutput:
+def _parse(
+    body: bytes,
+    url: str,
+    options: ParseOptions,
+    http_charset: str | None,
+    max_format_bytes: int = DEFAULT_MAX_FORMAT_BYTES,
+) -> ParseOutput:
     parsed = parse_page(body, url, options, http_charset=http_charset)
-    encoded = json.dumps(page_fields(parsed, options.formats), separators=(",", ":"))
+    dropped = 0
+    if any(len(link) > MAX_URL_LENGTH for link in parsed.links):
+        links = tuple(link for link in parsed.links if len(link) <= MAX_URL_LENGTH)
+        dropped = len(parsed.links) - len(links)
+        follow = tuple(link for link in parsed.follow_links if len(link) <= MAX_URL_LENGTH)
+        parsed = replace(parsed, links=links, follow_links=follow)
+    fields = page_fields(parsed, options.formats)
+    cut = cap_fields(fields, max_format_bytes)
+    if cut:
+        fields["truncated"] = True
+        fields["truncated_formats"] = cut
+    if dropped:
+        fields["links_dropped"] = dropped
+    encoded = compact_json(fields)
+    canonical = parsed.metadata.get("canonical")
     return ParseOutput(
         links=parsed.links,
         follow_links=parsed.follow_links,
         fields_json=encoded[1:-1],
         title=parsed.title,
-        canonical=parsed.metadata.get("canonical"),
+        canonical=canonical if canonical and len(canonical) <= MAX_URL_LENGTH else None,
+        links_dropped=dropped,
     )

@@ -7,7 +7,6 @@ an `error`) or a Release (try again later). Nothing here raises past `process`.
 from __future__ import annotations
 
 import email.utils
-import json
 import logging
 import random
 import time
@@ -24,6 +23,7 @@ from service.crawl.parser import ParseError
 from service.crawl.plan import JobPlan
 from service.crawl.robots import RobotsCache
 from service.crawl.scheduler import HostScheduler
+from service.jsontext import compact_json
 from service.models import Outcome, rfc3339
 from service.store.base import FrontierItem, PageRecord, Release
 
@@ -157,6 +157,8 @@ class PageWorker:
             )
         finally:
             metrics.PARSE_SECONDS.observe(time.perf_counter() - started)
+        if parsed.links_dropped:
+            metrics.LINKS_DROPPED.labels(reason="too_long").inc(parsed.links_dropped)
         # The parser leaves non-HTML-looking links out of follow_links; a job may want them.
         follow = parsed.links if plan.follow_non_html else parsed.follow_links
         if parsed.canonical and parsed.canonical != item.url:
@@ -256,7 +258,7 @@ def page_document(
     if result is not None and result.redirects:
         page["redirects"] = list(result.redirects)
     page["error"] = {"code": error[0], "message": error[1]} if error else None
-    head = json.dumps(page, separators=(",", ":"))
+    head = compact_json(page)
     if parsed is None or not parsed.fields_json:
         return head
     return head[:-1] + "," + parsed.fields_json + "}"

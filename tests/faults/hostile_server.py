@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import gzip
+import hashlib
 import json
 import ssl
 import zlib
@@ -366,3 +367,76 @@ async def _chain(server: HostileServer, req: Request, writer: asyncio.StreamWrit
         await send(writer, 200, OK_BODY)
         return True
     return await _redirect(writer, f"chain?n={n - 1}", 307)
+
+
+# -- storage and tenancy (issue 17) ------------------------------------------------------
+
+EMOJI = "\U0001f600"  # 4 bytes of UTF-8; json's default escapes it to 12
+
+
+@functools.cache
+def emoji_page(size: int) -> bytes:
+    """An HTML page of about `size` bytes, nearly all emoji, gzip-compressed (~1000:1)."""
+    head = b"<!doctype html><html><head><title>emoji</title></head><body><p>"
+    tail = b"</p></body></html>"
+    count = max(0, size - len(head) - len(tail)) // len(EMOJI.encode())
+    return gzip.compress(head + (EMOJI * count).encode() + tail, compresslevel=9)
+
+
+@route("/emoji")
+async def _emoji(server: HostileServer, req: Request, writer: asyncio.StreamWriter) -> bool:
+    """`size` bytes (default 20 MB) of emoji HTML, sent as ~20 KB of gzip."""
+    body = emoji_page(int(req.query.get("size", str(20_000_000))))
+    await send(writer, 200, body, headers={"Content-Encoding": "gzip"})
+    return True
+
+
+def long_path(length: int, tag: str = "") -> str:
+    """A same-host path+query of exactly `length` characters (unique per `tag`), in
+    canonical form (query arguments sorted). The padding is random-looking, so that no
+    index can compress it below PostgreSQL's 2704-byte btree row limit."""
+    fixed = len("/ok?pad=") + len(f"&tag={tag}")
+    return "/ok?pad=" + _noise(max(0, length - fixed), tag) + f"&tag={tag}"
+
+
+def _noise(length: int, seed: str) -> str:
+    """`length` deterministic pseudo-random hex digits."""
+    digits: list[str] = []
+    counter = 0
+    while len(digits) * 128 < length:
+        digits.append(hashlib.sha512(f"{seed}:{counter}".encode()).hexdigest())
+        counter += 1
+    return "".join(digits)[:length]
+
+
+@route("/long-link")
+async def _long_link(server: HostileServer, req: Request, writer: asyncio.StreamWriter) -> bool:
+    """A page linking one same-host URL of `len` characters (default 8000) and /ok."""
+    path = long_path(int(req.query.get("len", "8000")), req.query.get("tag", "x"))
+    body = f'<html><body><a href="{path}">long</a> <a href="/ok">ok</a></body></html>'
+    await send(writer, 200, body.encode())
+    return True
+
+
+@route("/many-links")
+async def _many_links(server: HostileServer, req: Request, writer: asyncio.StreamWriter) -> bool:
+    """Page `page` with `n` unique same-host links of `len` characters each, and links
+    to the next `fan` pages (`/many-links?page=...`), which every page shares."""
+    page = int(req.query.get("page", "0"))
+    n = int(req.query.get("n", "4000"))
+    length = int(req.query.get("len", "2500"))
+    fan = int(req.query.get("fan", "60"))
+    query = f"n={n}&len={length}&fan={fan}"
+    parts = ["<html><body>"]
+    parts += [f'<a href="/many-links?page={i}&{query}">p{i}</a>' for i in range(fan)]
+    parts += [f'<a href="{long_path(length, f"{page}-{j}")}">l</a>' for j in range(n)]
+    parts.append("</body></html>")
+    await send(writer, 200, "".join(parts).encode())
+    return True
+
+
+@route("/tarpit")
+async def _tarpit(server: HostileServer, req: Request, writer: asyncio.StreamWriter) -> bool:
+    """Accept the request, then never answer (a webhook receiver that hangs)."""
+    await asyncio.Event().wait()
+    return False
