@@ -73,6 +73,16 @@ class PageOut(BaseModel):
     links: list[str] | None = None
     metadata: dict[str, str] | None = None
     data: dict[str, list[str]] | None = Field(default=None, description="Selector matches")
+    truncated: bool = Field(
+        default=False,
+        description="Some format was cut at the server's per-format cap (SCRAPER_MAX_FORMAT_BYTES)",
+    )
+    truncated_formats: list[str] | None = Field(
+        default=None, description="Which formats were cut, when `truncated`"
+    )
+    links_dropped: int | None = Field(
+        default=None, description="Links longer than 8192 characters, left out"
+    )
     error: ErrorDetail | None
 
 
