@@ -1,0 +1,680 @@
+"""A Python client for Trawl's HTTP API: `Client` (blocking) and `AsyncClient`.
+
+    with Client("http://127.0.0.1:8000", api_key="...") as trawl:
+        job = trawl.submit("https://example.com/", max_depth=2)
+        trawl.wait(job.id, on_progress=lambda j: print(j.stats.pages_fetched))
+        for page in trawl.iter_results(job.id):
+            print(page.url, page.title)
+
+Exceptions:
+
+TrawlClientError            base of everything this module raises
+├── TransportError          the server could not be reached (httpx errors, mapped)
+└── ApiError                the server answered with a problem+json (`status`, `detail`, ...)
+    ├── AuthenticationError 401
+    ├── NotFoundError       404
+    ├── ValidationError     422 (`errors` names the offending fields)
+    ├── RateLimitError      429 (`retry_after` seconds)
+    ├── ScrapeTimeoutError  504 from /v1/scrape (`job_id` names the job still running)
+    └── ServerError         other 5xx
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+DEFAULT_TIMEOUT = 30.0
+# A caught-up reader of a running job's results asks again this often.
+RESULTS_POLL_SECONDS = 0.5
+
+
+# -- errors -------------------------------------------------------------------------------
+
+
+class TrawlClientError(Exception):
+    """Something went wrong talking to Trawl."""
+
+
+class TransportError(TrawlClientError):
+    """The server could not be reached or the connection broke."""
+
+
+class ApiError(TrawlClientError):
+    """The server answered with an error (an RFC 9457 problem document)."""
+
+    def __init__(self, status: int, problem: dict[str, Any]) -> None:
+        self.status = status
+        self.problem = problem
+        self.type: str = str(problem.get("type") or "about:blank")
+        self.title: str = str(problem.get("title") or f"HTTP {status}")
+        self.detail: str = str(problem.get("detail") or self.title)
+        self.errors: list[dict[str, Any]] = list(problem.get("errors") or [])
+        self.job_id: str | None = problem.get("job_id")
+        retry = problem.get("retry_after")
+        self.retry_after: float | None = float(retry) if retry is not None else None
+        super().__init__(f"{status} {self.title}: {self.detail}")
+
+
+class AuthenticationError(ApiError):
+    """401: a valid API key is needed."""
+
+
+class NotFoundError(ApiError):
+    """404: no such job (or not yours)."""
+
+
+class ValidationError(ApiError):
+    """422: the request is invalid; `errors` names the fields."""
+
+
+class RateLimitError(ApiError):
+    """429: slow down for `retry_after` seconds."""
+
+
+class ScrapeTimeoutError(ApiError):
+    """504: the scrape did not finish in time; `job_id` names the job still running."""
+
+
+class ServerError(ApiError):
+    """5xx: the server failed."""
+
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    401: AuthenticationError,
+    404: NotFoundError,
+    422: ValidationError,
+    429: RateLimitError,
+    504: ScrapeTimeoutError,
+}
+
+
+def _raise_for(response: httpx.Response) -> None:
+    if response.status_code < 400:
+        return
+    try:
+        problem = response.json()
+        if not isinstance(problem, dict):
+            raise ValueError("not an object")
+    except ValueError:
+        problem = {"title": response.reason_phrase, "detail": response.text[:500]}
+    retry_after = response.headers.get("retry-after")
+    if retry_after and "retry_after" not in problem:
+        with contextlib.suppress(ValueError):
+            problem["retry_after"] = float(retry_after)
+    status = response.status_code
+    kind = _BY_STATUS.get(status) or (ServerError if status >= 500 else ApiError)
+    raise kind(status, problem)
+
+
+# -- records ------------------------------------------------------------------------------
+
+
+def _time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobStats:
+    pages_discovered: int = 0
+    pages_queued: int = 0
+    pages_fetched: int = 0
+    pages_failed: int = 0
+    pages_skipped: int = 0
+
+    @property
+    def pages_done(self) -> int:
+        """Pages finished one way or another."""
+        return self.pages_fetched + self.pages_failed + self.pages_skipped
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> JobStats:
+        return cls(**{name: int(data.get(name) or 0) for name in cls.__slots__})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    id: str
+    status: str
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    request: dict[str, Any]
+    stats: JobStats
+    error: dict[str, Any] | None
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Job:
+        return cls(
+            id=str(data["id"]),
+            status=str(data["status"]),
+            created_at=_time(data.get("created_at")),
+            started_at=_time(data.get("started_at")),
+            finished_at=_time(data.get("finished_at")),
+            request=dict(data.get("request") or {}),
+            stats=JobStats.from_dict(data.get("stats") or {}),
+            error=data.get("error"),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PageError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page:
+    url: str
+    final_url: str | None = None
+    depth: int = 0
+    status_code: int | None = None
+    content_type: str | None = None
+    fetched_at: datetime | None = None
+    elapsed_ms: float | None = None
+    title: str | None = None
+    text: str | None = None
+    markdown: str | None = None
+    html: str | None = None
+    links: list[str] | None = None
+    metadata: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    error: PageError | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Page:
+        error = data.get("error")
+        return cls(
+            url=str(data.get("url") or ""),
+            final_url=data.get("final_url"),
+            depth=int(data.get("depth") or 0),
+            status_code=data.get("status_code"),
+            content_type=data.get("content_type"),
+            fetched_at=_time(data.get("fetched_at")),
+            elapsed_ms=data.get("elapsed_ms"),
+            title=data.get("title"),
+            text=data.get("text"),
+            markdown=data.get("markdown"),
+            html=data.get("html"),
+            links=data.get("links"),
+            metadata=data.get("metadata"),
+            data=data.get("data"),
+            error=(
+                PageError(code=str(error.get("code")), message=str(error.get("message")))
+                if isinstance(error, dict)
+                else None
+            ),
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResultPage:
+    """One page of `GET /v1/jobs/{id}/results`."""
+
+    items: list[Page]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobList:
+    items: list[Job]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapLink:
+    url: str
+    title: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MapResult:
+    links: list[MapLink]
+    job_id: str | None = None
+
+
+# -- request building (shared by both clients) ---------------------------------------------
+
+
+def job_request(urls: str | Sequence[str], **options: Any) -> dict[str, Any]:
+    """A `POST /v1/jobs` body: options left as None are not sent (server defaults apply)."""
+    body: dict[str, Any] = {"urls": [urls] if isinstance(urls, str) else list(urls)}
+    body.update({name: value for name, value in options.items() if value is not None})
+    return body
+
+
+def _headers(api_key: str | None) -> dict[str, str]:
+    headers = {"User-Agent": "trawl-client/0.1", "Accept": "application/json"}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    return headers
+
+
+def _json(response: httpx.Response) -> Any:
+    _raise_for(response)
+    return response.json()
+
+
+def _result_page(data: dict[str, Any]) -> ResultPage:
+    return ResultPage(
+        items=[Page.from_dict(item) for item in data.get("items") or []],
+        next_cursor=data.get("next_cursor"),
+    )
+
+
+def _map_result(data: dict[str, Any]) -> MapResult:
+    links = []
+    for link in data.get("links") or []:
+        if isinstance(link, str):
+            links.append(MapLink(url=link))
+        else:
+            links.append(MapLink(url=str(link.get("url")), title=link.get("title")))
+    return MapResult(links=links, job_id=data.get("job_id"))
+
+
+class _EventParser:
+    """Server-Sent Events, line by line: yields (event, data, id) per message."""
+
+    def __init__(self) -> None:
+        self.last_id: str | None = None
+        self.retry: float | None = None
+        self._event = "message"
+        self._data: list[str] = []
+
+    def feed(self, line: str) -> tuple[str, str] | None:
+        if line == "":
+            if not self._data:
+                self._event = "message"
+                return None
+            message = (self._event, "\n".join(self._data))
+            self._event, self._data = "message", []
+            return message
+        if line.startswith(":"):
+            return None
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            self._data.append(value)
+        elif name == "event":
+            self._event = value
+        elif name == "id":
+            self.last_id = value
+        elif name == "retry" and value.isdigit():
+            self.retry = int(value) / 1000
+        return None
+
+
+def _transport_error(exc: httpx.HTTPError) -> TransportError:
+    return TransportError(f"{type(exc).__name__}: {exc}")
+
+
+# -- the blocking client ------------------------------------------------------------------
+
+
+class Client:
+    """Trawl's API, blocking. Use as a context manager, or call `close()`."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(
+            base_url=self.base_url,
+            headers=_headers(api_key),
+            timeout=timeout,
+            transport=transport,
+            trust_env=False,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from exc
+        return _json(response)
+
+    def submit(
+        self,
+        urls: str | Sequence[str] | dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> Job:
+        """Submit a job (`max_depth`, `max_pages`, `formats`, `scope`, ... as in the API).
+
+        `urls` may also be a whole request body (a dict), sent as it is.
+        """
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = urls if isinstance(urls, dict) else job_request(urls, **options)
+        return Job.from_dict(self._request("POST", "/v1/jobs", json=body, headers=headers))
+
+    def get(self, job_id: str) -> Job:
+        return Job.from_dict(self._request("GET", f"/v1/jobs/{job_id}"))
+
+    def list_jobs(
+        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> JobList:
+        params = {k: v for k, v in (("status", status), ("cursor", cursor)) if v}
+        data = self._request("GET", "/v1/jobs", params={**params, "limit": limit})
+        return JobList(
+            items=[Job.from_dict(item) for item in data["items"]], next_cursor=data["next_cursor"]
+        )
+
+    def cancel(self, job_id: str) -> Job:
+        return Job.from_dict(self._request("DELETE", f"/v1/jobs/{job_id}"))
+
+    def results(
+        self,
+        job_id: str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        outcome: str | None = None,
+    ) -> ResultPage:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        if outcome:
+            params["outcome"] = outcome
+        return _result_page(self._request("GET", f"/v1/jobs/{job_id}/results", params=params))
+
+    def iter_results(
+        self,
+        job_id: str,
+        *,
+        outcome: str | None = None,
+        page_size: int = 200,
+        follow: bool = True,
+        poll_interval: float = RESULTS_POLL_SECONDS,
+    ) -> Iterator[Page]:
+        """Every result, following cursors; waits for a running job's results to come
+        (`follow=False`: stops at what is stored now) and stops at a finished job's end."""
+        cursor: str | None = None
+        while True:
+            page = self.results(job_id, limit=page_size, cursor=cursor, outcome=outcome)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            if not page.items:
+                if not follow:
+                    return
+                time.sleep(poll_interval)
+            cursor = page.next_cursor
+
+    def watch(self, job_id: str, *, reconnect_delay: float = 1.0) -> Iterator[Job]:
+        """The job's states as they change (SSE), ending with its final state."""
+        parser = _EventParser()
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if parser.last_id:
+                headers["Last-Event-ID"] = parser.last_id
+            try:
+                with self._http.stream(
+                    "GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=None
+                ) as response:
+                    if response.status_code >= 400:
+                        response.read()
+                        _raise_for(response)
+                    for line in response.iter_lines():
+                        message = parser.feed(line)
+                        if message is not None and message[0] == "job":
+                            job = Job.from_dict(json.loads(message[1]))
+                            yield job
+                            if job.is_final:
+                                return
+            except httpx.HTTPError:
+                pass  # the connection broke: reconnect below
+            # The stream ended without a final state (server restart): reconnect.
+            time.sleep(parser.retry or reconnect_delay)
+
+    def wait(
+        self,
+        job_id: str,
+        *,
+        on_progress: Callable[[Job], object] | None = None,
+        timeout: float | None = None,
+    ) -> Job:
+        """Block until the job is final; `on_progress(job)` is called on every change."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for job in self.watch(job_id):
+            if on_progress is not None:
+                on_progress(job)
+            if job.is_final:
+                return job
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {job.status} after {timeout}s")
+        raise TransportError("the event stream ended without a final state")  # pragma: no cover
+
+    def scrape(
+        self,
+        url: str,
+        *,
+        formats: Iterable[str] | None = None,
+        timeout: float | None = None,
+        **options: Any,
+    ) -> Page:
+        """`POST /v1/scrape`: fetch one URL now and return its page."""
+        body = {"url": url, **{k: v for k, v in options.items() if v is not None}}
+        if formats is not None:
+            body["formats"] = list(formats)
+        if timeout is not None:
+            body["timeout"] = timeout
+        wait = (timeout or DEFAULT_TIMEOUT) + 10
+        return Page.from_dict(self._request("POST", "/v1/scrape", json=body, timeout=wait))
+
+    def map(self, url: str, **options: Any) -> MapResult:
+        """`POST /v1/map`: a site's URLs (`max_depth`, `limit`, `include`, `search`, ...)."""
+        body = {"url": url, **{k: v for k, v in options.items() if v is not None}}
+        return _map_result(self._request("POST", "/v1/map", json=body))
+
+
+# -- the asyncio client -------------------------------------------------------------------
+
+
+class AsyncClient:
+    """Trawl's API for asyncio. Use as an async context manager, or `await aclose()`."""
+
+    def __init__(
+        self,
+        base_url: str = "http://127.0.0.1:8000",
+        api_key: str | None = None,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=_headers(api_key),
+            timeout=timeout,
+            transport=transport,
+            trust_env=False,
+        )
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _transport_error(exc) from exc
+        return _json(response)
+
+    async def submit(
+        self,
+        urls: str | Sequence[str] | dict[str, Any],
+        *,
+        idempotency_key: str | None = None,
+        **options: Any,
+    ) -> Job:
+        """See `Client.submit`."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        body = urls if isinstance(urls, dict) else job_request(urls, **options)
+        return Job.from_dict(await self._request("POST", "/v1/jobs", json=body, headers=headers))
+
+    async def get(self, job_id: str) -> Job:
+        return Job.from_dict(await self._request("GET", f"/v1/jobs/{job_id}"))
+
+    async def list_jobs(
+        self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
+    ) -> JobList:
+        params = {k: v for k, v in (("status", status), ("cursor", cursor)) if v}
+        data = await self._request("GET", "/v1/jobs", params={**params, "limit": limit})
+        return JobList(
+            items=[Job.from_dict(item) for item in data["items"]], next_cursor=data["next_cursor"]
+        )
+
+    async def cancel(self, job_id: str) -> Job:
+        return Job.from_dict(await self._request("DELETE", f"/v1/jobs/{job_id}"))
+
+    async def results(
+        self,
+        job_id: str,
+        *,
+        limit: int = 50,
+        cursor: str | None = None,
+        outcome: str | None = None,
+    ) -> ResultPage:
+        params: dict[str, Any] = {"limit": limit}
+        if cursor:
+            params["cursor"] = cursor
+        if outcome:
+            params["outcome"] = outcome
+        data = await self._request("GET", f"/v1/jobs/{job_id}/results", params=params)
+        return _result_page(data)
+
+    async def iter_results(
+        self,
+        job_id: str,
+        *,
+        outcome: str | None = None,
+        page_size: int = 200,
+        follow: bool = True,
+        poll_interval: float = RESULTS_POLL_SECONDS,
+    ) -> AsyncIterator[Page]:
+        """See `Client.iter_results`."""
+        cursor: str | None = None
+        while True:
+            page = await self.results(job_id, limit=page_size, cursor=cursor, outcome=outcome)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            if not page.items:
+                if not follow:
+                    return
+                await asyncio.sleep(poll_interval)
+            cursor = page.next_cursor
+
+    async def watch(self, job_id: str, *, reconnect_delay: float = 1.0) -> AsyncIterator[Job]:
+        """See `Client.watch`."""
+        parser = _EventParser()
+        while True:
+            headers = {"Accept": "text/event-stream"}
+            if parser.last_id:
+                headers["Last-Event-ID"] = parser.last_id
+            try:
+                async with self._http.stream(
+                    "GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=None
+                ) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        _raise_for(response)
+                    async for line in response.aiter_lines():
+                        message = parser.feed(line)
+                        if message is not None and message[0] == "job":
+                            job = Job.from_dict(json.loads(message[1]))
+                            yield job
+                            if job.is_final:
+                                return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(parser.retry or reconnect_delay)
+
+    async def wait(
+        self,
+        job_id: str,
+        *,
+        on_progress: Callable[[Job], object] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the same API as Client.wait
+    ) -> Job:
+        """See `Client.wait`."""
+
+        async def follow() -> Job:
+            async for job in self.watch(job_id):
+                if on_progress is not None:
+                    on_progress(job)
+                if job.is_final:
+                    return job
+            raise TransportError("the event stream ended without a final state")
+
+        if timeout is None:
+            return await follow()
+        try:
+            return await asyncio.wait_for(follow(), timeout)
+        except TimeoutError:
+            raise TimeoutError(f"job {job_id} not final after {timeout}s") from None
+
+    async def scrape(
+        self,
+        url: str,
+        *,
+        formats: Iterable[str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the server's scrape timeout
+        **options: Any,
+    ) -> Page:
+        body = {"url": url, **{k: v for k, v in options.items() if v is not None}}
+        if formats is not None:
+            body["formats"] = list(formats)
+        if timeout is not None:
+            body["timeout"] = timeout
+        wait = (timeout or DEFAULT_TIMEOUT) + 10
+        return Page.from_dict(await self._request("POST", "/v1/scrape", json=body, timeout=wait))
+
+    async def map(self, url: str, **options: Any) -> MapResult:
+        body = {"url": url, **{k: v for k, v in options.items() if v is not None}}
+        return _map_result(await self._request("POST", "/v1/map", json=body))

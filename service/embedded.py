@@ -1,0 +1,138 @@
+"""The crawl engine in this process, without an HTTP server (the CLI's `trawl crawl`).
+
+`EmbeddedEngine` opens the same parts as `python -m service` (store, parser pool,
+fetcher, crawler) and offers the subset of `AsyncClient` the CLI uses (`submit`, `get`,
+`watch`, `iter_results`, `cancel`), reading the store directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from service.client import Job, Page
+from service.models import parse_job_request, utcnow
+from service.settings import Settings
+from service.store import store_for
+from service.store.base import NewJob, Store
+
+# How often progress and new results are read from the store.
+POLL_SECONDS = 0.25
+
+
+class EmbeddedEngine:
+    """Trawl's crawl engine, opened by `async with` and closed in reverse order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._store: Store | None = None
+        self._stack = contextlib.AsyncExitStack()
+
+    @property
+    def store(self) -> Store:
+        assert self._store is not None, "use `async with EmbeddedEngine(...)`"
+        return self._store
+
+    async def __aenter__(self) -> EmbeddedEngine:
+        from service.app import fetch_options
+        from service.crawl.engine import Crawler
+        from service.crawl.fetcher import Fetcher
+        from service.crawl.parsepool import ParsePool
+
+        settings = self.settings
+        stack = self._stack
+        try:
+            store = store_for(settings.database_url)
+            await store.open()
+            stack.push_async_callback(store.close)
+            self._store = store
+            parser = ParsePool(settings.parser_processes)
+            parser.start()
+            stack.callback(parser.close)
+            await parser.warm_up()
+            fetcher = Fetcher(fetch_options(settings))
+            stack.push_async_callback(fetcher.aclose)
+            self._crawler = Crawler(settings, store, fetcher, parser)
+            await self._crawler.start()
+            stack.push_async_callback(self._crawler.stop, settings.grace_period)
+        except BaseException:
+            await stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._stack.aclose()
+
+    async def submit(self, request: dict[str, Any]) -> Job:
+        """Validate and store a job exactly as `POST /v1/jobs` does (ValidationFailed if bad)."""
+        settings = self.settings
+        job_request = parse_job_request(
+            request,
+            {
+                "max_urls_per_job": settings.max_urls_per_job,
+                "max_pages_cap": settings.max_pages_cap,
+                "max_depth_cap": settings.max_depth_cap,
+                "default_max_pages": settings.default_max_pages,
+                "per_host_concurrency_cap": max(16, settings.per_host_concurrency),
+            },
+        )
+        normalised = job_request.normalised()
+        digest = hashlib.sha256(json.dumps(normalised, sort_keys=True).encode()).hexdigest()
+        job, _ = await self.store.create_job(
+            NewJob(
+                id=str(uuid.uuid4()),
+                created_at=utcnow(),
+                request=normalised,
+                seeds=tuple(job_request.urls),
+                max_pages=int(job_request.max_pages or settings.default_max_pages),
+                request_hash=digest,
+                webhook=normalised.get("webhook"),
+            )
+        )
+        self._crawler.notify_new_work()
+        return Job.from_dict(job.as_dict())
+
+    async def get(self, job_id: str) -> Job:
+        job = await self.store.get_job(job_id, None)
+        if job is None:
+            raise LookupError(job_id)
+        return Job.from_dict(job.as_dict())
+
+    async def cancel(self, job_id: str) -> Job:
+        job = await self.store.cancel_job(job_id, None)
+        if job is None:
+            raise LookupError(job_id)
+        await self._crawler.job_cancelled(job_id)
+        return Job.from_dict(job.as_dict())
+
+    async def watch(self, job_id: str) -> AsyncIterator[Job]:
+        """The job's states as they change, ending with its final state."""
+        last: dict[str, Any] | None = None
+        while True:
+            job = await self.get(job_id)
+            if job.raw != last:
+                last = job.raw
+                yield job
+            if job.is_final:
+                return
+            await asyncio.sleep(POLL_SECONDS)
+
+    async def iter_results(self, job_id: str, *, page_size: int = 500) -> AsyncIterator[Page]:
+        """Every result as it is stored; ends after the last one of a finished job."""
+        after = 0
+        while True:
+            # Status first: a job is marked final in the transaction storing its last result.
+            final = (await self.get(job_id)).is_final
+            rows = await self.store.list_results(job_id, None, page_size, after)
+            for row_id, page in rows:
+                after = row_id
+                yield Page.from_dict(json.loads(page))
+            if len(rows) < page_size:
+                if final:
+                    return
+                await asyncio.sleep(POLL_SECONDS)
