@@ -43,6 +43,7 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
     "job.cancelled",
 )
 
+MAX_SELECTOR_LENGTH = 500
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 
 
@@ -144,13 +145,13 @@ def _shorten(text: str, limit: int = 80) -> str:
 
 
 def check_pattern(pattern: str) -> str:
-    """A regular expression that compiles (include/exclude)."""
+    """A regular expression RE2 can run (include/exclude): linear-time, compiled once."""
+    from service.crawl.patterns import PatternError, compile_pattern
+
     try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid regular expression: {exc}") from None
-    except (RecursionError, OverflowError, MemoryError):  # pathological nesting or repeats
-        raise ValueError("regular expression is too complex") from None
+        compile_pattern(pattern)
+    except PatternError as exc:
+        raise ValueError(str(exc)) from None
     return pattern
 
 
@@ -161,6 +162,10 @@ def check_selector(value: str | SelectorObject) -> str | SelectorObject:
     css = value if isinstance(value, str) else value.css
     if not css.strip():
         raise ValueError("must be a non-empty CSS selector")
+    # Matching runs in the parser processes under the parse deadline; the length bound
+    # keeps compiling one (here, on the event loop) cheap.
+    if len(css) > MAX_SELECTOR_LENGTH:
+        raise ValueError(f"CSS selector longer than {MAX_SELECTOR_LENGTH} characters")
     try:
         soupsieve.compile(css)
     except Exception as exc:  # soupsieve raises several types for bad input

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from service.crawl.linkfilter import LinkFilter
 from service.crawl.parser import ParseOptions, SelectorSpec
+from service.crawl.patterns import UrlPatterns
 from service.settings import Settings
-from service.urls import MAX_URL_LENGTH, looks_like_non_html, registrable_domain
+from service.urls import registrable_domain
 
 
 class SeenFilter:
@@ -65,8 +66,7 @@ class JobPlan:
     scope: str
     hosts: set[str]
     domains: set[str]
-    include: tuple[re.Pattern[str], ...]
-    exclude: tuple[re.Pattern[str], ...]
+    patterns: UrlPatterns
     formats: frozenset[str]
     parse_options: ParseOptions
     respect_robots: bool
@@ -79,6 +79,7 @@ class JobPlan:
     seen: SeenFilter = field(default_factory=lambda: SeenFilter(1024))
     sitemap_origins: set[str] = field(default_factory=set)
     cancelled: bool = False
+    _filter: LinkFilter | None = None
 
     @classmethod
     def from_request(cls, job_id: str, request: dict[str, Any], settings: Settings) -> JobPlan:
@@ -111,8 +112,10 @@ class JobPlan:
             scope=request.get("scope", "same-host"),
             hosts=hosts,
             domains={registrable_domain(host) for host in hosts},
-            include=tuple(re.compile(p) for p in request.get("include") or ()),
-            exclude=tuple(re.compile(p) for p in request.get("exclude") or ()),
+            patterns=UrlPatterns(
+                include=tuple(request.get("include") or ()),
+                exclude=tuple(request.get("exclude") or ()),
+            ),
             formats=formats,
             parse_options=ParseOptions(
                 formats=formats,
@@ -139,46 +142,54 @@ class JobPlan:
     def seen_capacity(self) -> int:
         return self.seen.capacity
 
+    def link_filter(self) -> LinkFilter:
+        """This job's link rules now, as a picklable snapshot (for the parser processes)."""
+        if self._filter is None:
+            self._filter = LinkFilter(
+                scope=self.scope,
+                hosts=frozenset(self.hosts),
+                domains=frozenset(self.domains),
+                patterns=self.patterns,
+                follow_non_html=self.follow_non_html,
+            )
+        return self._filter
+
     def in_scope(self, url: str) -> bool:
-        if self.scope == "any":
-            return True
-        host = urlsplit(url).hostname or ""
-        if self.scope == "same-host":
-            return host in self.hosts
-        return registrable_domain(host) in self.domains
+        return self.link_filter().in_scope(url)
 
     def follows(self, url: str) -> bool:
         """Whether a discovered (canonical) link may enter this job's frontier."""
-        if len(url) > MAX_URL_LENGTH or not self.in_scope(url):
-            return False
-        if not self.follow_non_html and looks_like_non_html(url):
-            return False
-        if self.include and not any(p.search(url) for p in self.include):
-            return False
-        return not any(p.search(url) for p in self.exclude)
+        return self.link_filter().follows(url)
 
-    def new_links(self, links: tuple[str, ...], depth: int) -> tuple[str, ...]:
-        """Links found at `depth` worth offering to the store (scope, depth, seen)."""
+    def new_links(
+        self, links: tuple[str, ...], depth: int, *, filtered: bool = False
+    ) -> tuple[str, ...]:
+        """Links found at `depth` worth offering to the store (scope, depth, seen).
+
+        `filtered`: the links already passed `link_filter()` (in a parser process).
+        """
         if depth >= self.max_depth:
             return ()
-        return self._offer(links)
+        return self._offer(links, filtered=filtered)
 
-    def _offer(self, links: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    def _offer(
+        self, links: tuple[str, ...] | list[str], *, filtered: bool = False
+    ) -> tuple[str, ...]:
         # One page can never add more than max_pages URLs to the frontier, so offering
         # more would only cost memory in the record and work in the store.
         fresh: list[str] = []
         for link in links:
             if len(fresh) >= self.max_pages:
                 break
-            if link in self.seen or not self.follows(link):
+            if link in self.seen or not (filtered or self.follows(link)):
                 continue
             self.seen.add(link)
             fresh.append(link)
         return tuple(fresh)
 
-    def sitemap_links(self, urls: list[str]) -> tuple[str, ...]:
+    def sitemap_links(self, urls: list[str], *, filtered: bool = False) -> tuple[str, ...]:
         """Sitemap URLs worth offering: they count as one hop, even when max_depth is 0."""
-        return self._offer(urls)
+        return self._offer(urls, filtered=filtered)
 
     def widen_to(self, final_url: str) -> None:
         """A seed redirected (http->https, bare->www): its new host is in scope too."""
@@ -186,3 +197,4 @@ class JobPlan:
         if host:
             self.hosts.add(host)
             self.domains.add(registrable_domain(host))
+            self._filter = None
