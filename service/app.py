@@ -140,7 +140,7 @@ async def _open(app: TrawlApp) -> None:
         webhooks = WebhookDispatcher(settings, store)
         await webhooks.start()
         context.webhooks = webhooks
-        parser = ParsePool(settings.parser_processes, max_format_bytes=settings.max_format_bytes)
+        parser = ParsePool.for_settings(settings)
         parser.start()
         await parser.warm_up()
         fetcher = Fetcher(fetch_options(settings))

@@ -47,6 +47,9 @@ class Settings:
     user_agent: str = "Trawl/0.1 (+https://github.com/trawl/trawl)"
     parser_processes: int = field(default_factory=_cpu_count)
     queue_size: int = 0  # in-memory hand-off bound; 0 = 2 x concurrency
+    parse_timeout: float = 5.0  # per page, in a parser process; past it the child is killed
+    parser_max_pages: int = 2000  # a parser process is replaced after this many pages
+    parser_max_memory_mb: int = 512  # ... or once its resident memory passes this
     max_retries: int = 3
     retry_base_delay: float = 1.0
     connect_timeout: float = 10.0
@@ -124,6 +127,13 @@ class Settings:
                 "SCRAPER_PARSER_PROCESSES", defaults.parser_processes, minimum=1
             ),
             queue_size=reader.integer("SCRAPER_QUEUE_SIZE", 0, minimum=0),
+            parse_timeout=reader.number("SCRAPER_PARSE_TIMEOUT", defaults.parse_timeout),
+            parser_max_pages=reader.integer(
+                "SCRAPER_PARSER_MAX_PAGES", defaults.parser_max_pages, minimum=1
+            ),
+            parser_max_memory_mb=reader.integer(
+                "SCRAPER_PARSER_MAX_MEMORY_MB", defaults.parser_max_memory_mb, minimum=64
+            ),
             max_retries=reader.integer("SCRAPER_MAX_RETRIES", defaults.max_retries, minimum=0),
             retry_base_delay=reader.number("SCRAPER_RETRY_BASE_DELAY", defaults.retry_base_delay),
             connect_timeout=reader.number("SCRAPER_CONNECT_TIMEOUT", defaults.connect_timeout),

@@ -22,7 +22,7 @@ async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Run the crawl engine until `stop` is set, then drain within the grace period."""
     store = store_for(settings.database_url)
     await store.open()
-    parser = ParsePool(settings.parser_processes)
+    parser = ParsePool.for_settings(settings)
     parser.start()
     fetcher = Fetcher(fetch_options(settings))
     webhooks = WebhookDispatcher(settings, store)

@@ -1,4 +1,16 @@
-"""The parser process pool: BeautifulSoup holds the GIL, so parsing runs in processes."""
+"""The parser process pool: BeautifulSoup holds the GIL, so parsing runs in processes.
+
+Each child is its own one-process executor, so one child can be killed without
+touching the others' pages:
+
+- a page (or a job's selectors) that parses past the deadline gets its child killed
+  and replaced; the page fails with ParseTimeout and the crawl goes on;
+- a child is retired (and replaced) after `max_pages_per_child` pages or once its
+  resident memory passes `max_child_rss`: lxml and codec caches only ever grow.
+
+Whatever comes from crawled bytes and can cost (parsing, link filtering with a job's
+patterns, sitemaps) runs here, never on the event loop.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +19,16 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
+from service.crawl.linkfilter import LinkFilter
 from service.crawl.parser import ParsedPage, ParseOptions, parse_page
 from service.jsontext import compact_json
 from service.urls import MAX_URL_LENGTH
@@ -116,7 +131,21 @@ class ParserCrashed(Exception):
     """A parser process died while handling the page."""
 
 
+class ParseTimeout(Exception):
+    """The page took longer than the parse deadline; its process was replaced."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PoolLimits:
+    """Per-page deadline and the recycling thresholds of the parser processes."""
+
+    parse_timeout: float = 5.0
+    max_pages_per_child: int = 2000
+    max_child_rss: int = 512 * 1024 * 1024
+
+
 PARSER_NICENESS = 10
+_T = TypeVar("_T")
 
 
 def _init_child() -> None:
@@ -139,69 +168,209 @@ def _exit_with_parent(parent: int) -> None:
 
 
 def _warm_up() -> int:
-    # Importing bs4/lxml in each child up front keeps the first pages fast.
-    return 0
+    # Importing bs4/lxml in each child up front keeps the first pages fast; the pid is
+    # how the parent kills this child, and only this one, past the deadline.
+    return os.getpid()
+
+
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def _rss() -> int:
+    """This process's resident memory in bytes (0 where /proc is missing)."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * _PAGE_SIZE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _consume(future: asyncio.Future[Any]) -> None:
+    # A killed child's future ends in BrokenProcessPool that nobody awaits any more.
+    if not future.cancelled():
+        future.exception()
+
+
+@dataclass(slots=True, eq=False)
+class _Child:
+    executor: ProcessPoolExecutor
+    pid: int
+    pages: int = 0
 
 
 class ParsePool:
-    """A ProcessPoolExecutor that replaces itself when a child dies."""
+    """Parser processes with a per-page deadline; see the module docstring."""
 
-    def __init__(self, processes: int, *, max_format_bytes: int = DEFAULT_MAX_FORMAT_BYTES) -> None:
+    def __init__(
+        self,
+        processes: int,
+        limits: PoolLimits | None = None,
+        *,
+        max_format_bytes: int = DEFAULT_MAX_FORMAT_BYTES,
+    ) -> None:
         self._processes = max(1, processes)
+        self.limits = limits or PoolLimits()
         self._max_format_bytes = max_format_bytes
         # spawn: the parent runs threads (aiosqlite, the loop); forking them is unsafe.
         self._context = multiprocessing.get_context("spawn")
-        self._pool: ProcessPoolExecutor | None = None
-        self._generation = 0
+        self._idle: asyncio.Queue[_Child] | None = None
+        self._children: set[_Child] = set()
+        self._spawning: set[asyncio.Task[None]] = set()
+        self._ready: asyncio.Task[None] | None = None
+        self._closed = False
+        self.replaced = 0  # children killed or retired and replaced (for tests and logs)
+
+    @classmethod
+    def for_settings(cls, settings: Any) -> ParsePool:
+        return cls(
+            settings.parser_processes,
+            PoolLimits(
+                parse_timeout=settings.parse_timeout,
+                max_pages_per_child=settings.parser_max_pages,
+                max_child_rss=settings.parser_max_memory_mb * 1024 * 1024,
+            ),
+            max_format_bytes=settings.max_format_bytes,
+        )
 
     def start(self) -> None:
-        self._pool = ProcessPoolExecutor(
-            max_workers=self._processes, mp_context=self._context, initializer=_init_child
-        )
-        self._generation += 1
+        """Nothing to do before the loop runs; children start in `warm_up`."""
+        self._closed = False
 
     async def warm_up(self) -> None:
-        loop = asyncio.get_running_loop()
-        pool = self._require()
-        await asyncio.gather(
-            *(loop.run_in_executor(pool, _warm_up) for _ in range(self._processes))
+        """Start every child and wait until each has imported the parser."""
+        if self._ready is None:
+            self._idle = asyncio.Queue()
+            self._ready = asyncio.get_running_loop().create_task(self._start_children())
+        await asyncio.shield(self._ready)
+
+    async def _start_children(self) -> None:
+        await asyncio.gather(*(self._add_child() for _ in range(self._processes)))
+
+    async def _add_child(self) -> None:
+        executor = ProcessPoolExecutor(
+            max_workers=1, mp_context=self._context, initializer=_init_child
         )
-
-    def _require(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            self.start()
-        assert self._pool is not None
-        return self._pool
-
-    async def parse(
-        self, body: bytes, url: str, options: ParseOptions, http_charset: str | None
-    ) -> ParseOutput:
-        """Parse in a child process; ParserCrashed if the child died (the pool is renewed)."""
-        pool = self._require()
-        generation = self._generation
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(
-                pool, _parse, body, url, options, http_charset, self._max_format_bytes
-            )
-        except BrokenProcessPool as exc:
-            self._renew(generation)
-            raise ParserCrashed("the parser process died on this page") from exc
-
-    def _renew(self, generation: int) -> None:
-        # Many in-flight pages see the same broken pool; only the first replaces it.
-        if generation != self._generation:
+            pid = await loop.run_in_executor(executor, _warm_up)
+        except BaseException:
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise
+        child = _Child(executor, pid)
+        if self._closed:
+            self._stop_child(child)
             return
-        logger.error("parser process pool broke; starting a new one")
-        old = self._pool
-        self.start()
-        if old is not None:
-            old.shutdown(wait=False, cancel_futures=True)
+        self._children.add(child)
+        assert self._idle is not None
+        self._idle.put_nowait(child)
+
+    def _replace(self, child: _Child, *, kill: bool) -> None:
+        """Drop `child` (killing it if it is stuck) and start a new one in the background."""
+        self._children.discard(child)
+        self.replaced += 1
+        if kill:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(child.pid, signal.SIGKILL)
+        child.executor.shutdown(wait=False, cancel_futures=True)
+        if self._closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._add_child())
+        self._spawning.add(task)
+        task.add_done_callback(self._spawned)
+
+    def _spawned(self, task: asyncio.Task[None]) -> None:
+        self._spawning.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("could not start a parser process", exc_info=task.exception())
+
+    async def _call(self, fn: Callable[..., tuple[_T, int]], *args: Any) -> _T:
+        """Run `fn(*args)` in an idle child within the deadline; it returns (value, rss)."""
+        await self.warm_up()
+        assert self._idle is not None
+        child = await self._idle.get()
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(child.executor, fn, *args)
+        future.add_done_callback(_consume)
+        try:
+            value, rss = await asyncio.wait_for(asyncio.shield(future), self.limits.parse_timeout)
+        except TimeoutError:
+            logger.warning(
+                "parser process %d passed the %gs deadline; replacing it",
+                child.pid,
+                self.limits.parse_timeout,
+            )
+            self._replace(child, kill=True)
+            raise ParseTimeout(f"parsing took longer than {self.limits.parse_timeout:g}s") from None
+        except BrokenProcessPool as exc:
+            logger.error("parser process %d died; replacing it", child.pid)
+            self._replace(child, kill=True)
+            raise ParserCrashed("the parser process died on this page") from exc
+        except asyncio.CancelledError:
+            # The child still works on it: it goes back to the idle queue when done.
+            future.add_done_callback(lambda _: self._settle(child, 0))
+            raise
+        except BaseException:
+            self._settle(child, 0)  # the page's own failure; the child is fine
+            raise
+        self._settle(child, rss)
+        return value
+
+    def _settle(self, child: _Child, rss: int) -> None:
+        if child not in self._children:
+            return
+        child.pages += 1
+        if child.pages >= self.limits.max_pages_per_child or rss > self.limits.max_child_rss:
+            logger.info(
+                "recycling parser process %d after %d pages (%.0f MB resident)",
+                child.pid,
+                child.pages,
+                rss / 1e6,
+            )
+            self._replace(child, kill=False)
+            return
+        assert self._idle is not None
+        self._idle.put_nowait(child)
+
+    async def parse(
+        self,
+        body: bytes,
+        url: str,
+        options: ParseOptions,
+        http_charset: str | None,
+        links: LinkFilter | None = None,
+    ) -> ParseOutput:
+        """Parse in a child process.
+
+        ParseTimeout past the deadline, ParserCrashed if the child died (either way the
+        child is replaced). With `links`, `follow_links` holds only the links it follows.
+        """
+        return await self._call(
+            _parse, body, url, options, http_charset, links, self._max_format_bytes
+        )
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        self._closed = True
+        if self._ready is not None and not self._ready.done():
+            self._ready.cancel()
+        for task in list(self._spawning):
+            task.cancel()
+        idle: set[int] = set()
+        if self._idle is not None:
+            while not self._idle.empty():
+                idle.add(id(self._idle.get_nowait()))
+        for child in list(self._children):
+            if id(child) not in idle:  # busy: it may never finish on its own
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(child.pid, signal.SIGKILL)
+            self._stop_child(child)
+        self._children.clear()
+        self._ready = None
+        self._idle = None
+
+    @staticmethod
+    def _stop_child(child: _Child) -> None:
+        with contextlib.suppress(Exception):
+            child.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _parse(
@@ -209,15 +378,16 @@ def _parse(
     url: str,
     options: ParseOptions,
     http_charset: str | None,
+    links: LinkFilter | None = None,
     max_format_bytes: int = DEFAULT_MAX_FORMAT_BYTES,
-) -> ParseOutput:
+) -> tuple[ParseOutput, int]:
     parsed = parse_page(body, url, options, http_charset=http_charset)
     dropped = 0
     if any(len(link) > MAX_URL_LENGTH for link in parsed.links):
-        links = tuple(link for link in parsed.links if len(link) <= MAX_URL_LENGTH)
-        dropped = len(parsed.links) - len(links)
+        kept = tuple(link for link in parsed.links if len(link) <= MAX_URL_LENGTH)
+        dropped = len(parsed.links) - len(kept)
         follow = tuple(link for link in parsed.follow_links if len(link) <= MAX_URL_LENGTH)
-        parsed = replace(parsed, links=links, follow_links=follow)
+        parsed = replace(parsed, links=kept, follow_links=follow)
     fields = page_fields(parsed, options.formats)
     cut = cap_fields(fields, max_format_bytes)
     if cut:
@@ -227,11 +397,16 @@ def _parse(
         fields["links_dropped"] = dropped
     encoded = compact_json(fields)
     canonical = parsed.metadata.get("canonical")
-    return ParseOutput(
+    follow_links = parsed.follow_links
+    if links is not None:
+        # The parser leaves non-HTML-looking links out of follow_links; a job may want them.
+        follow_links = links.select(parsed.links if links.follow_non_html else follow_links)
+    output = ParseOutput(
         links=parsed.links,
-        follow_links=parsed.follow_links,
+        follow_links=follow_links,
         fields_json=encoded[1:-1],
         title=parsed.title,
         canonical=canonical if canonical and len(canonical) <= MAX_URL_LENGTH else None,
         links_dropped=dropped,
     )
+    return output, _rss()

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 from service import metrics
 from service.crawl import sitemap
 from service.crawl.fetcher import Fetcher, FetchResult
-from service.crawl.parsepool import ParseOutput, ParsePool, ParserCrashed
+from service.crawl.parsepool import ParseOutput, ParsePool, ParserCrashed, ParseTimeout
 from service.crawl.parser import ParseError
 from service.crawl.plan import JobPlan
 from service.crawl.robots import RobotsCache
@@ -138,12 +138,17 @@ class PageWorker:
         self, item: FrontierItem, plan: JobPlan, result: FetchResult, attempt: int
     ) -> PageRecord:
         started = time.perf_counter()
+        # Links are matched against the job's scope and patterns in the parser process,
+        # and only when they can be followed at all.
+        link_filter = plan.link_filter() if item.depth < plan.max_depth else None
         try:
             parsed = await self._parser.parse(
-                result.body, result.final_url, plan.parse_options, result.charset
+                result.body, result.final_url, plan.parse_options, result.charset, link_filter
             )
         except ParseError as exc:
             return self._failed(item, attempt, "bad_content", str(exc), result=result)
+        except ParseTimeout as exc:
+            return self._failed(item, attempt, "parse_timeout", str(exc), result=result)
         except ParserCrashed as exc:
             return self._failed(item, attempt, "parser_crashed", str(exc), result=result)
         except Exception as exc:  # a parser bug must not kill the worker
@@ -159,12 +164,11 @@ class PageWorker:
             metrics.PARSE_SECONDS.observe(time.perf_counter() - started)
         if parsed.links_dropped:
             metrics.LINKS_DROPPED.labels(reason="too_long").inc(parsed.links_dropped)
-        # The parser leaves non-HTML-looking links out of follow_links; a job may want them.
-        follow = parsed.links if plan.follow_non_html else parsed.follow_links
-        if parsed.canonical and parsed.canonical != item.url:
+        follow = parsed.follow_links  # filtered by link_filter in the parser process
+        if parsed.canonical and parsed.canonical != item.url and plan.follows(parsed.canonical):
             # The page names its preferred URL: crawl that one too (deduped like any link).
             follow = (parsed.canonical, *follow)
-        links = plan.new_links(tuple(follow), item.depth)
+        links = plan.new_links(tuple(follow), item.depth, filtered=True)
         page = page_document(item, result=result, parsed=parsed, attempts=attempt)
         return PageRecord(
             item=item, outcome=Outcome.OK, page_json=page, attempts=attempt, links=links

@@ -1,14 +1,19 @@
-"""The parser pool survives a dead child: the page fails, the next one parses."""
+"""The parser pool: a dead child is replaced, a page past the deadline is killed alone,
+and children are recycled after N pages or past a memory limit."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 
 import pytest
 
-from service.crawl.parsepool import ParsePool, ParserCrashed
+from service.crawl.linkfilter import LinkFilter
+from service.crawl.parsepool import ParsePool, ParserCrashed, ParseTimeout, PoolLimits
 from service.crawl.parser import ParseOptions
+from service.crawl.patterns import UrlPatterns
+from tests.faults.hostile_content import slow_parse_body
 
 OPTIONS = ParseOptions(formats=frozenset({"metadata", "text", "links"}))
 PAGE = b"<html><head><title>T</title></head><body><a href='/x'>x</a></body></html>"
@@ -21,14 +26,69 @@ async def test_a_killed_parser_process_is_replaced() -> None:
         await pool.warm_up()
         first = await pool.parse(PAGE, "http://a.test/", OPTIONS, None)
         assert first.title == "T" and first.links == ("http://a.test/x",)
-        executor = pool._pool
-        assert executor is not None
-        for pid in list(executor._processes):  # the children of this pool
-            os.kill(pid, signal.SIGKILL)
+        for child in list(pool._children):
+            os.kill(child.pid, signal.SIGKILL)
         with pytest.raises(ParserCrashed):
             await pool.parse(PAGE, "http://a.test/", OPTIONS, None)
         again = await pool.parse(PAGE, "http://a.test/", OPTIONS, None)
         assert again.title == "T"
         assert '"title":"T"' in again.fields_json
+    finally:
+        pool.close()
+
+
+async def test_a_page_past_the_deadline_kills_only_its_child() -> None:
+    pool = ParsePool(2, PoolLimits(parse_timeout=1.0))
+    try:
+        await pool.warm_up()
+        pids = {child.pid for child in pool._children}
+        slow = asyncio.create_task(pool.parse(slow_parse_body(), "http://a.test/", OPTIONS, None))
+        # The other child keeps parsing meanwhile.
+        for _ in range(5):
+            assert (await pool.parse(PAGE, "http://a.test/", OPTIONS, None)).title == "T"
+        with pytest.raises(ParseTimeout):
+            await slow
+        assert pool.replaced == 1
+        again = await pool.parse(PAGE, "http://a.test/", OPTIONS, None)
+        assert again.title == "T"
+        assert len(pids & {child.pid for child in pool._children}) == 1
+    finally:
+        pool.close()
+
+
+async def test_children_are_recycled_after_n_pages() -> None:
+    pool = ParsePool(1, PoolLimits(max_pages_per_child=3))
+    try:
+        seen = set()
+        for _ in range(7):
+            await pool.parse(PAGE, "http://a.test/", OPTIONS, None)
+            await pool.warm_up()
+            seen |= {child.pid for child in pool._children}
+        assert pool.replaced == 2
+        assert len(seen) >= 2
+    finally:
+        pool.close()
+
+
+async def test_children_are_recycled_past_the_memory_limit() -> None:
+    pool = ParsePool(1, PoolLimits(max_child_rss=1))  # every child is over 1 byte
+    try:
+        await pool.parse(PAGE, "http://a.test/", OPTIONS, None)
+        await pool.parse(PAGE, "http://a.test/", OPTIONS, None)
+        assert pool.replaced == 2
+    finally:
+        pool.close()
+
+
+async def test_links_are_filtered_in_the_child() -> None:
+    page = b"<a href='/keep/1'>a</a><a href='/drop/2'>b</a><a href='http://b.test/keep'>c</a>"
+    rules = LinkFilter(
+        hosts=frozenset({"a.test"}), patterns=UrlPatterns(include=("/keep/",), exclude=())
+    )
+    pool = ParsePool(1)
+    try:
+        out = await pool.parse(page, "http://a.test/", OPTIONS, None, rules)
+        assert out.follow_links == ("http://a.test/keep/1",)
+        assert len(out.links) == 3
     finally:
         pool.close()

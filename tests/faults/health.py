@@ -1,0 +1,71 @@
+"""Measure /health latency while something hostile runs (the service must stay < 1 s)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import time
+from types import TracebackType
+
+import httpx
+
+
+class HealthProbe:
+    """Polls GET /health every `interval` seconds, recording each answer's latency."""
+
+    def __init__(self, base_url: str, interval: float = 0.1) -> None:
+        self._client = httpx.AsyncClient(base_url=base_url, timeout=120.0, trust_env=False)
+        self._interval = interval
+        self.latencies: list[float] = []
+        self.failures = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def _run(self) -> None:
+        while True:
+            started = time.perf_counter()
+            try:
+                response = await self._client.get("/health")
+                if response.status_code != 200:
+                    self.failures += 1
+            except httpx.HTTPError:
+                self.failures += 1
+            self.latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(self._interval)
+
+    async def __aenter__(self) -> HealthProbe:
+        # The first request opens the connection: not what is being measured.
+        await self._client.get("/health")
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self._client.aclose()
+
+    @property
+    def worst(self) -> float:
+        return max(self.latencies, default=0.0)
+
+    def summary(self) -> str:
+        if not self.latencies:
+            return "no /health samples"
+        ordered = sorted(self.latencies)
+        p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+        return (
+            f"/health n={len(ordered)} p50={statistics.median(ordered) * 1000:.1f}ms "
+            f"p99={p99 * 1000:.1f}ms max={ordered[-1] * 1000:.1f}ms failures={self.failures}"
+        )
+
+    def assert_responsive(self, limit: float = 1.0) -> None:
+        assert self.latencies, "no /health samples were taken"
+        assert self.failures == 0, self.summary()
+        assert self.worst < limit, self.summary()

@@ -1,0 +1,75 @@
+"""Hostile sites against a running service: the crawl goes on and /health stays < 1 s.
+
+Each test prints its /health figures (run with -s to see them); they are what the
+hardening notes quote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from tests.conftest import TrawlServer
+from tests.faults import hostile_content
+from tests.faults.health import HealthProbe
+from tests.faults.hostile_server import HostileServer
+
+MakeServer = Callable[..., Awaitable[TrawlServer]]
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[HostileServer]:
+    server = await HostileServer().start()
+    yield server
+    await server.close()
+
+
+async def test_a_catastrophic_pattern_neither_freezes_nor_misfilters(
+    make_server: MakeServer, hostile: HostileServer
+) -> None:
+    trawl = await make_server()
+    async with HealthProbe(trawl.base_url) as probe:
+        job = await trawl.submit(
+            {
+                "url": hostile.url("/re2/seed"),
+                "max_depth": 1,
+                # Python's re takes minutes on the 40-a link; RE2 microseconds.
+                "include": [hostile_content.CATASTROPHIC_PATTERN, "/re2/"],
+                "exclude": [r"(x+x+)+y"],
+                "formats": ["links"],
+            }
+        )
+        done = await trawl.wait_job(job["id"], timeout=60)
+    print("catastrophic include pattern:", probe.summary())
+    probe.assert_responsive()
+    assert done["status"] == "completed"
+    urls = {result["url"] for result in await trawl.results(job["id"])}
+    assert urls == {hostile.url("/re2/seed"), hostile.url("/re2/b")}
+
+
+async def test_a_page_past_the_parse_deadline_fails_alone(
+    make_server: MakeServer, hostile: HostileServer
+) -> None:
+    trawl = await make_server(parse_timeout=1.0, parser_processes=1)
+    async with HealthProbe(trawl.base_url) as probe:
+        job = await trawl.submit(
+            {
+                "url": hostile.url("/parse/seed"),
+                "max_depth": 1,
+                "formats": ["text"],
+                "selectors": {"deep": "p b i"},
+            }
+        )
+        done = await trawl.wait_job(job["id"], timeout=60)
+    print("page past the parse deadline:", probe.summary())
+    probe.assert_responsive()
+    assert done["status"] == "completed"
+    results = {r["url"]: r for r in await trawl.results(job["id"])}
+    slow = results[hostile.url("/parse/slow")]
+    assert slow["error"]["code"] == "parse_timeout", slow
+    assert results[hostile.url("/parse/fine")]["error"] is None
+    assert trawl.crawler.parser.replaced >= 1
+    # The replacement parses the next page: the crawl goes on.
+    again = await trawl.submit({"url": hostile.url("/parse/fine")})
+    assert (await trawl.wait_job(again["id"]))["stats"]["pages_fetched"] == 1
