@@ -5,7 +5,9 @@ strictly in that order; if all of them fail, the first one is used with replacem
 characters. An undeclared page is tried as UTF-8, then charset-normalizer guesses from
 the first 64 KiB, and windows-1252 is the last resort. Following WHATWG, a BOM beats the
 header, ISO-8859-1 and ASCII labels decode as windows-1252, and a UTF-16 label in a
-`<meta>` means UTF-8. Codecs are named by their Python names (e.g. "cp1251").
+`<meta>` means UTF-8. Only WHATWG labels are honoured (service.crawl.encodings: a fixed
+table, so a page cannot pick an arbitrary Python codec or grow the codec cache). Codecs
+are named by their Python names (e.g. "cp1251").
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import codecs
 
 from bs4.dammit import EncodingDetector
 from charset_normalizer import from_bytes
+
+from service.crawl.encodings import codec_for_label, is_whatwg_codec
 
 __all__ = ["BinaryContentError", "codec_for", "decode_html"]
 
@@ -30,20 +34,39 @@ _MAX_CONTROL_RATIO = 0.05
 _CONTROL_BYTES = bytes([*range(0x09), 0x0B, *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F])
 
 
+# What bs4 names a byte-order mark; UTF-32 has no WHATWG label but its BOM is unambiguous.
+_BOM_CODECS = {
+    "utf-8": "utf-8",
+    "utf-16le": "utf-16-le",
+    "utf-16be": "utf-16-be",
+    "utf-32le": "utf-32-le",
+    "utf-32be": "utf-32-be",
+}
+
+
 def codec_for(label: str | None, *, from_meta: bool = False) -> str | None:
-    """Python codec for a charset label, mapped the way browsers map it; None if unknown."""
-    if not label:
+    """Python codec for a WHATWG charset label, mapped the way browsers map it; else None."""
+    name = codec_for_label(label)
+    if name is None:
         return None
-    try:
-        name = codecs.lookup(label.strip().strip("\"'")).name
-    except LookupError:
-        return None
-    if name in ("iso8859-1", "ascii"):
-        return "cp1252"
     if from_meta and name.startswith(("utf-16", "utf-32")):
         # A meta tag readable as ASCII cannot be UTF-16; WHATWG says to read UTF-8.
         return "utf-8"
     return name
+
+
+def _guessed_codec(name: str | None) -> str | None:
+    """charset-normalizer's guess (a Python codec name from its fixed list), if WHATWG's."""
+    if not name:
+        return None
+    by_label = codec_for_label(name.replace("_", "-"))
+    if by_label is not None:
+        return by_label
+    try:
+        canonical = codecs.lookup(name).name
+    except LookupError:
+        return None
+    return canonical if is_whatwg_codec(canonical) else None
 
 
 def decode_html(body: bytes, http_charset: str | None) -> tuple[str, str]:
@@ -51,7 +74,7 @@ def decode_html(body: bytes, http_charset: str | None) -> tuple[str, str]:
     data, bom = EncodingDetector.strip_byte_order_mark(body)
     declared: list[str] = []
     for codec in (
-        codec_for(bom),
+        _BOM_CODECS.get(bom or ""),
         codec_for(http_charset),
         codec_for(EncodingDetector.find_declared_encoding(data, is_html=True), from_meta=True),
     ):
@@ -77,7 +100,7 @@ def decode_html(body: bytes, http_charset: str | None) -> tuple[str, str]:
     except UnicodeDecodeError:
         pass
     best = from_bytes(data[:_DETECT_BYTES]).best()
-    guessed = codec_for(best.encoding) if best is not None else None
+    guessed = _guessed_codec(best.encoding) if best is not None else None
     if guessed is not None:
         try:
             return data.decode(guessed), guessed
