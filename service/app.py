@@ -14,7 +14,7 @@ from sanic.config import Config
 from sanic_ext import Extend
 
 from service import errors
-from service.api import events, health, jobs, results
+from service.api import docs, events, health, jobs, results
 from service.api.context import AppContext, TrawlApp
 from service.api.security import RateLimiter, add_security_headers, authenticate
 from service.crawl.fetcher import Fetcher, FetchOptions
@@ -82,9 +82,8 @@ def _configure_sanic(config: Config, settings: Settings) -> None:
     config.FALLBACK_ERROR_FORMAT = "json"
     config.ACCESS_LOG = False
     config.MOTD = False
-    config.OAS_UI_DEFAULT = "swagger"
-    config.OAS_URL_PREFIX = "/docs"
-    config.OAS_UI_REDOC = False
+    # /docs is service.api.docs (assets shipped in the package); sanic-ext's loads a CDN.
+    config.OAS = False
     config.CORS = False
     config.HEALTH = False
     config.API_TITLE = "Trawl"
@@ -111,6 +110,7 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
     app.blueprint(results.bp)
     app.blueprint(events.bp)
     app.blueprint(health.bp)
+    app.blueprint(docs.bp)
     app.ctx.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.on_request(authenticate)
     app.on_response(add_security_headers)  # type: ignore[no-untyped-call]

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
-from sanic_ext import openapi
 
-from service.api import schemas
+from service.api import openapi
 from service.api.context import ctx
-from service.api.jobs import load_job
+from service.api.jobs import JOB_ID, load_job
 from service.errors import Overloaded, field_error
 from service.models import Job
 from service.progress import Subscription
 
 bp = Blueprint("events", url_prefix="/v1")
 
-_SECURED: dict[str, list[str]] = {"bearerAuth": []}
 _MAX_JOBS_PER_STREAM = 100
 # A browser reconnects this many milliseconds after a dropped stream.
 _RETRY_MS = 2000
@@ -33,12 +31,8 @@ _STREAM_DOC = (
 )
 
 
-def _event_stream_response(description: str) -> openapi.definitions.Response:
-    return openapi.definitions.Response(
-        {"text/event-stream": schemas.RawSchema(type="string")},
-        status=200,
-        description=description,
-    )
+def _event_stream_response(description: str) -> openapi.Reply:
+    return openapi.content(description, {"text/event-stream": {"type": "string"}})
 
 
 async def _stream(request: Request, jobs: list[Job]) -> HTTPResponse | None:
@@ -58,44 +52,48 @@ async def _stream(request: Request, jobs: list[Job]) -> HTTPResponse | None:
 
 
 @bp.get("/jobs/<job_id:str>/events")
-@openapi.definition(
+@openapi.operation(
+    "job_events",
     summary="Live progress of a job (Server-Sent Events)",
     description=_STREAM_DOC,
-    parameter=[
-        openapi.definitions.Parameter(
-            "job_id", str, "path", description="The job's id", required=True
-        ),
-        openapi.definitions.Parameter(
+    path=JOB_ID,
+    params=(
+        openapi.header(
             "Last-Event-ID",
-            schemas.RawSchema(type="string"),
-            "header",
-            description="Sent by reconnecting clients; the current state is sent at once",
+            "Sent by reconnecting clients; the current state is sent at once",
+            type="string",
         ),
-    ],
-    response=[
-        _event_stream_response("A stream of `event: job` messages"),
-        *schemas.problems(401, 404, 429, 503),
-    ],
-    secured=_SECURED,
+    ),
+    responses={200: _event_stream_response("A stream of `event: job` messages")},
+    problems=(404, 503),
 )
 async def job_events(request: Request, job_id: str) -> HTTPResponse | None:
     return await _stream(request, [await load_job(request, job_id)])
 
 
 @bp.get("/events")
-@openapi.definition(
+@openapi.operation(
+    "jobs_events",
     summary="Live progress of several jobs (Server-Sent Events)",
     description=(
         "Like `GET /v1/jobs/{id}/events` for up to 100 jobs at once (`?job=ID&job=ID`), in "
         "one connection: browsers allow only a few per origin. Unknown ids are ignored. "
         "The stream ends once every listed job is final."
     ),
-    parameter=schemas.query("job", "A job id; repeat for more", type="string"),
-    response=[
-        _event_stream_response("A stream of `event: job` messages, one job per message"),
-        *schemas.problems(401, 422, 429, 503),
-    ],
-    secured=_SECURED,
+    params=(
+        openapi.query(
+            "job",
+            "A job id; repeat for more (at most 100)",
+            required=True,
+            type="array",
+            items={"type": "string"},
+            maxItems=_MAX_JOBS_PER_STREAM,
+        ),
+    ),
+    responses={
+        200: _event_stream_response("A stream of `event: job` messages, one job per message")
+    },
+    problems=(422, 503),
 )
 async def jobs_events(request: Request) -> HTTPResponse | None:
     ids = list(dict.fromkeys(request.args.getlist("job") or []))

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse, json
-from sanic_ext import openapi
 
 from service import metrics
-from service.api import schemas
+from service.api import openapi, schemas
 from service.api.context import ctx
 from service.errors import Overloaded
 
@@ -15,12 +14,11 @@ bp = Blueprint("ops")
 
 
 @bp.get("/health")
-@openapi.definition(
+@openapi.operation(
+    "health",
     summary="Liveness; also checks the database answers",
-    response=[
-        schemas.ok(200, schemas.Health, "Serving, and the database answers"),
-        *schemas.problems(503),
-    ],
+    responses={200: openapi.json(schemas.Health, "Serving, and the database answers")},
+    problems=(503,),
 )
 async def health(request: Request) -> HTTPResponse:
     try:
@@ -31,13 +29,12 @@ async def health(request: Request) -> HTTPResponse:
 
 
 @bp.get("/metrics")
-@openapi.definition(
+@openapi.operation(
+    "metrics",
     summary="Prometheus metrics (text exposition format)",
-    response=openapi.definitions.Response(
-        {"text/plain": {"schema": schemas.RawSchema(type="string")}},
-        status=200,
-        description="Prometheus text format 0.0.4",
-    ),
+    responses={
+        200: openapi.content("Prometheus text format 0.0.4", {"text/plain": {"type": "string"}})
+    },
 )
 async def prometheus(request: Request) -> HTTPResponse:
     app = ctx(request)

@@ -10,9 +10,8 @@ from typing import Any
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 from sanic.response import json as json_response
-from sanic_ext import openapi
 
-from service.api import schemas
+from service.api import openapi, schemas
 from service.api.context import ctx
 from service.api.params import choice_param, cursor_param, int_param
 from service.errors import (
@@ -29,10 +28,7 @@ from service.store.base import IdempotencyConflict, NewJob, encode_cursor
 
 bp = Blueprint("jobs", url_prefix="/v1/jobs")
 
-_SECURED: dict[str, list[str]] = {"bearerAuth": []}
-_JOB_ID = openapi.definitions.Parameter(
-    "job_id", str, "path", description="The job's id", required=True
-)
+JOB_ID = {"job_id": "The job's id (from `POST /v1/jobs`)"}
 _STATUSES = [status.value for status in JobStatus]
 
 
@@ -60,29 +56,23 @@ def _owner(request: Request) -> str | None:
 
 
 @bp.post("")
-@openapi.definition(
+@openapi.operation(
+    "create_job",
     summary="Submit a scrape or crawl job",
     description=(
         "Validates and stores the job, then answers at once; poll the `Location` "
         "URL. `url` (one string) may be given instead of `urls`."
     ),
-    body=openapi.definitions.RequestBody(
-        {"application/json": schemas.ref(JobRequest)}, required=True
-    ),
-    parameter=openapi.definitions.Parameter(
-        "Idempotency-Key",
-        schemas.RawSchema(type="string", maxLength=255),
-        "header",
-        description=(
-            "Retrying with the same key and body returns the original job "
-            "(`Idempotent-Replayed: true`); the same key with another body is a 422."
-        ),
-    ),
-    response=[
-        schemas.ok(202, schemas.JobOut, "Accepted; `Location: /v1/jobs/{id}`"),
-        *schemas.problems(400, 401, 409, 413, 415, 422, 429, 503),
-    ],
-    secured=_SECURED,
+    body=openapi.Body(schema=JobRequest, examples=schemas.JOB_REQUEST_EXAMPLES),
+    params=(openapi.IDEMPOTENCY_KEY,),
+    responses={
+        202: openapi.json(
+            schemas.JobOut,
+            "Accepted; poll `Location: /v1/jobs/{id}`",
+            headers={"Location": "string", "Idempotent-Replayed": "string"},
+        )
+    },
+    problems=(400, 409, 413, 415, 422, 503),
 )
 async def create_job(request: Request) -> HTTPResponse:
     app = ctx(request)
@@ -148,18 +138,16 @@ async def create_job(request: Request) -> HTTPResponse:
 
 
 @bp.get("")
-@openapi.definition(
+@openapi.operation(
+    "list_jobs",
     summary="List jobs, newest first",
-    parameter=[
-        schemas.query("status", "Only jobs in this status", type="string", enum=_STATUSES),
-        schemas.query("limit", "Page size", type="integer", minimum=1, maximum=100, default=20),
-        schemas.query("cursor", "`next_cursor` of the previous page", type="string"),
-    ],
-    response=[
-        schemas.ok(200, schemas.JobList, "A page of jobs"),
-        *schemas.problems(401, 422, 429),
-    ],
-    secured=_SECURED,
+    params=(
+        openapi.query("status", "Only jobs in this status", type="string", enum=_STATUSES),
+        openapi.query("limit", "Page size", type="integer", minimum=1, maximum=100, default=20),
+        openapi.query("cursor", "`next_cursor` of the previous page", type="string"),
+    ),
+    responses={200: openapi.json(schemas.JobList, "A page of jobs")},
+    problems=(422,),
 )
 async def list_jobs(request: Request) -> HTTPResponse:
     status_text = choice_param(request, "status", tuple(s.value for s in JobStatus))
@@ -193,23 +181,25 @@ def unknown_job(job_id: str) -> NotFound:
 
 
 @bp.get("/<job_id:str>")
-@openapi.definition(
+@openapi.operation(
+    "get_job",
     summary="Poll a job",
-    parameter=_JOB_ID,
-    response=[schemas.ok(200, schemas.JobOut, "The job"), *schemas.problems(401, 404, 429)],
-    secured=_SECURED,
+    path=JOB_ID,
+    responses={200: openapi.json(schemas.JobOut, "The job")},
+    problems=(404,),
 )
 async def get_job(request: Request, job_id: str) -> HTTPResponse:
     return json_response((await load_job(request, job_id)).as_dict())
 
 
 @bp.delete("/<job_id:str>")
-@openapi.definition(
+@openapi.operation(
+    "cancel_job",
     summary="Cancel a job (idempotent)",
     description="Answers the job: `cancelled`, or its final status if it had already ended.",
-    parameter=_JOB_ID,
-    response=[schemas.ok(200, schemas.JobOut, "The job"), *schemas.problems(401, 404, 429)],
-    secured=_SECURED,
+    path=JOB_ID,
+    responses={200: openapi.json(schemas.JobOut, "The job")},
+    problems=(404,),
 )
 async def cancel_job(request: Request, job_id: str) -> HTTPResponse:
     app = ctx(request)

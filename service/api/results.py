@@ -14,11 +14,10 @@ from collections import deque
 from collections.abc import AsyncIterator
 
 from sanic import Blueprint, Request
-from sanic_ext import openapi
 
-from service.api import schemas
+from service.api import openapi, schemas
 from service.api.context import ctx
-from service.api.jobs import load_job
+from service.api.jobs import JOB_ID, load_job
 from service.api.params import choice_param, cursor_param, int_param
 from service.models import Outcome
 from service.store.base import Store, encode_cursor
@@ -26,10 +25,7 @@ from service.store.base import Store, encode_cursor
 bp = Blueprint("results", url_prefix="/v1/jobs")
 
 _OUTCOMES = tuple(o.value for o in Outcome)
-_JOB_ID = openapi.definitions.Parameter(
-    "job_id", str, "path", description="The job's id", required=True
-)
-_OUTCOME = schemas.query(
+_OUTCOME = openapi.query(
     "outcome", "Only results with this outcome", type="string", enum=list(_OUTCOMES)
 )
 
@@ -91,25 +87,31 @@ def _outcome(request: Request) -> Outcome | None:
     return Outcome(value) if value else None
 
 
+def _stream_type(request: Request) -> str:
+    # Some generated clients take only JSON or binary bodies: let them ask for "binary".
+    accept = request.headers.get("accept") or ""
+    if "application/octet-stream" in accept and "application/x-ndjson" not in accept:
+        return "application/octet-stream"
+    return "application/x-ndjson"
+
+
 @bp.get("/<job_id:str>/results")
-@openapi.definition(
+@openapi.operation(
+    "list_results",
     summary="Page through a job's results",
     description=(
         "Results in storage order; pages are stable while the job runs. Until the job "
         "has finished, `next_cursor` is always set (an empty page means: poll again "
         "later); it is null once every result of a finished job has been returned."
     ),
-    parameter=[
-        _JOB_ID,
-        schemas.query("limit", "Page size", type="integer", minimum=1, maximum=1000, default=50),
-        schemas.query("cursor", "`next_cursor` of the previous page", type="string"),
+    path=JOB_ID,
+    params=(
+        openapi.query("limit", "Page size", type="integer", minimum=1, maximum=1000, default=50),
+        openapi.query("cursor", "`next_cursor` of the previous page", type="string"),
         _OUTCOME,
-    ],
-    response=[
-        schemas.ok(200, schemas.PageList, "A page of results"),
-        *schemas.problems(401, 404, 422, 429),
-    ],
-    secured={"bearerAuth": []},
+    ),
+    responses={200: openapi.json(schemas.PageList, "A page of results")},
+    problems=(404, 422),
 )
 async def list_results(request: Request, job_id: str) -> None:
     outcome = _outcome(request)
@@ -156,24 +158,32 @@ async def list_results(request: Request, job_id: str) -> None:
 
 
 @bp.get("/<job_id:str>/results.ndjson")
-@openapi.definition(
+@openapi.operation(
+    "stream_results",
     summary="Stream every result, one JSON document per line",
-    parameter=[_JOB_ID, _OUTCOME],
-    response=[
-        openapi.definitions.Response(
-            {"application/x-ndjson": schemas.ref(schemas.PageOut)},
-            status=200,
-            description="One PageOut JSON document per line",
-        ),
-        *schemas.problems(401, 404, 422, 429),
-    ],
-    secured={"bearerAuth": []},
+    description=(
+        "Every result stored so far, as NDJSON (one `PageOut` per line). Send "
+        "`Accept: application/octet-stream` to get the same bytes labelled as such, for "
+        "clients that only take binary bodies."
+    ),
+    path=JOB_ID,
+    params=(_OUTCOME,),
+    responses={
+        200: openapi.content(
+            "One PageOut JSON document per line",
+            {
+                "application/x-ndjson": schemas.PageOut,
+                "application/octet-stream": {"type": "string", "format": "binary"},
+            },
+        )
+    },
+    problems=(404, 422),
 )
 async def stream_results(request: Request, job_id: str) -> None:
     outcome = _outcome(request)
     await load_job(request, job_id)
     app = ctx(request)
-    response = await request.respond(content_type="application/x-ndjson")
+    response = await request.respond(content_type=_stream_type(request))
     # Small pages are sent in batches (fewer writes), big ones one by one.
     batch: list[str] = []
     batch_size = 0

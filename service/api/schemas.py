@@ -1,10 +1,9 @@
-"""The OpenAPI document's schemas: pydantic models, published as `components.schemas`.
+"""The API's documented shapes: pydantic models published in /docs/openapi.json.
 
-Requests are validated with `service.models.JobRequest`; responses are built directly
-(stored JSON is spliced, not re-encoded), so the response models here exist only to
-document them. sanic-ext's own pydantic conversion inlines models badly (it lists
-`model_config` as a property and types enums as objects), so every model is converted
-here from pydantic's JSON Schema to OpenAPI 3.0 and referenced with `$ref`.
+How a route names them is in `service/api/openapi.py` (read its docstring before adding a
+route). Requests are validated with `service.models.JobRequest`; responses are built
+directly (stored JSON is spliced, not re-encoded), so the response models here exist to
+document them, and tests check real responses against them.
 """
 
 from __future__ import annotations
@@ -12,10 +11,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
-from pydantic.json_schema import models_json_schema
-from sanic_ext.extensions.openapi.builders import SpecificationBuilder
-from sanic_ext.extensions.openapi.definitions import Parameter, Reference, Response
-from sanic_ext.extensions.openapi.types import Schema
 
 from service.models import JobRequest
 
@@ -115,117 +110,41 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
-MODELS: tuple[type[BaseModel], ...] = (
-    JobRequest,
-    JobOut,
-    JobList,
-    PageOut,
-    PageList,
-    Problem,
-    Health,
-)
-_REF_PREFIX = "#/components/schemas/"
-_DROP = frozenset({"propertyNames"})  # JSON Schema keywords OpenAPI 3.0 does not have
-
-
-def to_openapi30(schema: Any) -> Any:
-    """Rewrite pydantic's JSON Schema (2020-12) in OpenAPI 3.0's dialect."""
-    if isinstance(schema, list):
-        return [to_openapi30(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {key: to_openapi30(value) for key, value in schema.items() if key not in _DROP}
-    if "const" in out:
-        out["enum"] = [out.pop("const")]
-    variants = out.get("anyOf")
-    if isinstance(variants, list) and {"type": "null"} in variants:
-        rest = [variant for variant in variants if variant != {"type": "null"}]
-        del out["anyOf"]
-        out["nullable"] = True
-        if len(rest) == 1 and "$ref" not in rest[0]:
-            out = {**rest[0], **out}
-        elif len(rest) == 1:
-            out["allOf"] = rest  # siblings of a $ref are ignored in 3.0
-        else:
-            out["anyOf"] = rest
-    if "$ref" in out and len(out) > 1:
-        out = {"allOf": [{"$ref": out.pop("$ref")}], **out}
-    return out
-
-
-def component_schemas() -> dict[str, Any]:
-    """Every documented model, keyed by its name, in OpenAPI 3.0 form."""
-    _, document = models_json_schema(
-        [(model, "validation") for model in MODELS],
-        ref_template=_REF_PREFIX + "{model}",
-    )
-    schemas: dict[str, Any] = to_openapi30(document.get("$defs", {}))
-    return schemas
-
-
-def ref(model: type[BaseModel]) -> dict[str, Any]:
-    """A media type entry pointing at a model's component schema."""
-    return {"schema": Reference(_REF_PREFIX + model.__name__)}  # type: ignore[no-untyped-call]
-
-
-class RawSchema(Schema):
-    """A schema given as plain JSON Schema (sanic-ext would otherwise drop unknown keys)."""
-
-    def __init__(self, **fields: Any) -> None:
-        super().__init__(**fields)  # type: ignore[no-untyped-call]
-
-    def guard(self, fields: dict[str, Any]) -> dict[str, Any]:
-        return fields
-
-
-def query(name: str, description: str, **schema: Any) -> Parameter:
-    """An optional query parameter with an exact schema."""
-    return Parameter(name, RawSchema(**schema), "query", description=description)
-
-
-_PROBLEM_TEXT = {
-    400: "Malformed JSON body",
-    401: "Missing or invalid API key (only when the server sets SCRAPER_API_KEYS)",
-    404: "No such job (or it belongs to another API key)",
-    409: "The same Idempotency-Key is still being processed",
-    413: "Request body too large",
-    415: "Body is not `application/json`",
-    422: "Invalid request; `errors` names each offending field",
-    429: "Rate limited; see Retry-After",
-    503: "Too much work queued; see Retry-After",
-}
-
-
-def ok(status: int, model: type[BaseModel], description: str) -> Response:
-    return Response({"application/json": ref(model)}, status=status, description=description)
-
-
-def problems(*statuses: int) -> list[Response]:
-    """Error responses, all problem+json."""
-    return [
-        Response(
-            {"application/problem+json": ref(Problem)},
-            status=status,
-            description=_PROBLEM_TEXT[status],
-        )
-        for status in statuses
-    ]
-
-
-def register() -> None:
-    """Publish the components once per process (sanic-ext's spec builder is a singleton)."""
-    spec = SpecificationBuilder()
-    for name, schema in component_schemas().items():
-        spec.add_component("schemas", name, schema)
-    spec.add_component(
-        "securitySchemes",
-        "bearerAuth",
-        {
-            "type": "http",
-            "scheme": "bearer",
-            "description": "Needed on /v1/* when the server sets SCRAPER_API_KEYS.",
+# Shown in /docs as a drop-down of ready-to-send bodies for POST /v1/jobs.
+JOB_REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
+    "scrape": {
+        "summary": "Scrape one page",
+        "value": {"urls": ["https://example.com/"], "formats": ["metadata", "markdown"]},
+    },
+    "crawl": {
+        "summary": "Crawl a site two links deep",
+        "value": {
+            "urls": ["https://example.com/"],
+            "max_depth": 2,
+            "max_pages": 100,
+            "scope": "same-host",
+            "include": [],
+            "exclude": ["/login"],
+            "formats": ["metadata", "text", "links"],
+            "respect_robots": True,
         },
-    )
-
-
-register()
+    },
+    "selectors": {
+        "summary": "Extract data with CSS selectors",
+        "value": {
+            "urls": ["https://example.com/products"],
+            "selectors": {"name": "h1", "price": {"css": ".price", "all": False}},
+        },
+    },
+    "webhook": {
+        "summary": "Be told when it finishes",
+        "value": {
+            "urls": ["https://example.com/"],
+            "max_depth": 1,
+            "webhook": {
+                "url": "https://hooks.example.com/trawl",
+                "events": ["job.completed", "job.failed"],
+            },
+        },
+    },
+}

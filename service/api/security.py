@@ -12,7 +12,7 @@ from sanic import Request
 from sanic.response import HTTPResponse
 
 from service.api.context import ctx
-from service.errors import NotFound, RateLimited, Unauthorized
+from service.errors import RateLimited, Unauthorized
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -21,7 +21,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
-# The docs UI loads its own scripts; everything else is pure data.
+# Everything is pure data; pages (/docs) set their own policy.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 
 
@@ -62,19 +62,6 @@ class RateLimiter:
         return (1.0 - bucket.tokens) / rate
 
 
-def _unserved(request: Request) -> bool:
-    """Routes sanic-ext adds that this service must not answer.
-
-    Swagger UI's OAuth2 redirect page is fetched from a CDN with a blocking `urlopen`
-    inside the request: an unauthenticated client could stall the event loop (or get a
-    500 offline). Trawl has no OAuth2, so the page is simply not there.
-    """
-    config = request.app.config
-    prefix = str(getattr(config, "OAS_URL_PREFIX", "/docs")).rstrip("/")
-    redirect = str(getattr(config, "OAS_UI_SWAGGER_OAUTH2_REDIRECT", "/oauth2-redirect.html"))
-    return request.path == prefix + redirect
-
-
 def _match_key(presented: str, keys: tuple[str, ...]) -> str | None:
     # Compare against every key in constant time: no early exit reveals a prefix or
     # which key came close. Digests first, so differing lengths take the same time too.
@@ -97,8 +84,6 @@ def _throttle(request: Request, client: str) -> None:
 def authenticate(request: Request) -> None:
     """Set `request.ctx.owner` from the bearer key, or raise 401 when keys are required."""
     request.ctx.owner = None
-    if _unserved(request):
-        raise NotFound()
     if not request.path.startswith("/v1/"):
         return
     settings = ctx(request).settings
@@ -124,5 +109,4 @@ def authenticate(request: Request) -> None:
 def add_security_headers(request: Request, response: HTTPResponse) -> None:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
-    if not request.path.startswith("/docs"):
-        response.headers.setdefault("Content-Security-Policy", API_CSP)
+    response.headers.setdefault("Content-Security-Policy", API_CSP)
