@@ -14,7 +14,7 @@ from sanic.config import Config
 from sanic_ext import Extend
 
 from service import errors
-from service.api import docs, events, health, jobs, results
+from service.api import docs, events, health, jobs, maps, results, scrape
 from service.api.context import AppContext, TrawlApp
 from service.api.security import RateLimiter, add_security_headers, authenticate
 from service.crawl.fetcher import Fetcher, FetchOptions
@@ -111,6 +111,8 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
     app.blueprint(events.bp)
     app.blueprint(health.bp)
     app.blueprint(docs.bp)
+    app.blueprint(scrape.bp)
+    app.blueprint(maps.bp)
     app.ctx.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.on_request(authenticate)
     app.on_response(add_security_headers)  # type: ignore[no-untyped-call]
@@ -144,9 +146,20 @@ async def _open(app: TrawlApp) -> None:
         parser.start()
         await parser.warm_up()
         fetcher = Fetcher(fetch_options(settings))
-        crawler = Crawler(settings, store, fetcher, parser, on_job_loaded=webhooks.job_loaded)
+        crawler = Crawler(
+            settings,
+            store,
+            fetcher,
+            parser,
+            on_job_loaded=webhooks.job_loaded,
+            on_jobs_finished=context.completions.finished,
+        )
         await crawler.start()
         context.crawler = crawler
+        context.fetcher = fetcher
+    else:
+        # No crawler here, but maps still fetch (through the same guards) in the request.
+        context.fetcher = Fetcher(fetch_options(settings))
     logger.info(
         "trawl ready (role=%s, database=%s)", settings.role, settings.database_url.split("@")[-1]
     )
@@ -175,6 +188,10 @@ async def _drain(app: TrawlApp) -> None:
 async def _close(app: TrawlApp) -> None:
     context = app.ctx
     crawler, context.crawler = context.crawler, None
+    fetcher, context.fetcher = context.fetcher, None
+    if crawler is None and fetcher is not None:
+        with contextlib.suppress(Exception):
+            await fetcher.aclose()
     if crawler is not None:
         with contextlib.suppress(Exception):
             await crawler.fetcher.aclose()

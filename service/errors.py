@@ -5,6 +5,7 @@ TrawlError                  base; never shown to clients as-is
 ├── StoreError              the database failed (after retries)
 └── ApiError                carries an HTTP status; rendered as RFC 9457 problem+json
     ├── BadRequest          400
+    ├── Refused             400 (an option that needs a browser or an LLM)
     ├── Unauthorized        401
     ├── NotFound            404
     ├── MethodNotAllowed    405
@@ -13,7 +14,11 @@ TrawlError                  base; never shown to clients as-is
     ├── UnsupportedMedia    415
     ├── ValidationFailed    422 (with `errors`: one entry per offending field)
     ├── RateLimited         429 (with Retry-After)
-    └── Overloaded          503 (with Retry-After)
+    ├── Overloaded          503 (with Retry-After)
+    └── GatewayTimeout      504 (a synchronous request ran out of time; names its job)
+
+Routes under /v2/ speak Firecrawl's API, so the same errors are rendered in Firecrawl's
+shape there (`{"success": false, "error": ..., "code": ..., "details": ...}`).
 """
 
 from __future__ import annotations
@@ -63,10 +68,13 @@ class ApiError(TrawlError):
         *,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        extensions: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.errors = errors
         self.headers = headers or {}
+        # RFC 9457 extension members (e.g. `job_id`), added to the problem document.
+        self.extensions = extensions or {}
 
 
 class BadRequest(ApiError):
@@ -138,6 +146,22 @@ class Overloaded(ApiError):
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
 
 
+class GatewayTimeout(ApiError):
+    """The work did not finish in time; it carries on in the background."""
+
+    status, title, type_slug = 504, "Gateway Timeout", "timeout"
+
+    def __init__(self, message: str | None = None, *, job_id: str) -> None:
+        super().__init__(message, extensions={"job_id": job_id})
+        self.job_id = job_id
+
+
+class Refused(ApiError):
+    """The request asks for something this server does not do (it needs a browser, an LLM)."""
+
+    status, title, type_slug = 400, "Bad Request", "unsupported-option"
+
+
 def field_error(field: str, message: str) -> ValidationFailed:
     """A 422 naming one offending field."""
     return ValidationFailed(f"{field}: {message}", errors=[{"field": field, "message": message}])
@@ -151,6 +175,7 @@ def problem(
     type_slug: str,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> HTTPResponse:
     """Render an RFC 9457 problem document."""
     body: dict[str, Any] = {
@@ -161,7 +186,24 @@ def problem(
     }
     if errors is not None:
         body["errors"] = errors
+    for key, value in (extensions or {}).items():
+        body.setdefault(key, value)
     return json(body, status=status, headers=headers, content_type=PROBLEM_JSON)
+
+
+# Firecrawl answers invalid bodies with 400 and a timed-out scrape with 408; its SDKs map
+# those statuses to their exception classes.
+_FIRECRAWL_STATUS = {422: 400, 504: 408}
+
+
+def firecrawl_error(error: ApiError) -> HTTPResponse:
+    """Render an error in Firecrawl's shape, for the routes that speak its API."""
+    body: dict[str, Any] = {"success": False, "error": error.message, "code": error.type_slug}
+    if error.errors is not None:
+        body["details"] = error.errors
+    body.update(error.extensions)
+    status = _FIRECRAWL_STATUS.get(error.status, error.status)
+    return json(body, status=status, headers=error.headers)
 
 
 # Sanic's own exceptions, mapped onto ours so clients see one error format.
@@ -201,8 +243,10 @@ def handle_exception(request: Request, exc: Exception) -> HTTPResponse:
     error = to_api_error(exc)
     if error.status == 500:
         logger.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
-    elif error.status > 500 and not isinstance(exc, Overloaded):
+    elif error.status > 500 and not isinstance(exc, Overloaded | GatewayTimeout):
         logger.warning("%s on %s %s: %s", error.status, request.method, request.path, exc)
+    if request.path.startswith("/v2/"):
+        return firecrawl_error(error)
     return problem(
         error.status,
         error.title,
@@ -210,6 +254,7 @@ def handle_exception(request: Request, exc: Exception) -> HTTPResponse:
         type_slug=error.type_slug,
         errors=error.errors,
         headers=error.headers,
+        extensions=error.extensions,
     )
 
 

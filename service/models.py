@@ -391,6 +391,11 @@ _MESSAGES = {
 }
 
 
+def describe_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """A pydantic ValidationError as the `errors` of a 422 (for other request models)."""
+    return [_describe(error) for error in exc.errors()]
+
+
 def _describe(error: Any) -> dict[str, str]:
     """One pydantic error as `{field, message}`, the field written like `urls[2]`."""
     loc = list(error["loc"])

@@ -10,12 +10,15 @@ from typing import TYPE_CHECKING, Any, cast
 from sanic import Request, Sanic
 from sanic.config import Config
 
+from service.completion import CompletionBoard
 from service.settings import Settings
 from service.store.base import Store
 
 if TYPE_CHECKING:
     from service.api.security import RateLimiter
     from service.crawl.engine import Crawler
+    from service.crawl.fetcher import Fetcher
+    from service.crawl.mapper import SiteMapper
     from service.metrics import LoopLagProbe
     from service.progress import ProgressHub
     from service.webhooks import WebhookDispatcher
@@ -31,9 +34,14 @@ class AppContext:
     rate_limiter: RateLimiter | None = None
     webhooks: WebhookDispatcher | None = None
     progress: ProgressHub | None = None
+    # The fetcher for work done in the request (maps): the crawler's, or the web role's own.
+    fetcher: Fetcher | None = None
+    mapper: SiteMapper | None = None
     # (monotonic time, count): the pending backlog, re-counted at most once a second.
     pending_cache: tuple[float, int] = (float("-inf"), 0)
     in_flight_keys: set[tuple[str, str]] = field(default_factory=set)
+    # Jobs finishing in this process wake synchronous requests waiting on them.
+    completions: CompletionBoard = field(default_factory=CompletionBoard)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event | None = None
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import uuid
 from typing import Any
 
 from sanic import Blueprint, Request
@@ -14,17 +12,10 @@ from sanic.response import json as json_response
 from service.api import openapi, schemas
 from service.api.context import ctx
 from service.api.params import choice_param, cursor_param, int_param
-from service.errors import (
-    BadRequest,
-    Conflict,
-    NotFound,
-    Overloaded,
-    UnsupportedMedia,
-    ValidationFailed,
-    field_error,
-)
-from service.models import Job, JobRequest, JobStatus, parse_job_request, utcnow
-from service.store.base import IdempotencyConflict, NewJob, encode_cursor
+from service.api.submission import idempotency_key, job_limits, owner_of, submit_job
+from service.errors import BadRequest, NotFound, UnsupportedMedia
+from service.models import Job, JobRequest, JobStatus, parse_job_request
+from service.store.base import encode_cursor
 
 bp = Blueprint("jobs", url_prefix="/v1/jobs")
 
@@ -50,11 +41,6 @@ def read_json_body(request: Request) -> Any:
         raise BadRequest(f"The request body is not valid JSON: {exc}") from None
 
 
-def _owner(request: Request) -> str | None:
-    owner: str | None = getattr(request.ctx, "owner", None)
-    return owner
-
-
 @bp.post("")
 @openapi.operation(
     "create_job",
@@ -75,62 +61,9 @@ def _owner(request: Request) -> str | None:
     problems=(400, 409, 413, 415, 422, 503),
 )
 async def create_job(request: Request) -> HTTPResponse:
-    app = ctx(request)
-    settings = app.settings
     payload = read_json_body(request)
-    job_request = parse_job_request(
-        payload,
-        {
-            "max_urls_per_job": settings.max_urls_per_job,
-            "max_pages_cap": settings.max_pages_cap,
-            "max_depth_cap": settings.max_depth_cap,
-            "default_max_pages": settings.default_max_pages,
-            "per_host_concurrency_cap": max(16, settings.per_host_concurrency),
-        },
-    )
-    if await app.pending_urls() >= settings.max_pending_urls:
-        raise Overloaded(30, "Too many URLs are waiting to be crawled; retry later.")
-
-    owner = _owner(request)
-    normalised = job_request.normalised()
-    key = (request.headers.get("idempotency-key") or "").strip() or None
-    if key is not None and len(key) > 255:
-        raise field_error("Idempotency-Key", "must be at most 255 characters")
-    request_hash = hashlib.sha256(
-        json.dumps(normalised, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
-    new_job = NewJob(
-        id=str(uuid.uuid4()),
-        created_at=utcnow(),
-        request=normalised,
-        seeds=tuple(job_request.urls),
-        max_pages=int(job_request.max_pages or settings.default_max_pages),
-        owner=owner,
-        idempotency_key=key,
-        request_hash=request_hash,
-        webhook=normalised.get("webhook"),
-    )
-    flight = (owner or "", key) if key else None
-    if flight is not None:
-        if flight in app.in_flight_keys:
-            raise Conflict("A request with this Idempotency-Key is still being processed.")
-        app.in_flight_keys.add(flight)
-    try:
-        job, created = await app.db.create_job(new_job)
-    except IdempotencyConflict:
-        raise ValidationFailed(
-            "This Idempotency-Key was used with a different request body.",
-            errors=[{"field": "Idempotency-Key", "message": "reused with a different body"}],
-        ) from None
-    finally:
-        if flight is not None:
-            app.in_flight_keys.discard(flight)
-    if created:
-        app.pending_changed(job.stats.pages_discovered)
-    if app.crawler is not None:
-        app.crawler.notify_new_work()
-    if app.webhooks is not None:
-        app.webhooks.wake()
+    job_request = parse_job_request(payload, job_limits(request))
+    job, created = await submit_job(request, job_request, key=idempotency_key(request))
     headers = {"Location": f"/v1/jobs/{job.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
@@ -154,7 +87,7 @@ async def list_jobs(request: Request) -> HTTPResponse:
     limit = int_param(request, "limit", 20, 1, 100)
     before = cursor_param(request)
     jobs = await ctx(request).db.list_jobs(
-        _owner(request), JobStatus(status_text) if status_text else None, limit + 1, before
+        owner_of(request), JobStatus(status_text) if status_text else None, limit + 1, before
     )
     more = len(jobs) > limit
     jobs = jobs[:limit]
@@ -168,7 +101,7 @@ async def list_jobs(request: Request) -> HTTPResponse:
 
 async def load_job(request: Request, job_id: str) -> Job:
     """The caller's job, or 404 (another key's job is indistinguishable from none)."""
-    job = await ctx(request).db.get_job(job_id, _owner(request))
+    job = await ctx(request).db.get_job(job_id, owner_of(request))
     if job is None:
         raise unknown_job(job_id)
     return job
@@ -203,11 +136,12 @@ async def get_job(request: Request, job_id: str) -> HTTPResponse:
 )
 async def cancel_job(request: Request, job_id: str) -> HTTPResponse:
     app = ctx(request)
-    job = await app.db.cancel_job(job_id, _owner(request))
+    job = await app.db.cancel_job(job_id, owner_of(request))
     if job is None:
         raise unknown_job(job_id)
     if app.crawler is not None and job.status is JobStatus.CANCELLED:
         await app.crawler.job_cancelled(job_id)
+    app.completions.finished([job_id])
     app.pending_changed(None)
     if app.webhooks is not None:
         app.webhooks.wake()

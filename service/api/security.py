@@ -84,7 +84,8 @@ def _throttle(request: Request, client: str) -> None:
 def authenticate(request: Request) -> None:
     """Set `request.ctx.owner` from the bearer key, or raise 401 when keys are required."""
     request.ctx.owner = None
-    if not request.path.startswith("/v1/"):
+    # /v2/ is the Firecrawl-compatible API: the same keys, the same limits.
+    if not request.path.startswith(("/v1/", "/v2/")):
         return
     settings = ctx(request).settings
     address = request.remote_addr or request.ip or "unknown"

@@ -45,6 +45,7 @@ class Crawler:
         parser: ParsePool,
         *,
         on_job_loaded: Callable[[JobPlan], None] | None = None,
+        on_jobs_finished: Callable[[list[str]], None] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
@@ -53,6 +54,8 @@ class Crawler:
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.plans: dict[str, JobPlan] = {}
         self._on_job_loaded = on_job_loaded
+        # Synchronous requests (POST /v1/scrape) wait on this instead of polling the store.
+        self._on_jobs_finished = on_jobs_finished
         self.held: dict[int, FrontierItem] = {}  # claimed by this process, not yet settled
         self.scheduler = HostScheduler(
             ready_size=settings.concurrency,
@@ -213,6 +216,7 @@ class Crawler:
                 await self.store.fail_job(
                     job_id, {"code": "bad_request", "message": f"unusable request: {exc}"}
                 )
+                self._announce([job_id])
                 continue
             if self._on_job_loaded is not None:
                 self._on_job_loaded(plan)
@@ -233,6 +237,7 @@ class Crawler:
                     for job_id in list(self.plans):
                         status = states.get(job_id, (JobStatus.CANCELLED, ""))[0]
                         if status.is_final:
+                            self._announce([job_id])
                             if status is JobStatus.CANCELLED or status is JobStatus.FAILED:
                                 await self.job_cancelled(job_id)
                             self._forget(job_id)
@@ -313,3 +318,9 @@ class Crawler:
         for job_id in completed:
             logger.info("job completed", extra={"job_id": job_id})
             self._forget(job_id)
+        if completed:
+            self._announce(completed)
+
+    def _announce(self, job_ids: list[str]) -> None:
+        if self._on_jobs_finished is not None:
+            self._on_jobs_finished(job_ids)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from service.models import Job, JobStatus, Outcome
+from service.models import Job, JobStats, JobStatus, Outcome
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +110,10 @@ class Store(Protocol):
     ) -> list[Job]: ...
     async def cancel_job(self, job_id: str, owner: str | None) -> Job | None: ...
     async def fail_job(self, job_id: str, error: dict[str, Any]) -> None: ...
+    async def complete_job(self, job_id: str, stats: JobStats, started_at: datetime) -> None:
+        """Complete a job whose work ran outside the frontier (a map), with its counts."""
+        ...
+
     async def job_requests(self, job_ids: list[str]) -> dict[str, tuple[JobStatus, str]]: ...
     async def get_jobs(self, job_ids: list[str]) -> list[Job]:
         """Several jobs by id in one query, whoever owns them (progress watchers)."""

@@ -30,6 +30,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
@@ -124,6 +125,11 @@ _CANCEL = (
 _FAIL = (
     "UPDATE jobs SET status = 'failed', finished_at = $2, error = $3 "
     "WHERE id = $1 AND status IN ('queued', 'running') RETURNING webhook"
+)
+_COMPLETE_DIRECT = (
+    "UPDATE jobs SET status = 'completed', started_at = coalesce(started_at, $2), "
+    "finished_at = $3, pages_discovered = $4, pages_fetched = $5, pages_failed = $6, "
+    "pages_skipped = $7 WHERE id = $1 AND status IN ('queued', 'running') RETURNING webhook"
 )
 _START = (
     "UPDATE jobs SET status = 'running', started_at = $2 "
@@ -563,6 +569,25 @@ class PostgresStore:
             )
             if changed is not None:
                 await conn.execute(_CLOSE_FRONTIER, job_id)
+
+        await self._write(work)
+
+    async def complete_job(self, job_id: str, stats: JobStats, started_at: datetime) -> None:
+        """Complete a job whose work ran outside the frontier (a map), with its counts."""
+
+        async def work(conn: asyncpg.Connection) -> None:
+            await self._transition(
+                conn,
+                job_id,
+                _COMPLETE_DIRECT,
+                started_at,
+                utcnow(),
+                stats.pages_discovered,
+                stats.pages_fetched,
+                stats.pages_failed,
+                stats.pages_skipped,
+                event_type="job.completed",
+            )
 
         await self._write(work)
 

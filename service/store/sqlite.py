@@ -403,6 +403,31 @@ class SQLiteStore:
 
         await self._write(work)
 
+    async def complete_job(self, job_id: str, stats: JobStats, started_at: datetime) -> None:
+        """Complete a job whose work ran outside the frontier (a map), with its counts."""
+        now = rfc3339(datetime.now().astimezone())
+
+        async def work(conn: aiosqlite.Connection) -> None:
+            await self._transition(
+                conn,
+                job_id,
+                "UPDATE jobs SET status = 'completed', started_at = coalesce(started_at, ?), "
+                "finished_at = ?, pages_discovered = ?, pages_fetched = ?, pages_failed = ?, "
+                "pages_skipped = ? WHERE id = ? AND status IN ('queued', 'running')",
+                (
+                    rfc3339(started_at),
+                    now,
+                    stats.pages_discovered,
+                    stats.pages_fetched,
+                    stats.pages_failed,
+                    stats.pages_skipped,
+                    job_id,
+                ),
+                "job.completed",
+            )
+
+        await self._write(work)
+
     async def job_requests(self, job_ids: list[str]) -> dict[str, tuple[JobStatus, str]]:
         if not job_ids:
             return {}

@@ -255,7 +255,7 @@ async def test_no_route_answers_a_server_error(api: TrawlServer) -> None:
     ("method", "path", "status"),
     [
         ("GET", "/", 404),
-        ("GET", "/v2/jobs", 404),
+        ("GET", "/v3/jobs", 404),
         ("GET", "/v1/jobs/a/b/c", 404),
         ("PUT", "/v1/jobs", 405),
         ("PATCH", "/v1/jobs/x", 405),
