@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 
 from service.crawl.linkfilter import LinkFilter
 from service.crawl.parser import ParsedPage, ParseOptions, parse_page
+from service.crawl.sitemap import SitemapFile, parse_sitemap
 from service.jsontext import compact_json
 from service.urls import MAX_URL_LENGTH
 
@@ -348,6 +349,12 @@ class ParsePool:
             _parse, body, url, options, http_charset, links, self._max_format_bytes
         )
 
+    async def sitemap(
+        self, body: bytes, origin: str, max_urls: int, links: LinkFilter | None = None
+    ) -> SitemapFile:
+        """Parse one sitemap file in a child (same deadline and errors as `parse`)."""
+        return await self._call(_sitemap, body, origin, max_urls, links)
+
     def close(self) -> None:
         self._closed = True
         if self._ready is not None and not self._ready.done():
@@ -410,3 +417,9 @@ def _parse(
         links_dropped=dropped,
     )
     return output, _rss()
+
+
+def _sitemap(
+    body: bytes, origin: str, max_urls: int, links: LinkFilter | None
+) -> tuple[SitemapFile, int]:
+    return parse_sitemap(body, origin, max_urls, links), _rss()

@@ -76,11 +76,18 @@ class PageWorker:
         plan.sitemap_origins.add(origin)
         listed = await self._robots.sitemaps(plan.job_id, origin)
         try:
-            urls = await sitemap.discover(self._fetcher, origin, listed, plan.max_pages)
+            urls = await sitemap.discover(
+                self._fetcher,
+                origin,
+                listed,
+                plan.max_pages,
+                pool=self._parser,
+                links=plan.link_filter(),
+            )
         except Exception:  # a broken sitemap must not lose the seed's result
             logger.exception("sitemap discovery failed for %s", origin)
             return ()
-        return plan.sitemap_links(urls)
+        return plan.sitemap_links(urls, filtered=True)
 
     async def _process(self, item: FrontierItem, plan: JobPlan) -> PageRecord | Release:
         attempt = item.attempts + 1

@@ -22,16 +22,21 @@ class HealthProbe:
         self._task: asyncio.Task[None] | None = None
 
     async def _run(self) -> None:
+        # Latency counts from when the request was due, not from when this task got to
+        # send it: a frozen event loop delays the send too (this probe shares the loop
+        # with the in-process server), and a real client would have been waiting.
+        due = time.perf_counter()
         while True:
-            started = time.perf_counter()
             try:
                 response = await self._client.get("/health")
                 if response.status_code != 200:
                     self.failures += 1
             except httpx.HTTPError:
                 self.failures += 1
-            self.latencies.append(time.perf_counter() - started)
-            await asyncio.sleep(self._interval)
+            answered = time.perf_counter()
+            self.latencies.append(answered - due)
+            due = max(due + self._interval, answered)
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
 
     async def __aenter__(self) -> HealthProbe:
         # The first request opens the connection: not what is being measured.

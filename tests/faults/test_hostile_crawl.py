@@ -73,3 +73,39 @@ async def test_a_page_past_the_parse_deadline_fails_alone(
     # The replacement parses the next page: the crawl goes on.
     again = await trawl.submit({"url": hostile.url("/parse/fine")})
     assert (await trawl.wait_job(again["id"]))["stats"]["pages_fetched"] == 1
+
+
+async def test_a_huge_gzip_sitemap_is_parsed_off_the_loop_and_capped(
+    make_server: MakeServer, hostile: HostileServer
+) -> None:
+    body = hostile_content.huge_sitemap_gz(hostile.url("").rstrip("/"))
+    print(f"sitemap: {len(body) / 1e6:.1f} MB gzip, 800,000 locs")
+    hostile.sitemap_xml = body  # type: ignore[attr-defined]
+    trawl = await make_server()
+    async with HealthProbe(trawl.base_url) as probe:
+        job = await trawl.submit(
+            {"url": hostile.url("/ok"), "use_sitemap": True, "max_pages": 20, "formats": []}
+        )
+        done = await trawl.wait_job(job["id"], timeout=90)
+    print("huge gzip sitemap:", probe.summary())
+    probe.assert_responsive()
+    assert done["status"] == "completed"
+    assert done["stats"]["pages_fetched"] == 20
+
+
+async def test_a_hostile_robots_txt_costs_the_loop_nothing(
+    make_server: MakeServer, hostile: HostileServer
+) -> None:
+    robots = hostile_content.wildcard_robots()
+    hostile.robots_txt = robots  # type: ignore[attr-defined]
+    trawl = await make_server()
+    async with HealthProbe(trawl.base_url) as probe:
+        job = await trawl.submit(
+            {"url": hostile.url("/pages/page?n=0&last=40"), "max_depth": 50, "formats": []}
+        )
+        done = await trawl.wait_job(job["id"], timeout=90)
+    print(f"robots.txt {len(robots) // 1024} KiB of wildcard rules:", probe.summary())
+    probe.assert_responsive()
+    assert done["status"] == "completed"
+    assert done["stats"]["pages_fetched"] == 41
+    assert hostile.paths().count("/robots.txt") == 1
