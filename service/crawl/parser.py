@@ -18,10 +18,9 @@ Choices worth knowing:
   label in a `<meta>` means UTF-8. `encoding` is the Python codec name (e.g. "cp1251").
 * only_main_content affects text and markdown only. Links, metadata, selectors and html
   always see the whole document, because the crawler needs navigation links and html is
-  the page as served. The content root is the first `<main>`, else every outermost
-  `<article>`, else `<body>`. Inside it, nav, aside and elements with role navigation,
-  banner, contentinfo or complementary are dropped. header and footer are dropped only
-  at page level: an article's own header (its headline) stays, as in ARIA.
+  the page as served. The main content is found on the tree already built
+  (service.crawl.maincontent), which detaches the boilerplate, so text and markdown read
+  the same content. Markdown rules: service.crawl.markdown.
 * Links: `<a href>` and `<area href>` are resolved against `<base href>` and
   canonicalised. Fragment-only hrefs ("#top") are skipped because they point back at this
   page. Once max_links unique links are kept, further anchors are not looked at.
@@ -40,26 +39,16 @@ import gc
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import soupsieve
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
 from bs4.element import AttributeDict
-from markdownify import ATX, MarkdownConverter
 
 from service.crawl.htmlencoding import BinaryContentError, decode_html
-from service.crawl.textwalk import (
-    MUTED,
-    SECTIONING,
-    Scan,
-    TextBuilder,
-    attr,
-    collapse,
-    is_boilerplate,
-    plain_text,
-    walk,
-)
+from service.crawl.maincontent import main_content
+from service.crawl.markdown import to_markdown
+from service.crawl.textwalk import Scan, TextBuilder, attr, collapse, plain_text, walk
 from service.urls import looks_like_non_html, try_canonicalize
 
 __all__ = [
@@ -162,16 +151,6 @@ def parse_page(
             gc.collect(0)
 
 
-def _content_roots(soup: BeautifulSoup, scan: Scan, only_main_content: bool) -> list[Tag]:
-    if only_main_content:
-        if scan.main is not None:
-            return [scan.main]
-        if scan.articles:
-            return scan.articles
-    body = soup.body
-    return [body] if body is not None else [soup]
-
-
 _TOKEN_SPLIT = re.compile(r"[\s,]+")
 _META_NAMES = frozenset({"description", "keywords", "author", "robots"})
 _SKIPPED_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "vbscript:")
@@ -203,21 +182,25 @@ def _parse(document: str, encoding: str, url: str, options: ParseOptions) -> Par
         nofollow_page = options.respect_nofollow and _robots_nofollow(metadata.get("robots"))
         links, follow = _links(scan.anchors, base, options, nofollow_page)
 
+    # Selectors see the whole page: computed before main-content extraction prunes it.
+    data = {name: _select(soup, spec) for name, spec in options.selectors}
     roots: list[Tag] = []
     if (want_text and builder is None) or "markdown" in formats:
-        roots = _content_roots(soup, scan, options.only_main_content)
+        if options.only_main_content:
+            roots = main_content(soup, scan.main, scan.articles)
+        else:
+            roots = [soup.body] if soup.body is not None else [soup]
     text = None
     if builder is not None:
         text = builder.result()
     elif want_text:
-        text = plain_text(roots, options.max_text_chars, options.only_main_content)
+        text = plain_text(roots, options.max_text_chars, False)
 
-    data = {name: _select(soup, spec) for name, spec in options.selectors}
     markdown = None
     if "markdown" in formats:
-        markdown = _markdown(roots, base, options)
+        markdown = to_markdown(roots, base, options.max_text_chars)
         if markdown is None:  # markdownify recursed too deep: plain text is valid markdown
-            markdown = plain_text(roots, options.max_text_chars, options.only_main_content)
+            markdown = plain_text(roots, options.max_text_chars, False)
 
     return ParsedPage(
         title=_title(scan),
@@ -448,102 +431,3 @@ def _select(soup: BeautifulSoup, spec: SelectorSpec) -> list[str]:
             if value is not None:
                 values.append(value.strip())
     return values
-
-
-# --- markdown -----------------------------------------------------------------------------
-
-
-def _code_language(el: Any) -> str | None:
-    """Language of a `<pre>` block from a `language-*` class on it or on its `<code>`."""
-    tags = [el]
-    code = el.find("code", recursive=False)
-    if code is not None:
-        tags.append(code)
-    for tag in tags:
-        for cls in tag.get("class") or ():
-            if cls.startswith(("language-", "lang-")):
-                return str(cls.split("-", 1)[1])
-    return None
-
-
-class _MarkdownConverter(MarkdownConverter):
-    """markdownify with absolute URLs, no invisible elements, and boilerplate dropped."""
-
-    def __init__(self, base: str, drop_boilerplate: bool) -> None:
-        super().__init__(
-            heading_style=ATX,
-            bullets="-",
-            table_infer_header=True,
-            code_language_callback=_code_language,
-        )
-        self._base = base
-        self._drop_boilerplate = drop_boilerplate
-
-    def process_tag(self, node: Any, parent_tags: set[str] | None = None) -> str:
-        if node.name in MUTED or (
-            self._drop_boilerplate
-            and is_boilerplate(node, bool(parent_tags and parent_tags & SECTIONING))
-        ):
-            return ""
-        result: str = super().process_tag(node, parent_tags)  # type: ignore[misc]
-        return result
-
-    def _url(self, value: Any) -> str | None:
-        if not isinstance(value, str) or not value.strip():
-            return None
-        url = value.strip()
-        if url[:11].lower().startswith(("javascript:", "data:", "vbscript:")):
-            return None
-        try:
-            return urljoin(self._base, url)
-        except ValueError:
-            return None
-
-    def convert_a(self, el: Any, text: str, parent_tags: set[str]) -> str:
-        if "_noformat" in parent_tags:
-            return text
-        stripped = text.strip()
-        if not stripped:
-            return ""
-        href = self._url(el.get("href"))
-        if href is None:
-            return text
-        prefix = " " if text[0] == " " else ""
-        suffix = " " if text[-1] == " " else ""
-        title = el.get("title")
-        title_part = ' "{}"'.format(title.replace('"', r"\"")) if isinstance(title, str) else ""
-        return f"{prefix}[{stripped}]({href}{title_part}){suffix}"
-
-    def convert_img(self, el: Any, text: str, parent_tags: set[str]) -> str:
-        alt = el.get("alt") or ""
-        if "_inline" in parent_tags:
-            return str(alt)
-        src = self._url(el.get("src"))
-        return f"![{alt}]({src})" if src else str(alt)
-
-
-def _markdown(roots: list[Tag], base: str, options: ParseOptions) -> str | None:
-    """Markdown for the content roots; None if markdownify hits the recursion limit."""
-    converter = _MarkdownConverter(base, options.only_main_content)
-    parts: list[str] = []
-    try:
-        for root in roots:
-            part = converter.convert_soup(root).strip()
-            if part:
-                parts.append(part)
-    except RecursionError:
-        return None
-    return _squeeze_blank_lines("\n\n".join(parts))[: options.max_text_chars]
-
-
-def _squeeze_blank_lines(markdown: str) -> str:
-    """Collapse runs of blank lines (left by dropped elements) outside fenced code."""
-    lines: list[str] = []
-    in_fence = False
-    for line in markdown.split("\n"):
-        if line.startswith("```"):
-            in_fence = not in_fence
-        elif not in_fence and not line.strip() and lines and not lines[-1]:
-            continue
-        lines.append("" if not in_fence and not line.strip() else line)
-    return "\n".join(lines)

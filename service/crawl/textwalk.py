@@ -24,6 +24,7 @@ __all__ = [
     "attr",
     "collapse",
     "is_boilerplate",
+    "is_permalink",
     "plain_text",
     "walk",
 ]
@@ -80,6 +81,22 @@ def is_boilerplate(tag: Tag, in_sectioning: bool) -> bool:
         return True
     role = tag.get("role")
     return isinstance(role, str) and role.strip().lower() in _BOILERPLATE_ROLES
+
+
+_PERMALINK_GLYPHS = frozenset({"¶", "#", "§", "🔗", "⁋", "¶#"})
+_PERMALINK_TITLES = ("permalink", "link to this", "direct link to")
+
+
+def is_permalink(tag: Tag) -> bool:
+    """A heading's self-link (Sphinx's `¶`, "Permalink to this heading"), not content."""
+    href = tag.get("href")
+    if not isinstance(href, str) or not href.startswith("#"):
+        return False
+    title = tag.get("title")
+    if isinstance(title, str) and title.lower().startswith(_PERMALINK_TITLES):
+        return True
+    text = tag.get_text()
+    return len(text) <= 4 and text.strip() in _PERMALINK_GLYPHS
 
 
 class TextBuilder:
@@ -235,7 +252,9 @@ def walk(root: Tag, scan: Scan | None, text: TextBuilder | None, *, drop_boilerp
                     flags = _SVG
             if not mute:
                 level = _BREAKS.get(name)
-                if drop_boilerplate and is_boilerplate(tag, sectioning > 0):
+                if (drop_boilerplate and is_boilerplate(tag, sectioning > 0)) or (
+                    name == "a" and is_permalink(tag)
+                ):
                     if scan is None:
                         continue  # nothing else wants this subtree
                     mute += 1

@@ -206,7 +206,7 @@ def test_formats_not_asked_for_are_not_computed(monkeypatch: pytest.MonkeyPatch)
     def boom(*args: object, **kwargs: object) -> None:
         raise AssertionError("markdown computed without being asked for")
 
-    monkeypatch.setattr(parser, "_markdown", boom)
+    monkeypatch.setattr(parser, "to_markdown", boom)
     page = parse_page(ARTICLE, ARTICLE_URL, opts("links", extract_links=False))
 
     assert page.text is None

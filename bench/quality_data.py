@@ -1,0 +1,171 @@
+"""The WCXB dev split for the quality bench: pages, the dataset's own scorer, the table."""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import os
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+# The dataset lives beside the repository (../shared; ../../shared from a worktree in
+# /work/wt/<name>), never in it.
+_CANDIDATES = (REPO.parent / "shared", REPO.parent.parent / "shared")
+DEFAULT_DATASET = next((c for c in _CANDIDATES if c.is_dir()), _CANDIDATES[0]) / "data" / "wcxb-dev"
+TYPE_ORDER = ("article", "forum", "product", "collection", "listing", "documentation", "service")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Page:
+    """One page of the split: its id, type and the path of its gzipped HTML."""
+
+    file_id: str
+    page_type: str
+    url: str
+    html_path: Path
+
+    def body(self) -> bytes:
+        return gzip.decompress(self.html_path.read_bytes())
+
+
+def dataset_dir(flag: str | None = None) -> Path:
+    """The split's directory: the flag, then $TRAWL_WCXB_DIR, then ../shared/data/wcxb-dev."""
+    path = Path(flag or os.environ.get("TRAWL_WCXB_DIR") or DEFAULT_DATASET)
+    if not (path / "evaluate.py").is_file():
+        raise SystemExit(f"no WCXB split at {path} (set --dataset or TRAWL_WCXB_DIR)")
+    return path
+
+
+def scorer(directory: Path) -> ModuleType:
+    """The dataset's own evaluate.py, imported from its file."""
+    spec = importlib.util.spec_from_file_location("wcxb_evaluate", directory / "evaluate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_pages(directory: Path, split: str = "dev") -> tuple[list[Page], dict[str, Any]]:
+    """Pages of the split and the scorer's ground truth (evaluate.load_ground_truth)."""
+    evaluate = scorer(directory)
+    truth: dict[str, Any] = evaluate.load_ground_truth(split)
+    pages = []
+    for file_id, gt in sorted(truth.items()):
+        data = json.loads((directory / split / "ground-truth" / f"{file_id}.json").read_text())
+        pages.append(
+            Page(
+                file_id=file_id,
+                page_type=gt["page_type"],
+                url=data.get("url") or f"https://example.invalid/{file_id}",
+                html_path=directory / split / "html" / f"{file_id}.html.gz",
+            )
+        )
+    return pages, truth
+
+
+_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
+_LINK = re.compile(r"\[([^\]]*)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
+
+
+def drop_link_targets(markdown: str) -> str:
+    """`[text](url)` as `text` and `![alt](src)` as `alt`: a URL's words are not content."""
+    return _LINK.sub(r"\1", _IMAGE.sub(r"\1", markdown))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Score:
+    """Mean scores over a set of pages."""
+
+    n: int
+    f1: float
+    precision: float
+    recall: float
+    with_rate: float
+    without_rate: float
+
+
+def score(
+    evaluate: ModuleType, truth: dict[str, Any], predictions: dict[str, str]
+) -> dict[str, Score]:
+    """Per page type and "all": the dataset's word F1 and snippet rates, as evaluate.py does."""
+    groups: dict[str, list[tuple[float, float, float, float, float]]] = defaultdict(list)
+    for file_id, gt in truth.items():
+        predicted = predictions.get(file_id, "") or ""
+        p, r, f1 = evaluate.word_f1(predicted, gt["main_content"])
+        row = (
+            f1,
+            p,
+            r,
+            evaluate.snippet_check(predicted, gt["with"]),
+            evaluate.snippet_check(predicted, gt["without"]),
+        )
+        groups[gt["page_type"]].append(row)
+        groups["all"].append(row)
+    return {name: _mean(rows) for name, rows in groups.items()}
+
+
+def _mean(rows: list[tuple[float, float, float, float, float]]) -> Score:
+    n = len(rows)
+    sums = [sum(column) for column in zip(*rows, strict=True)]
+    return Score(
+        n=n,
+        f1=sums[0] / n,
+        precision=sums[1] / n,
+        recall=sums[2] / n,
+        with_rate=sums[3] / n,
+        without_rate=sums[4] / n,
+    )
+
+
+def table(results: dict[str, dict[str, Score]], cpu_ms: dict[str, float] | None = None) -> str:
+    """A markdown table: one row per system and page type."""
+    lines = [
+        "| system | type | pages | F1 | precision | recall | with | without |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for system, scores in results.items():
+        for name in ("all", *TYPE_ORDER):
+            s = scores.get(name)
+            if s is None:
+                continue
+            label = f"**{system}**" if name == "all" else ""
+            lines.append(
+                f"| {label} | {name} | {s.n} | {s.f1:.3f} | {s.precision:.3f} | "
+                f"{s.recall:.3f} | {s.with_rate:.1%} | {s.without_rate:.1%} |"
+            )
+    if cpu_ms:
+        lines += ["", "| parse | CPU ms/page |", "|---|---:|"]
+        lines += [f"| {name} | {ms:.2f} |" for name, ms in cpu_ms.items()]
+    return "\n".join(lines)
+
+
+def compact(results: dict[str, dict[str, Score]]) -> str:
+    """F1 per type, one line per system: the quick view while iterating."""
+    header = "system".ljust(28) + "".join(n[:7].rjust(8) for n in ("all", *TYPE_ORDER))
+    lines = [header + "    with  without"]
+    for system, scores in results.items():
+        row = system.ljust(28)
+        row += "".join(
+            f"{scores[n].f1:8.3f}" if n in scores else " " * 8 for n in ("all", *TYPE_ORDER)
+        )
+        row += f"  {scores['all'].with_rate:6.1%}  {scores['all'].without_rate:6.1%}"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def run_all(
+    pages: Iterable[Page], extract: Callable[[Page], dict[str, str]]
+) -> dict[str, dict[str, str]]:
+    """system -> file_id -> prediction, from a per-page function returning system -> text."""
+    out: dict[str, dict[str, str]] = defaultdict(dict)
+    for page in pages:
+        for system, text in extract(page).items():
+            out[system][page.file_id] = text
+    return out

@@ -1,0 +1,336 @@
+"""Main-content extraction for only_main_content: which subtree is the page's own content,
+and which parts of it are boilerplate. It works on the bs4 tree the parser already built.
+
+One iterative pass measures every element (its text, the part of it inside links) and
+drops what is boilerplate by what it is: page chrome by ARIA landmark or HTML element
+(nav, page header and footer, complementary asides), hidden elements, and blocks whose
+class or id names a known kind of chrome (cookie banners, share bars, breadcrumbs,
+related-posts boxes, ...). The content root is then the `<main>`, the one `<article>`, or
+else the deepest element holding most of the page's non-link text. Inside the root,
+blocks that are mostly links with little text of their own (menus, tag clouds, "read
+next" lists) are dropped, except where the page is itself a list of links to items
+(listings and collections), judged by the page, not by the block. Footnotes and notes
+(`role=note`, `<aside>` inside the content) stay.
+
+The result is a list of roots with the boilerplate detached from the tree, so the text
+walk and the markdown converter see the same content. Cost: one pass over the elements and
+one over the root's descendants, linear in the size of the page; nothing here recurses.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+from bs4 import BeautifulSoup, Tag
+from bs4.element import NavigableString, PageElement, RubyParenthesisString, RubyTextString
+
+__all__ = ["main_content"]
+
+_TEXT_TYPES = frozenset({NavigableString, RubyTextString, RubyParenthesisString})
+_MUTED = frozenset(
+    {
+        "head", "title", "script", "style", "noscript", "template", "svg", "iframe",
+        "object", "button", "select", "input", "textarea", "option", "canvas", "dialog",
+    }
+)  # fmt: skip
+# Muted elements that are detached too (the text walk would otherwise read them).
+_DETACHED = frozenset({"button", "select", "textarea", "dialog", "object", "iframe"})
+_LANDMARK_ROLES = frozenset(
+    {"navigation", "banner", "contentinfo", "complementary", "search", "menubar", "menu"}
+)
+_SECTIONING = frozenset({"article", "main", "section", "aside", "nav"})
+# The root is one of these (a heading or a paragraph is never the whole content).
+_CONTAINERS = frozenset(
+    {"div", "section", "main", "article", "td", "table", "tbody", "tr", "form", "center",
+     "font", "span", "ul", "ol", "dl", "body"}
+)  # fmt: skip
+# Blocks judged by their link density inside the content root.
+_BLOCKS = frozenset(
+    {"div", "ul", "ol", "section", "table", "dl", "header", "footer", "aside", "span"}
+)
+
+# Class/id words of page chrome: matched as whole words of the class or id (split on
+# "-", "_" and spaces) so "navbar" and "share-buttons" match but "canvas" does not.
+_CHROME_WORDS = re.compile(
+    r"(?:^|[\s_-])(?:"
+    r"nav|navbar|navigation|navheader|navfooter|menu|menubar|breadcrumbs?|sidebar|side-bar|footer|site-footer|"
+    r"cookies?|cookie-banner|consent|gdpr|newsletter|subscribe|subscription|signup|"
+    r"share|sharing|social|socials|share-buttons|sharedaddy|related|related-posts|"
+    r"recommended|promo|advert|advertisement|ads|adsbygoogle|ad|sponsor|sponsored|"
+    r"popup|modal|skip-link|skip|pagination|pager|toolbar|masthead|"
+    r"tagcloud|tags|categories|author-box|author-bio|"
+    r"comments?|comment-list|comment-form|respond|disqus"
+    r")(?:$|[\s_-])",
+    re.IGNORECASE,
+)
+_CONTENT_WORDS = re.compile(
+    r"(?:^|[\s_-])(?:content|main|article|post|entry|body|story|text|product|"
+    r"description|thread|topic|question|answer)(?:$|[\s_-])",
+    re.IGNORECASE,
+)
+_FORUM_WORDS = re.compile(r"(?:^|[\s_-])(?:comments?|replies|reply|answers?|posts?)(?:$|[\s_-])")
+_NOTE_WORDS = re.compile(
+    r"(?:^|[\s_-])(?:note|notes|footnotes?|admonition|topic|callout|warning|tip)(?:$|[\s_-])",
+    re.IGNORECASE,
+)
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+
+# The root is the deepest element holding at least this share of the page's non-link
+# text (measured on the dev split: lower keeps boilerplate, higher loses content).
+_ROOT_SHARE = 0.75
+# A block inside the root is navigation when at least this share of its text is links
+# and its own text outside links is short.
+_LINK_DENSITY = 0.75
+# An element named like chrome is kept when it holds this share of the page's text: a
+# wrapper such as `<div class="site has-sidebar">` is the page, not its sidebar.
+_CHROME_SHARE = 0.4
+# <main> or the articles are the content when they hold this share of the page's text.
+_LANDMARK_SHARE = 0.2
+# Below this many characters of text the page's <noscript> content is measured too.
+_NOSCRIPT_PAGE = 500
+_SHORT_TEXT = 200
+
+
+def _words(tag: Tag) -> str:
+    attrs = tag.attrs
+    classes = attrs.get("class")
+    words = " ".join(classes) if isinstance(classes, list) else (classes or "")
+    ident = attrs.get("id")
+    if isinstance(ident, str):
+        words = f"{words} {ident}"
+    return words
+
+
+# Every verdict is soft: markup errors nest whole pages in an unclosed <header>, so an
+# element is only dropped when it holds a small share of the page's text (_drop_chrome).
+_KEEP, _CHROME = "keep", "chrome"
+
+
+def _verdict(tag: Tag, name: str, in_content: bool, forum: bool) -> str:
+    """Boilerplate by what the element is: dropped now, named like chrome, or kept."""
+    attrs = tag.attrs
+    # Hidden is soft: script-driven pages hide what they show later (tabs, streamed
+    # React content), so a hidden element holding much of the page stays.
+    if "hidden" in attrs or attrs.get("aria-hidden") == "true":
+        return _CHROME
+    style = attrs.get("style")
+    if isinstance(style, str) and _HIDDEN_STYLE.search(style):
+        return _CHROME
+    role = attrs.get("role")
+    if isinstance(role, str):
+        role = role.strip().lower()
+        if role == "note":
+            return _KEEP
+        if role in _LANDMARK_ROLES and name not in ("main", "article"):
+            return _CHROME
+    if name == "nav":
+        return _CHROME
+    words = _words(tag)
+    if name == "aside":
+        # Footnotes and topic boxes are part of the text; other asides are sidebars.
+        return _KEEP if in_content and words and _NOTE_WORDS.search(words) else _CHROME
+    if (name == "header" or name == "footer") and not in_content:
+        return _CHROME
+    if not words or name in ("body", "html", "main", "article"):
+        return _KEEP
+    if _CHROME_WORDS.search(words) is None:
+        return _KEEP
+    if forum and _FORUM_WORDS.search(words):
+        return _KEEP
+    if in_content and _NOTE_WORDS.search(words):
+        return _KEEP
+    return _CHROME
+
+
+class _Tree:
+    """The elements under a root in document order, with their measured text."""
+
+    __slots__ = ("children", "chrome", "dropped", "end", "link", "nodes", "parent", "text")
+
+    def __init__(self) -> None:
+        self.nodes: list[Tag] = []
+        self.parent: list[int] = []
+        self.children: list[list[int]] = []
+        self.end: list[int] = []  # one past the last descendant, in document order
+        self.text: list[int] = []  # characters of text in the subtree
+        self.link: list[int] = []  # of which inside <a>
+        self.chrome: list[bool] = []  # named like chrome (class or id)
+        self.dropped: list[Tag] = []
+
+    def drop(self, i: int) -> None:
+        """Detach element i later and take its text out of its ancestors' now."""
+        self.dropped.append(self.nodes[i])
+        text, link = self.text[i], self.link[i]
+        parent = self.parent[i]
+        while parent >= 0:
+            self.text[parent] -= text
+            self.link[parent] -= link
+            parent = self.parent[parent]
+        self.text[i] = self.link[i] = 0
+
+
+def _measure(root: Tag, forum: bool, muted: frozenset[str]) -> _Tree:
+    tree = _Tree()
+    nodes, children, end, text, link = tree.nodes, tree.children, tree.end, tree.text, tree.link
+    parents, chrome = tree.parent, tree.chrome
+    nodes.append(root)
+    parents.append(-1)
+    children.append([])
+    end.append(0)
+    text.append(0)
+    link.append(0)
+    chrome.append(False)
+    content = 1 if root.name in _SECTIONING else 0
+    stack: list[tuple[Iterator[PageElement], int, int]] = [(iter(root.contents), 0, 0)]
+    while stack:
+        contents, index, flags = stack[-1]
+        for node in contents:
+            if not isinstance(node, Tag):
+                if type(node) in _TEXT_TYPES:
+                    text[index] += len(node.strip())  # type: ignore[attr-defined]
+                continue
+            name = node.name
+            if name in muted:
+                if name in _DETACHED:
+                    tree.dropped.append(node)
+                continue
+            verdict = _verdict(node, name, content > 0, forum)
+            child = len(nodes)
+            nodes.append(node)
+            parents.append(index)
+            children.append([])
+            end.append(0)
+            text.append(0)
+            link.append(0)
+            chrome.append(verdict is _CHROME)
+            children[index].append(child)
+            sectioning = 1 if name in _SECTIONING else 0
+            content += sectioning
+            stack.append((iter(node.contents), child, sectioning))
+            break
+        else:
+            stack.pop()
+            content -= flags
+            end[index] = len(nodes)
+            if nodes[index].name == "a":
+                link[index] = text[index]
+            if stack:
+                parent = stack[-1][1]
+                text[parent] += text[index]
+                link[parent] += link[index]
+    return tree
+
+
+def _is_forum(soup: BeautifulSoup) -> bool:
+    """Threads and Q&A pages: there the "comments" are the content."""
+    for script in soup.find_all("script", attrs={"type": "application/ld+json"}, limit=8):
+        body = script.string or ""
+        if "DiscussionForumPosting" in body or "QAPage" in body:
+            return True
+    html = soup.find("html")
+    scope = soup.find(
+        True, attrs={"itemtype": re.compile("DiscussionForumPosting|QAPage|Question")}
+    )
+    return scope is not None or (isinstance(html, Tag) and "QAPage" in str(html.get("itemtype")))
+
+
+def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
+    """Drop elements named like chrome unless they hold much of the page or the content."""
+    nodes, end, text, link, chrome = tree.nodes, tree.end, tree.text, tree.link, tree.chrome
+    # Shares are of the page, or of the landmark (main, the article) the element is in.
+    scopes = sorted(keep)
+    totals = {k: text[k] - link[k] for k in scopes}
+    page = text[0] - link[0]
+    i = 1
+    while i < len(nodes):
+        if chrome[i] and not any(i <= k < end[i] for k in scopes):
+            inside = [k for k in scopes if k < i < end[k]]
+            total = totals[inside[-1]] if inside else page
+            if text[i] - link[i] < _CHROME_SHARE * total:
+                tree.drop(i)
+                i = end[i]
+                continue
+        i += 1
+
+
+def _common_ancestor(tree: _Tree, indexes: list[int]) -> int:
+    first = indexes[0]
+    if len(indexes) == 1:
+        return first
+    last = indexes[-1]
+    ancestor = tree.parent[first]
+    while ancestor > 0 and tree.end[ancestor] <= last:
+        ancestor = tree.parent[ancestor]
+    return max(ancestor, 0)
+
+
+def _pick_root(tree: _Tree, start: int) -> int:
+    """The deepest element with most of `start`'s text outside links."""
+    text, link, children = tree.text, tree.link, tree.children
+    total = text[start] - link[start]
+    if total <= 0:
+        return start
+    need = _ROOT_SHARE * total
+    current = start
+    while True:
+        best = -1
+        best_text = -1
+        for child in children[current]:
+            if tree.nodes[child].name not in _CONTAINERS:
+                continue
+            own = text[child] - link[child]
+            if own > best_text:
+                best, best_text = child, own
+        if best < 0 or best_text < need:
+            return current
+        current = best
+
+
+def _drop_link_blocks(tree: _Tree, root: int, keep_links: bool) -> None:
+    """Detach link-dense blocks (menus, tag lists, "read next") under the root."""
+    nodes, end, text, link = tree.nodes, tree.end, tree.text, tree.link
+    i = root + 1
+    stop = end[root]
+    while i < stop:
+        tag = nodes[i]
+        total = text[i]
+        if tag.name in _BLOCKS and total and not keep_links:
+            own = total - link[i]
+            if link[i] >= _LINK_DENSITY * total and own < _SHORT_TEXT:
+                tree.dropped.append(tag)
+                i = end[i]
+                continue
+        i += 1
+
+
+def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> list[Tag]:
+    """The content roots, with boilerplate detached from the tree (which this mutates)."""
+    body = soup.body if soup.body is not None else soup
+    forum = _is_forum(soup)
+    tree = _measure(body, forum, _MUTED)
+    if tree.text[0] < _NOSCRIPT_PAGE:
+        # Pages that render with script often put their text for crawlers in <noscript>.
+        noscript = _measure(body, forum, _MUTED - {"noscript"})
+        if noscript.text[0] >= tree.text[0] + _NOSCRIPT_PAGE:
+            tree = noscript
+            for tag in body.find_all("noscript"):
+                tag.name = "div"  # so that the text walk and markdown read it too
+    index = {id(tag): i for i, tag in enumerate(tree.nodes)}
+    landmarks = [main] if main is not None else articles
+    keep = {i for i in (index.get(id(tag)) for tag in landmarks) if i is not None}
+    _drop_chrome(tree, keep)
+    body_text = tree.text[0] - tree.link[0]
+    root = -1
+    if keep:
+        # <main>, or the one <article>, or the element holding all outermost articles
+        # (a blog's front page, a forum thread): when it holds a fair share of the text.
+        root = _common_ancestor(tree, sorted(keep))
+        if tree.text[root] - tree.link[root] < _LANDMARK_SHARE * body_text:
+            root = -1
+    if root < 0:
+        root = _pick_root(tree, 0)
+    _drop_link_blocks(tree, root, keep_links=False)
+    for tag in tree.dropped:
+        tag.extract()
+    return [tree.nodes[root]]
