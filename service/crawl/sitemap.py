@@ -10,6 +10,7 @@ origin, and at most `MAX_SITEMAP_FILES` files are read per origin.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import zlib
@@ -153,8 +154,10 @@ async def discover(
         try:
             if pool is not None:
                 parsed = await pool.sitemap(result.body, origin, limit - len(found), links)
-            else:
-                parsed = parse_sitemap(result.body, origin, limit - len(found), links)
+            else:  # no parser processes (the web role): a thread, so the loop keeps going
+                parsed = await asyncio.to_thread(
+                    parse_sitemap, result.body, origin, limit - len(found), links
+                )
         except (ValueError, ParseTimeout, ParserCrashed) as exc:
             logger.info("skipping sitemap %s: %s", url, exc)
             continue
