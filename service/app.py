@@ -18,7 +18,7 @@ from service.api import docs, events, health, jobs, maps, results, scrape
 from service.api.context import AppContext, TrawlApp
 from service.api.security import RateLimiter, add_security_headers, authenticate
 from service.crawl.fetcher import Fetcher, FetchOptions
-from service.crawl.guard import AddressPolicy
+from service.crawl.guard import AddressPolicy, policy_for
 from service.errors import ConfigError
 from service.metrics import LoopLagProbe
 from service.progress import ProgressHub
@@ -51,6 +51,17 @@ def check_exposure(settings: Settings) -> None:
     )
 
 
+def address_policy(settings: Settings) -> AddressPolicy:
+    """Where fetches and webhooks may connect: never this service's own API, never cloud
+    metadata unless SCRAPER_ALLOWED_NETWORKS names it."""
+    return policy_for(
+        allow_private=settings.allow_private_networks,
+        allowed_networks=settings.allowed_networks,
+        host=settings.host,
+        ports=(settings.port,),
+    )
+
+
 def fetch_options(settings: Settings) -> FetchOptions:
     return FetchOptions(
         user_agent=settings.user_agent,
@@ -62,10 +73,7 @@ def fetch_options(settings: Settings) -> FetchOptions:
         max_redirects=settings.max_redirects,
         max_connections=max(8, settings.concurrency),
         max_keepalive=max(8, settings.concurrency),
-        policy=AddressPolicy(
-            allow_private=settings.allow_private_networks,
-            allowed_networks=settings.allowed_networks,
-        ),
+        policy=address_policy(settings),
         # Even with private networks allowed, a job must not reach this service's API.
         own_ports=frozenset({settings.port}) if settings.port else frozenset(),
     )

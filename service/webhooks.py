@@ -47,10 +47,10 @@ import httpx
 from service import metrics
 from service.crawl.fetcher import BlockedConnectError, GuardedTransport
 from service.crawl.guard import (
-    AddressPolicy,
     BlockedAddress,
     CredentialsInURL,
     check_url_host_literal,
+    policy_for,
 )
 from service.models import JobStatus, rfc3339, utcnow
 from service.settings import Settings
@@ -184,9 +184,12 @@ class WebhookDispatcher:
         self._retry_base = settings.webhook_retry_base
         self._max_attempts = settings.webhook_max_attempts
         # The same rule as for crawl URLs: a webhook must not reach private addresses.
-        self._policy = AddressPolicy(
+        # ... nor this service's own API (a webhook could otherwise drive it).
+        self._policy = policy_for(
             allow_private=settings.allow_private_networks,
             allowed_networks=settings.allowed_networks,
+            host=settings.host,
+            ports=(settings.port,),
         )
         self._transport = transport
         self._concurrency = concurrency

@@ -54,13 +54,15 @@ class TrawlServer(JobsApi):
         # Sanic's TouchUp recompiles class methods per app; a second app in one process
         # then fails to find their source. Tests build many apps, production one.
         self.app.config.TOUCHUP = False
-        self.base_url = f"http://127.0.0.1:{self.settings.port}"
+        host = self.settings.host
+        client_host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        self.base_url = f"http://{client_host}:{self.settings.port}"
         self.client = httpx.AsyncClient(base_url=self.base_url, timeout=10.0, trust_env=False)
         self._server: Any = None
 
     async def start(self) -> TrawlServer:
         server = await self.app.create_server(
-            host="127.0.0.1",
+            host=self.settings.host,
             port=self.settings.port,
             return_asyncio_server=True,
             access_log=False,

@@ -124,7 +124,9 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     ) -> None:
         self._policy = policy
         self._inner = inner or AsyncioBackend()
-        self._own_ports = own_ports
+        # resolve_checked refuses the policy's own endpoints before connecting; this is
+        # the after-connect check for the host's other addresses under a wildcard bind.
+        self._own_ports = own_ports | policy.own.ports
 
     async def connect_tcp(
         self,

@@ -29,11 +29,53 @@ _NAT64_WELL_KNOWN = ipaddress.IPv6Network("64:ff9b::/96")
 _NAT64_LOCAL_USE = ipaddress.IPv6Network("64:ff9b:1::/48")
 
 CLOUD_METADATA_NETWORKS: tuple[IPNetwork, ...] = (
-    ipaddress.IPv4Network("169.254.169.254/32"),  # AWS, GCP, Azure, OpenStack, ...
+    # AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle, Hetzner, Huawei, Linode, ...
+    ipaddress.IPv4Network("169.254.169.254/32"),
+    ipaddress.IPv4Network("169.254.170.2/32"),  # AWS ECS task metadata and credentials
+    ipaddress.IPv4Network("169.254.0.23/32"),  # Tencent Cloud
     ipaddress.IPv4Network("100.100.100.200/32"),  # Alibaba Cloud
+    ipaddress.IPv4Network("192.0.0.192/32"),  # Oracle Cloud (legacy)
+    ipaddress.IPv4Network("168.63.129.16/32"),  # Azure WireServer (a public address!)
     ipaddress.IPv6Network("fd00:ec2::254/128"),  # AWS over IPv6
+    ipaddress.IPv6Network("fd20:ce::254/128"),  # GCP over IPv6
 )
-"""Candidates for `AddressPolicy.denied_networks` when `allow_private` is on."""
+"""Refused by every policy, private networks allowed or not, unless SCRAPER_ALLOWED_NETWORKS
+names them: a job that reaches these reads the host's cloud credentials."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OwnEndpoints:
+    """Where this service listens: connecting there would let a job drive its own API.
+
+    Judged by what is listening, not by comparing a connection's two ends (a service on
+    127.0.0.2 is reached from 127.0.0.1): on one of `ports`, every loopback address (all
+    of 127/8 and ::1, also IPv4-mapped), the unspecified address (Linux delivers a
+    connect to 0.0.0.0 locally) and the bound addresses are refused. With a wildcard bind
+    the host's other addresses are caught after connecting (local == peer).
+    """
+
+    ports: frozenset[int] = frozenset()
+    hosts: frozenset[IPAddress] = frozenset()
+
+    @classmethod
+    def listening(cls, host: str, ports: Iterable[int]) -> OwnEndpoints:
+        bound: set[IPAddress] = set()
+        for item in host.replace(",", " ").split():
+            try:
+                bound.add(_parse(item.strip("[]")))
+            except ValueError:  # a name ("localhost"): loopback is refused anyway
+                continue
+        return cls(ports=frozenset(p for p in ports if p), hosts=frozenset(bound))
+
+    def covers(self, address: str | IPAddress, port: int) -> bool:
+        """Whether a connection to (address, port) would reach this service."""
+        if port not in self.ports:
+            return False
+        ip = _parse(address) if isinstance(address, str) else address
+        candidates = [ip]
+        if isinstance(ip, ipaddress.IPv6Address):
+            candidates += _embedded_ipv4(ip)
+        return any(c.is_loopback or c.is_unspecified or c in self.hosts for c in candidates)
 
 
 class BlockedAddress(Exception):
@@ -56,8 +98,12 @@ class AddressPolicy:
     allow_private: bool = False
     # Always allowed, even when allow_private is False (e.g. a local test site).
     allowed_networks: tuple[IPNetwork, ...] = ()
-    # Always refused, even when allow_private is True (e.g. CLOUD_METADATA_NETWORKS).
+    # Always refused, even when allow_private is True.
     denied_networks: tuple[IPNetwork, ...] = ()
+    # Refused unless allowed_networks names them (see CLOUD_METADATA_NETWORKS).
+    metadata_networks: tuple[IPNetwork, ...] = CLOUD_METADATA_NETWORKS
+    # This service's own listening endpoints (refused whatever else says).
+    own: OwnEndpoints = field(default_factory=OwnEndpoints)
     # None: the event loop's getaddrinfo (glibc semantics for odd numeric forms).
     resolver: Resolver | None = field(default=None, compare=False, repr=False)
 
@@ -71,10 +117,15 @@ class AddressPolicy:
             _in_any(v4, self.denied_networks) for v4 in embedded
         ):
             return False
-        if _in_any(ip, self.allowed_networks) or (
+        explicitly_allowed = _in_any(ip, self.allowed_networks) or (
             embedded and all(_in_any(v4, self.allowed_networks) for v4 in embedded)
-        ):
+        )
+        if explicitly_allowed:
             return True
+        if _in_any(ip, self.metadata_networks) or any(
+            _in_any(v4, self.metadata_networks) for v4 in embedded
+        ):
+            return False
         return self.allow_private or is_public_address(ip)
 
 
@@ -169,8 +220,11 @@ async def resolve_checked(host: str, port: int, policy: AddressPolicy) -> list[s
     for address in checked:
         try:
             allowed = policy.allows(address)
+            own = policy.own.covers(address, port)
         except ValueError:  # a resolver returning garbage is refused, not trusted
-            allowed = False
+            allowed, own = False, False
+        if own:
+            raise BlockedAddress(host, f"{address} port {port} (this service's own API)")
         if not allowed:
             raise BlockedAddress(host, address)
     return checked
@@ -190,7 +244,13 @@ def check_url_host_literal(url: str, policy: AddressPolicy | None = None) -> Non
     hostname = parts.hostname
     if not hostname:
         return
+    try:
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:
+        port = 0
     for ip in _literal_addresses(hostname):
+        if policy.own.covers(ip, port):
+            raise BlockedAddress(hostname, f"{ip} port {port} (this service's own API)")
         if not policy.allows(ip):
             raise BlockedAddress(hostname, str(ip))
 
@@ -210,3 +270,18 @@ def _literal_addresses(hostname: str) -> list[IPAddress]:
         except OSError:
             pass
     return []
+
+
+def policy_for(
+    *,
+    allow_private: bool,
+    allowed_networks: tuple[IPNetwork, ...] = (),
+    host: str = "127.0.0.1",
+    ports: Iterable[int] = (),
+) -> AddressPolicy:
+    """The one policy for crawl fetches and webhooks alike, given where we listen."""
+    return AddressPolicy(
+        allow_private=allow_private,
+        allowed_networks=allowed_networks,
+        own=OwnEndpoints.listening(host, ports),
+    )

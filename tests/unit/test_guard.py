@@ -19,6 +19,7 @@ from service.crawl.guard import (
     CredentialsInURL,
     check_url_host_literal,
     is_public_address,
+    policy_for,
     resolve_checked,
 )
 
@@ -275,3 +276,72 @@ def test_policy_stays_hashable_and_comparable_with_a_resolver() -> None:
     b = AddressPolicy()
     assert a == b
     assert hash(a) == hash(b)
+
+
+# -- cloud metadata and this service's own API (issue 17, items 7 and 8) -----------------
+
+METADATA = [
+    "169.254.169.254",
+    "169.254.170.2",
+    "100.100.100.200",
+    "168.63.129.16",
+    "fd00:ec2::254",
+    "fd20:ce::254",
+    "::ffff:169.254.169.254",
+    "64:ff9b::a9fe:a9fe",
+    "2002:a9fe:a9fe::1",
+]
+
+
+@pytest.mark.parametrize("host", METADATA)
+async def test_cloud_metadata_is_refused_even_with_private_networks_allowed(host: str) -> None:
+    policy = policy_for(allow_private=True)
+    with pytest.raises(BlockedAddress):
+        await resolve_checked(host, 80, policy)
+    with pytest.raises(BlockedAddress):
+        check_url_host_literal(f"http://[{host}]/" if ":" in host else f"http://{host}/", policy)
+    assert await resolve_checked("10.0.0.1", 80, policy) == ["10.0.0.1"]
+
+
+async def test_cloud_metadata_only_when_allowed_networks_names_it() -> None:
+    policy = policy_for(
+        allow_private=True, allowed_networks=(ipaddress.ip_network("169.254.169.254/32"),)
+    )
+    assert await resolve_checked("169.254.169.254", 80, policy) == ["169.254.169.254"]
+    with pytest.raises(BlockedAddress):
+        await resolve_checked("fd00:ec2::254", 80, policy)
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "127.0.0.2", "127.8.9.10", "::1", "::ffff:127.0.0.2", "0.0.0.0", "::"],
+)
+@pytest.mark.parametrize("bind", ["127.0.0.1", "127.0.0.2", "0.0.0.0", "::"])
+async def test_own_api_is_refused_on_every_loopback_alias_and_the_wildcard(
+    bind: str, address: str
+) -> None:
+    policy = policy_for(allow_private=True, host=bind, ports=(8123,))
+    with pytest.raises(BlockedAddress, match="own API"):
+        await resolve_checked(address, 8123, policy)
+    assert await resolve_checked(address, 8124, policy) == [address]  # another port
+
+
+async def test_own_api_on_a_bound_interface_address() -> None:
+    policy = policy_for(allow_private=True, host="10.0.0.5", ports=(8000,))
+    with pytest.raises(BlockedAddress, match="own API"):
+        await resolve_checked("10.0.0.5", 8000, policy)
+    with pytest.raises(BlockedAddress, match="own API"):
+        check_url_host_literal("http://10.0.0.5:8000/v1/jobs", policy)
+    assert await resolve_checked("10.0.0.6", 8000, policy) == ["10.0.0.6"]
+    check_url_host_literal("http://10.0.0.5:8001/", policy)
+
+
+def test_webhooks_use_the_same_own_api_guard() -> None:
+    from service.settings import Settings
+    from service.webhooks import WebhookDispatcher
+
+    settings = Settings(host="0.0.0.0", port=8123, allow_private_networks=True)
+    dispatcher = WebhookDispatcher(settings, store=None)  # type: ignore[arg-type]
+    policy = dispatcher._policy
+    assert policy.own.covers("127.0.0.2", 8123) and policy.own.covers("::1", 8123)
+    assert not policy.allows("169.254.169.254")
