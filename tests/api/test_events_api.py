@@ -190,3 +190,21 @@ async def test_shutdown_ends_open_streams(make_server: MakeServer) -> None:
 async def test_stream_is_documented(api: TrawlServer, path: str) -> None:
     spec = (await api.client.get("/docs/openapi.json")).json()
     assert "text/event-stream" in spec["paths"][path]["get"]["responses"]["200"]["content"]
+
+
+async def test_idle_stream_gets_keepalive_comments(
+    api: TrawlServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import service.progress
+
+    monkeypatch.setattr(service.progress, "KEEPALIVE_SECONDS", 0.2)
+    api.app.ctx.progress._keepalive_task.cancel()
+    api.app.ctx.progress._keepalive_task = asyncio.create_task(api.app.ctx.progress._keepalive())
+    job = await api.submit({"url": "http://example.invalid/"})
+    kinds = []
+    async with api.client.stream("GET", f"/v1/jobs/{job['id']}/events") as response:
+        async for message in messages(response):
+            kinds.append("job" if message.event == "job" else ",".join(message.comments))
+            if len(kinds) >= 4:
+                break
+    assert kinds[0] in ("job", "") and "keep-alive" in kinds, kinds
