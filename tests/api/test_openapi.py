@@ -41,6 +41,7 @@ UNDOCUMENTED = frozenset(
         ("/docs/openapi.json", "get"),
         ("/docs/assets/{name}", "get"),
         ("/", "get"),  # the dashboard page
+        ("/dashboard/{name}", "get"),  # its assets
     }
 )
 

@@ -254,7 +254,7 @@ async def test_no_route_answers_a_server_error(api: TrawlServer) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [
-        ("GET", "/", 404),
+        ("GET", "/nope", 404),
         ("GET", "/v3/jobs", 404),
         ("GET", "/v1/jobs/a/b/c", 404),
         ("PUT", "/v1/jobs", 405),
