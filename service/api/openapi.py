@@ -26,8 +26,8 @@ Every API route carries `@openapi.operation(...)`, written below its route decor
   non-API routes (docs and dashboard assets) on its explicit allow-list, and checks the
   document with openapi-spec-validator and openapi-python-client.
 
-The document is OpenAPI 3.0.3 (API gateways still import 3.0 more readily than 3.1);
-pydantic's JSON Schema is rewritten into 3.0's dialect by `to_openapi30`.
+The document is OpenAPI 3.1, whose schemas are JSON Schema 2020-12: pydantic's output
+as it is. (3.0's `nullable` cannot be put on a `$ref`: `X | None` would not validate.)
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from sanic import Sanic
 
 from service.api.schemas import Problem
 
-OPENAPI_VERSION = "3.0.3"
+OPENAPI_VERSION = "3.1.0"
 REF_PREFIX = "#/components/schemas/"
 SECURITY_SCHEME = "bearerAuth"
 SECURED_PREFIXES = ("/v1/", "/v2/")
@@ -230,42 +230,14 @@ _PATH_PARAM = re.compile(r"<([A-Za-z_][A-Za-z0-9_]*)(?::[^>]*)?>")
 # --------------------------------------------------------------------------- schemas
 
 
-_DROP = frozenset({"propertyNames"})  # JSON Schema keywords OpenAPI 3.0 does not have
-
-
-def to_openapi30(schema: Any) -> Any:
-    """Rewrite pydantic's JSON Schema (2020-12) in OpenAPI 3.0's dialect."""
-    if isinstance(schema, list):
-        return [to_openapi30(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out = {key: to_openapi30(value) for key, value in schema.items() if key not in _DROP}
-    if "const" in out:
-        out["enum"] = [out.pop("const")]
-    variants = out.get("anyOf")
-    if isinstance(variants, list) and {"type": "null"} in variants:
-        rest = [variant for variant in variants if variant != {"type": "null"}]
-        del out["anyOf"]
-        out["nullable"] = True
-        if len(rest) == 1 and "$ref" not in rest[0]:
-            out = {**rest[0], **out}
-        elif len(rest) == 1:
-            out["allOf"] = rest  # siblings of a $ref are ignored in 3.0
-        else:
-            out["anyOf"] = rest
-    if "$ref" in out and len(out) > 1:
-        out = {"allOf": [{"$ref": out.pop("$ref")}], **out}
-    return out
-
-
 @functools.cache
 def component_schemas(models: frozenset[type[BaseModel]]) -> dict[str, Any]:
-    """The models (and every model they use), keyed by name, in OpenAPI 3.0 form."""
+    """The models (and every model they use), keyed by name."""
     _, document = models_json_schema(
         [(model, "validation") for model in sorted(models, key=lambda m: m.__name__)],
         ref_template=REF_PREFIX + "{model}",
     )
-    schemas: dict[str, Any] = to_openapi30(document.get("$defs", {}))
+    schemas: dict[str, Any] = document.get("$defs", {})
     return dict(sorted(schemas.items()))
 
 
@@ -405,7 +377,7 @@ def document(app: Sanic[Any, Any]) -> dict[str, Any]:
             "title": str(getattr(config, "API_TITLE", "Trawl")),
             "version": str(getattr(config, "API_VERSION", "1.0.0")),
             "description": str(getattr(config, "API_DESCRIPTION", "")),
-            "license": {"name": "MIT"},
+            "license": {"name": "MIT", "identifier": "MIT"},
         },
         "tags": [{"name": name, "description": TAG_TEXT.get(name, name)} for name in tags],
         "paths": dict(sorted(paths.items())),
