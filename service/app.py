@@ -135,7 +135,7 @@ async def _open(app: TrawlApp) -> None:
     context = app.ctx
     settings = context.settings
     context.stop = asyncio.Event()
-    store = store_for(settings.database_url)
+    store = store_for(settings.database_url, pool_size=settings.db_pool_size)
     await store.open()
     context.store = store
     context.probe = LoopLagProbe()

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 async def serve_worker(settings: Settings, stop: asyncio.Event) -> None:
     """Run the crawl engine until `stop` is set, then drain within the grace period."""
-    store = store_for(settings.database_url)
+    store = store_for(settings.database_url, pool_size=settings.db_pool_size)
     await store.open()
     parser = ParsePool.for_settings(settings)
     parser.start()

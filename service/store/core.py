@@ -1,0 +1,475 @@
+"""The store's algorithm, written once over a `Database` of either dialect.
+
+The frontier is driven by three verbs: `claim` the next pending URLs (with a lease, so a
+dead worker's claims come back), `record` finished pages (results, discovered links,
+counters and job completion in one transaction), and `release` URLs back to pending
+(graceful shutdown, scheduled retries). Every job transition that a webhook subscribes
+to writes its outbox event in the transaction that makes it.
+
+How each race between processes sharing one PostgreSQL database is closed (on SQLite
+one writer connection holds the file's write lock, so the same statements cannot race):
+
+- claim: `FOR UPDATE SKIP LOCKED` so workers never wait on each other's rows. With a
+  per-host limit the claims are serialised (`Database.serialise_claims`), because
+  counting a host's live claims and adding to them must not interleave (two claimers
+  would each see room for the same slots). Claims are short, so the lock is cheap.
+- leases: a claim is valid until `claimed_until` (database clock); `extend_leases`
+  renews this worker's own claims; a dead worker's claims expire and are returned to
+  pending by the next claim (and by `recover`, which touches nothing else).
+- record: the job rows are locked (in id order, so two writers cannot deadlock) before
+  anything else, which serialises the counters, the max_pages room check, the results
+  already stored and the completion check per job: the last writer sees the final
+  counters, so completion fires exactly once, and a URL recorded twice (lease expired,
+  re-claimed) is stored and counted once.
+- lock order: job rows before frontier rows everywhere; closing a finished job's
+  frontier skips rows a claim holds instead of waiting for them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+from service.errors import StoreError
+from service.models import Job, JobStats, JobStatus, Outcome, utcnow
+from service.store.base import (
+    FrontierItem,
+    IdempotencyConflict,
+    NewJob,
+    OutboxEvent,
+    PageRecord,
+    RecordSummary,
+    Release,
+    make_event,
+    webhook_wants,
+)
+from service.store.connection import Connection, Database, Row
+from service.store.migrate import apply_migrations
+from service.urls import host_of
+
+_ACTIVE = ("queued", "running")
+_RESULT_PAGE = 500  # rows per query when streaming results
+_EXPIRY_SWEEP = 1.0  # seconds between a store's sweeps for expired claims (shared frontier)
+_COUNTER = {
+    Outcome.OK: "pages_fetched",
+    Outcome.FAILED: "pages_failed",
+    Outcome.SKIPPED: "pages_skipped",
+}
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    # PostgreSQL returns timestamptz as datetime; SQLite stores RFC 3339 text.
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def job_from_row(row: Row) -> Job:
+    """A Job from the `job` query's columns (in order)."""
+    (seq, job_id, owner, status, created, started, finished, request, _webhook, d, f, x, s, err) = (
+        tuple(row)[:14]
+    )
+    created_at = _moment(created)
+    if created_at is None:
+        raise StoreError(f"job {job_id} has no created_at")
+    return Job(
+        id=job_id,
+        seq=seq,
+        owner=owner,
+        status=JobStatus(status),
+        created_at=created_at,
+        started_at=_moment(started),
+        finished_at=_moment(finished),
+        request=json.loads(request),
+        stats=JobStats(pages_discovered=d, pages_fetched=f, pages_failed=x, pages_skipped=s),
+        error=json.loads(err) if err else None,
+    )
+
+
+def _item_from_row(row: Row) -> FrontierItem:
+    return FrontierItem(
+        id=row[0], job_id=row[1], url=row[2], host=row[3], depth=row[4], attempts=row[5]
+    )
+
+
+class SQLStore:
+    """The Store protocol over a Database (see the module docstring)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.q = db.queries
+        self.shared_frontier = db.shared_frontier
+        self.applied_migrations: list[str] = []  # by this instance's open(), for tests
+        self._next_expiry = 0.0  # monotonic time of the next sweep for expired claims
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self.db.open()
+        try:
+            self.applied_migrations = await apply_migrations(self.db)
+        except BaseException:
+            await self.db.close()
+            raise
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def ping(self) -> None:
+        await self.db.fetch_one("SELECT 1")
+
+    async def try_lead(self, role: str) -> bool:
+        """Whether this process holds the lead for `role` (taking it if free)."""
+        return await self.db.try_lead(role)
+
+    # -- jobs ------------------------------------------------------------------------
+
+    async def _job_in_tx(self, conn: Connection, job_id: str) -> Job:
+        row = await conn.fetch_one(self.q.job, job_id)
+        if row is None:
+            raise StoreError(f"job {job_id} vanished")
+        return job_from_row(row)
+
+    async def _transition(
+        self, conn: Connection, sql: str, job_id: str, *args: Any, event_type: str
+    ) -> Job | None:
+        """Run a guarded status UPDATE (... RETURNING webhook); if it changed the row, emit."""
+        row = await conn.fetch_one(sql, job_id, *args)
+        if row is None:
+            return None
+        job = await self._job_in_tx(conn, job_id)
+        webhook = row[0]
+        url = webhook_wants(json.loads(webhook) if webhook else None, event_type)
+        if url is not None:
+            event_id, payload = make_event(job, event_type)
+            await conn.execute(
+                self.q.insert_event, event_id, job.id, event_type, url, payload, time.time()
+            )
+        return job
+
+    async def create_job(self, job: NewJob) -> tuple[Job, bool]:
+        """Persist a job and its seeds; returns (job, created). Honors idempotency keys."""
+        q = self.q
+
+        async def replay(conn: Connection) -> tuple[Job, bool] | None:
+            existing = await conn.fetch_one(q.job_by_key, job.owner or "", job.idempotency_key)
+            if existing is None:
+                return None
+            if existing[14] != job.request_hash:
+                raise IdempotencyConflict(job.idempotency_key)
+            return job_from_row(existing), False
+
+        async def work(conn: Connection) -> tuple[Job, bool]:
+            if job.idempotency_key is not None and (found := await replay(conn)):
+                return found
+            per_host = job.request.get("per_host_concurrency")
+            inserted = await conn.fetch_one(
+                q.insert_job,
+                job.id,
+                job.owner,
+                job.created_at,
+                json.dumps(job.request, separators=(",", ":")),
+                job.max_pages,
+                per_host if isinstance(per_host, int) else None,
+                json.dumps(job.webhook) if job.webhook else None,
+                job.idempotency_key,
+                job.request_hash,
+            )
+            if inserted is None:
+                # Another process inserted the same key since we looked: replay theirs.
+                found = await replay(conn)
+                if found is None:
+                    raise StoreError("idempotency key conflict without a job")
+                return found
+            seeds = job.seeds[: job.max_pages]
+            added = await conn.execute_many(
+                q.insert_frontier, [(job.id, url, host_of(url), 0) for url in seeds]
+            )
+            await conn.execute(q.set_discovered, job.id, added)
+            return await self._job_in_tx(conn, job.id), True
+
+        return await self.db.transaction(work)
+
+    async def get_job(self, job_id: str, owner: str | None) -> Job | None:
+        row = await self.db.fetch_one(self.q.job_of_owner, job_id, owner or "")
+        return job_from_row(row) if row else None
+
+    async def list_jobs(
+        self, owner: str | None, status: JobStatus | None, limit: int, before_seq: int | None
+    ) -> list[Job]:
+        rows = await self.db.fetch(
+            self.q.list_jobs,
+            owner or "",
+            status.value if status is not None else None,
+            before_seq,
+            limit,
+        )
+        return [job_from_row(row) for row in rows]
+
+    async def cancel_job(self, job_id: str, owner: str | None) -> Job | None:
+        q = self.q
+
+        async def work(conn: Connection) -> Job | None:
+            if await conn.fetch_one(q.lock_job_of_owner, job_id, owner or "") is None:
+                return None
+            changed = await self._transition(
+                conn, q.cancel_job, job_id, utcnow(), event_type="job.cancelled"
+            )
+            if changed is not None:
+                await conn.execute(q.close_frontier, job_id)
+            return changed or await self._job_in_tx(conn, job_id)
+
+        return await self.db.transaction(work)
+
+    async def fail_job(self, job_id: str, error: dict[str, Any]) -> None:
+        q = self.q
+
+        async def work(conn: Connection) -> None:
+            changed = await self._transition(
+                conn, q.fail_job, job_id, utcnow(), json.dumps(error), event_type="job.failed"
+            )
+            if changed is not None:
+                await conn.execute(q.close_frontier, job_id)
+
+        await self.db.transaction(work)
+
+    async def complete_job(self, job_id: str, stats: JobStats, started_at: datetime) -> None:
+        """Complete a job whose work ran outside the frontier (a map), with its counts."""
+
+        async def work(conn: Connection) -> None:
+            await self._transition(
+                conn,
+                self.q.complete_job_directly,
+                job_id,
+                started_at,
+                utcnow(),
+                stats.pages_discovered,
+                stats.pages_fetched,
+                stats.pages_failed,
+                stats.pages_skipped,
+                event_type="job.completed",
+            )
+
+        await self.db.transaction(work)
+
+    async def job_requests(self, job_ids: list[str]) -> dict[str, tuple[JobStatus, str]]:
+        if not job_ids:
+            return {}
+        rows = await self.db.fetch(self.q.job_requests, list(job_ids))
+        return {row[0]: (JobStatus(row[1]), row[2]) for row in rows}
+
+    async def get_jobs(self, job_ids: list[str]) -> list[Job]:
+        """Several jobs by id in one query, whoever owns them (progress watchers)."""
+        if not job_ids:
+            return []
+        return [job_from_row(row) for row in await self.db.fetch(self.q.jobs_by_id, list(job_ids))]
+
+    async def jobs_by_status(self) -> dict[str, int]:
+        return {row[0]: int(row[1]) for row in await self.db.fetch(self.q.jobs_by_status)}
+
+    async def pending_count(self) -> int:
+        row = await self.db.fetch_one(self.q.pending_count)
+        return int(row[0]) if row else 0
+
+    # -- frontier --------------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Return stale claims to pending (SQLite: all of them; PostgreSQL: expired ones)."""
+
+        async def work(conn: Connection) -> int:
+            return await conn.execute(self.q.recover)
+
+        return await self.db.transaction(work)
+
+    async def claim(
+        self, limit: int, worker: str, lease: float, per_host: int | None = None
+    ) -> list[FrontierItem]:
+        """Claim up to `limit` due URLs of active jobs for `lease` seconds.
+
+        With `per_host`, a host never has more claimed URLs (counted across every worker)
+        than its limit: the job's own `per_host_concurrency` if it set one, else `per_host`.
+        """
+        # Expired claims go back first (at most once a second), in their own short
+        # transaction: it must not hold those rows while waiting for a job row below.
+        if self.shared_frontier and time.monotonic() >= self._next_expiry:
+            self._next_expiry = time.monotonic() + _EXPIRY_SWEEP
+            await self.recover()
+        started = utcnow()
+        q = self.q
+
+        async def work(conn: Connection) -> list[FrontierItem]:
+            if per_host is None:
+                rows = await conn.fetch(q.claim, limit, lease, worker)
+            else:
+                await self.db.serialise_claims(conn)
+                rows = await conn.fetch(q.claim_per_host, per_host, limit, lease, worker)
+            items = sorted((_item_from_row(row) for row in rows), key=lambda i: (i.depth, i.id))
+            for job_id in sorted({item.job_id for item in items}):
+                await self._transition(conn, q.start_job, job_id, started, event_type="job.started")
+            return items
+
+        return await self.db.transaction(work)
+
+    async def release(self, releases: list[Release], *, worker: str | None = None) -> None:
+        """Put claims back to pending; with `worker`, only claims that worker still holds."""
+        if not releases:
+            return
+        now = time.time()
+        rows = [
+            (
+                r.item.id,
+                max(0.0, r.not_before - now) if r.not_before else 0.0,
+                r.attempts,
+                worker,
+            )
+            for r in releases
+        ]
+
+        async def work(conn: Connection) -> None:
+            await conn.execute_many(self.q.release, rows)
+
+        await self.db.transaction(work)
+
+    async def extend_leases(self, item_ids: list[int], worker: str, lease: float) -> None:
+        if not item_ids:
+            return
+
+        async def work(conn: Connection) -> None:
+            await conn.execute(self.q.extend_leases, list(item_ids), worker, lease)
+
+        await self.db.transaction(work)
+
+    async def record(self, records: list[PageRecord]) -> RecordSummary:
+        if not records:
+            return RecordSummary()
+        return await self.db.transaction(lambda conn: self._record(conn, records))
+
+    async def _record(self, conn: Connection, records: list[PageRecord]) -> RecordSummary:
+        q = self.q
+        summary = RecordSummary()
+        by_job: dict[str, list[PageRecord]] = defaultdict(list)
+        for rec in records:
+            by_job[rec.item.job_id].append(rec)
+        # Lock every job first, in id order: see the module docstring.
+        locked = {row[0]: row for row in await conn.fetch(q.lock_jobs, sorted(by_job))}
+        finished = utcnow()
+        for job_id in sorted(by_job):
+            recs = by_job[job_id]
+            job = locked.get(job_id)
+            if job is None:
+                continue  # the job is gone, and its frontier rows with it
+            unique = list({rec.item.url: rec for rec in recs}.values())
+            already = {
+                row[0]
+                for row in await conn.fetch(
+                    q.existing_results, job_id, [rec.item.url for rec in unique]
+                )
+            }
+            fresh = [rec for rec in unique if rec.item.url not in already]
+            summary.duplicates += len(recs) - len(fresh)
+            summary.stored += len(fresh)
+            await conn.execute_many(
+                q.insert_results,
+                [(job_id, rec.item.url, rec.outcome.value, rec.page_json) for rec in fresh],
+            )
+            await conn.execute_many(q.settle, [(rec.item.id, rec.attempts) for rec in recs])
+            counts = dict.fromkeys(_COUNTER.values(), 0)
+            for rec in fresh:
+                counts[_COUNTER[rec.outcome]] += 1
+            admitted = 0
+            if job[1] in _ACTIVE:
+                admitted = await self._admit(conn, job_id, int(job[2]), fresh)
+            summary.admitted += admitted
+            await conn.execute(
+                q.count_pages,
+                job_id,
+                admitted,
+                counts["pages_fetched"],
+                counts["pages_failed"],
+                counts["pages_skipped"],
+            )
+            done = await self._transition(
+                conn, q.complete_job, job_id, finished, event_type="job.completed"
+            )
+            if done is not None:
+                summary.completed_jobs.append(job_id)
+        return summary
+
+    async def _admit(self, conn: Connection, job_id: str, room: int, recs: list[PageRecord]) -> int:
+        """Add discovered links to the frontier without ever passing the job's max_pages."""
+        candidates: dict[str, int] = {}
+        for rec in recs:
+            for link in rec.links:
+                candidates.setdefault(link, rec.item.depth + 1)
+        pending = list(candidates.items())
+        admitted = 0
+        # Already-known links insert nothing, so go on until the room is used up.
+        while room > 0 and pending:
+            chunk, pending = pending[:room], pending[room:]
+            added = await conn.execute_many(
+                self.q.insert_frontier,
+                [(job_id, url, host_of(url), depth) for url, depth in chunk],
+            )
+            admitted += added
+            room -= added
+        return admitted
+
+    # -- results ---------------------------------------------------------------------
+
+    async def list_results(
+        self, job_id: str, outcome: Outcome | None, limit: int, after_id: int
+    ) -> list[tuple[int, str]]:
+        if outcome is None:
+            rows = await self.db.fetch(self.q.results, job_id, after_id, limit)
+        else:
+            rows = await self.db.fetch(self.q.results_of, job_id, after_id, limit, outcome.value)
+        return [(row[0], row[1]) for row in rows]
+
+    async def iter_results(self, job_id: str, outcome: Outcome | None) -> AsyncIterator[str]:
+        after = 0
+        while True:
+            rows = await self.list_results(job_id, outcome, _RESULT_PAGE, after)
+            for _, page in rows:
+                yield page
+            if len(rows) < _RESULT_PAGE:
+                return
+            after = rows[-1][0]
+
+    # -- webhook outbox ----------------------------------------------------------------
+
+    async def due_events(self, limit: int) -> list[OutboxEvent]:
+        rows = await self.db.fetch(self.q.due_events, time.time(), limit)
+        return [
+            OutboxEvent(
+                id=r[0],
+                event_id=r[1],
+                job_id=r[2],
+                event_type=r[3],
+                url=r[4],
+                payload=r[5],
+                attempts=r[6],
+            )
+            for r in rows
+        ]
+
+    async def event_delivered(self, event_id: int) -> None:
+        async def work(conn: Connection) -> None:
+            await conn.execute(self.q.event_delivered, event_id, time.time())
+
+        await self.db.transaction(work)
+
+    async def event_failed(self, event_id: int, retry_at: float | None, error: str) -> None:
+        async def work(conn: Connection) -> None:
+            # retry_at None = give up: push the next attempt to infinity.
+            await conn.execute(
+                self.q.event_failed,
+                event_id,
+                error[:500],
+                retry_at if retry_at is not None else float("inf"),
+            )
+
+        await self.db.transaction(work)
