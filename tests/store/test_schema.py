@@ -20,12 +20,13 @@ def sqlite_schema(path: str) -> Schema:
         tables = [
             row[0]
             for row in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' "
-                "AND name NOT LIKE 'sqlite_%'"
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
             )
         ]
         columns = {
-            (table, row[1]) for table in tables for row in conn.execute(f"PRAGMA table_info({table})")
+            (table, row[1])
+            for table in tables
+            for row in conn.execute(f"PRAGMA table_info({table})")
         }
         indexes: set[tuple[str, str, bool]] = set()
         uniques: set[tuple[str, tuple[str, ...]]] = set()
