@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from service.errors import ConfigError
+from service.errors import ConfigError, StoreError
 from service.logconfig import configure
 from service.settings import Settings
+from service.store.migrate import check_migrations
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
             overrides["role"] = args.role
         settings = settings.with_overrides(**overrides)
         settings.check()
+        # Before anything starts: an install without its schema files must say so.
+        check_migrations(settings.database_url)
         configure(settings.log_level, settings.log_format)
         if settings.role == "worker":
             from service.worker_main import run_worker
@@ -41,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         from service.app import create_app
 
         app = create_app(settings, name="trawl")
-    except ConfigError as exc:
+    except (ConfigError, StoreError) as exc:
         print(f"trawl: {exc}", file=sys.stderr)
         return 2
     # One process: one queue, one writer. Sanic's multi-worker mode would split them.

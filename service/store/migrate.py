@@ -10,6 +10,7 @@ import hashlib
 import logging
 import re
 from dataclasses import dataclass
+from importlib import resources
 from importlib.abc import Traversable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-MIGRATIONS_ROOT: Traversable = Path(__file__).resolve().parents[2] / "migrations"
+# Where a source checkout keeps them (the project's top-level migrations/ folder).
+CHECKOUT_MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 _NAME = re.compile(r"^(\d{4})_[\w-]+\.sql$")
 
 
@@ -37,9 +39,18 @@ class Migration:
         return hashlib.sha256(self.sql.replace("\r\n", "\n").encode()).hexdigest()
 
 
+def migrations_root() -> Traversable:
+    """The migrations folder: package data of an installed package, else the checkout's."""
+    try:
+        packaged = resources.files("service.migrations")
+    except ModuleNotFoundError:
+        return CHECKOUT_MIGRATIONS
+    return packaged if packaged.joinpath("sqlite").is_dir() else CHECKOUT_MIGRATIONS
+
+
 def load_migrations(dialect: str, root: Traversable | None = None) -> list[Migration]:
     """The dialect's migrations in order; a gap or duplicate number is a packaging bug."""
-    folder = (root or MIGRATIONS_ROOT) / dialect
+    folder = (root or migrations_root()) / dialect
     found: list[Migration] = []
     if folder.is_dir():
         for path in sorted(folder.iterdir(), key=lambda p: p.name):
@@ -49,10 +60,25 @@ def load_migrations(dialect: str, root: Traversable | None = None) -> list[Migra
             if not match:
                 raise RuntimeError(f"migration file name must be NNNN_name.sql: {path.name}")
             found.append(Migration(match.group(1), path.name, path.read_text(encoding="utf-8")))
+    if not found:
+        raise StoreError(
+            f"no {dialect} migrations found in {folder}: the package was installed without "
+            "its data files (reinstall it); refusing to start without a schema"
+        )
     versions = [m.version for m in found]
     if versions != [f"{i:04d}" for i in range(1, len(found) + 1)]:
         raise RuntimeError(f"migrations in {folder} must be numbered 0001.. without gaps")
     return found
+
+
+def dialect_of(database_url: str) -> str:
+    """The migrations' dialect folder for a DATABASE_URL."""
+    return "sqlite" if database_url.startswith("sqlite:") else "postgresql"
+
+
+def check_migrations(database_url: str) -> None:
+    """Refuse to start (StoreError) when the package's migrations cannot be found."""
+    load_migrations(dialect_of(database_url))
 
 
 async def apply_migrations(db: Database) -> list[str]:
