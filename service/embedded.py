@@ -47,7 +47,7 @@ class EmbeddedEngine:
         settings = self.settings
         stack = self._stack
         try:
-            store = store_for(settings.database_url)
+            store = store_for(settings.database_url, pool_size=settings.db_pool_size)
             await store.open()
             stack.push_async_callback(store.close)
             self._store = store
