@@ -120,23 +120,29 @@ def main(argv: list[str] | None = None) -> int:
                 rate = result.pages / result.seconds if result.seconds else 0.0
                 print(
                     f"run {run} streams={streams}: {result.pages} pages, {rate:.0f} pages/s, "
-                    f"lag p99 {result.lag_p99_ms or 0:.1f} ms"
+                    f"lag p99 {result.lag_p99_ms or 0:.1f} ms, "
+                    f"CPU {result.cpu_seconds or 0:.1f} s"
                     + (f", readers: {json.dumps(watched)}" if watched else "")
                     + (f"  ERROR {result.error}" if result.error else ""),
                     file=sys.stderr,
                 )
     print(f"\n{args.pages}-page site, {args.repeat} runs each, alternated\n")
-    print("| streams | pages/s (median) | runs | lag p99 ms (median) | runs |")
-    print("|---|---|---|---|---|")
+    print(
+        "| streams | pages/s (median) | runs | lag p99 ms (median) | runs "
+        "| service CPU s per 1000 pages (median) |"
+    )
+    print("|---|---|---|---|---|---|")
     medians = {}
     for streams, results in rows.items():
         rates = [r.pages / r.seconds for r, _ in results if r.seconds]
         lags = [r.lag_p99_ms for r, _ in results if r.lag_p99_ms is not None]
         medians[streams] = statistics.median(rates) if rates else 0.0
         lag = statistics.median(lags) if lags else 0.0
+        cpu = [r.cpu_seconds / r.pages * 1000 for r, _ in results if r.cpu_seconds and r.pages]
         print(
             f"| {streams} | {medians[streams]:.0f} | {', '.join(f'{x:.0f}' for x in rates)} | "
-            f"{lag:.1f} | {', '.join(f'{x:.1f}' for x in lags)} |"
+            f"{lag:.1f} | {', '.join(f'{x:.1f}' for x in lags)} | "
+            f"{statistics.median(cpu) if cpu else 0:.2f} |"
         )
     if medians[0]:
         change = (medians[args.streams] - medians[0]) / medians[0] * 100
