@@ -75,8 +75,12 @@ _LINK = re.compile(r"\[([^\]]*)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
 
 
 def drop_link_targets(markdown: str) -> str:
-    """`[text](url)` as `text` and `![alt](src)` as `alt`: a URL's words are not content."""
-    return _LINK.sub(r"\1", _IMAGE.sub(r"\1", markdown))
+    """`[text](url)` as `text`, images dropped: what is scored is the text a reader sees.
+
+    A URL's words are not content, and neither is an image's alt text, which the page
+    does not show (the ground truth and Trawl's `text` have neither).
+    """
+    return _LINK.sub(r"\1", _IMAGE.sub("", markdown))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

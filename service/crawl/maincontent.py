@@ -74,6 +74,17 @@ _NOTE_WORDS = re.compile(
     r"(?:^|[\s_-])(?:note|notes|footnotes?|admonition|topic|callout|warning|tip)(?:$|[\s_-])",
     re.IGNORECASE,
 )
+_FORUM_TYPES = re.compile("DiscussionForumPosting|QAPage|Question")
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+# Headings of the sections that follow the content on so many sites.
+_CHROME_HEADING = re.compile(
+    r"(?:related|recommended|similar|more from|more stories|you may also|you might also|"
+    r"read next|read more|popular|trending|latest (?:posts|news|articles)|share|follow us|"
+    r"subscribe|sign up|newsletter|leave a (?:reply|comment)|post a comment|"
+    r"join the conversation|advertisement|sponsored|other posts|also read|don't miss|"
+    r"about the author|tags\b|categories\b)",
+    re.IGNORECASE,
+)
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 # The root is the deepest element holding at least this share of the page's non-link
@@ -90,6 +101,12 @@ _LANDMARK_SHARE = 0.2
 # Below this many characters of text the page's <noscript> content is measured too.
 _NOSCRIPT_PAGE = 500
 _SHORT_TEXT = 200
+# ... or, on a page of links, this much denser than the root.
+_DENSER = 0.15
+# Link text counts this much towards an element's share of the page: listings are links.
+_LINK_WEIGHT = 0.4
+# A chrome-headed section is dropped when it is at most this share of the root.
+_TAIL_SHARE = 0.3
 
 
 def _words(tag: Tag) -> str:
@@ -104,10 +121,10 @@ def _words(tag: Tag) -> str:
 
 # Every verdict is soft: markup errors nest whole pages in an unclosed <header>, so an
 # element is only dropped when it holds a small share of the page's text (_drop_chrome).
-_KEEP, _CHROME = "keep", "chrome"
+_KEEP, _CHROME, _COMMENTS = "keep", "chrome", "comments"
 
 
-def _verdict(tag: Tag, name: str, in_content: bool, forum: bool) -> str:
+def _verdict(tag: Tag, name: str, in_content: bool) -> str:
     """Boilerplate by what the element is: dropped now, named like chrome, or kept."""
     attrs = tag.attrs
     # Hidden is soft: script-driven pages hide what they show later (tabs, streamed
@@ -120,7 +137,7 @@ def _verdict(tag: Tag, name: str, in_content: bool, forum: bool) -> str:
     role = attrs.get("role")
     if isinstance(role, str):
         role = role.strip().lower()
-        if role == "note":
+        if role == "note" or role == "main":
             return _KEEP
         if role in _LANDMARK_ROLES and name not in ("main", "article"):
             return _CHROME
@@ -136,17 +153,19 @@ def _verdict(tag: Tag, name: str, in_content: bool, forum: bool) -> str:
         return _KEEP
     if _CHROME_WORDS.search(words) is None:
         return _KEEP
-    if forum and _FORUM_WORDS.search(words):
-        return _KEEP
     if in_content and _NOTE_WORDS.search(words):
         return _KEEP
-    return _CHROME
+    # Comments are chrome on an article and the content of a thread (known after the walk).
+    return _COMMENTS if _FORUM_WORDS.search(words) else _CHROME
 
 
 class _Tree:
     """The elements under a root in document order, with their measured text."""
 
-    __slots__ = ("children", "chrome", "dropped", "end", "link", "nodes", "parent", "text")
+    __slots__ = (
+        "children", "chrome", "comments", "dropped", "end", "forum", "headings", "link", "nodes",
+        "parent", "role_main", "text",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.nodes: list[Tag] = []
@@ -156,7 +175,15 @@ class _Tree:
         self.text: list[int] = []  # characters of text in the subtree
         self.link: list[int] = []  # of which inside <a>
         self.chrome: list[bool] = []  # named like chrome (class or id)
+        self.comments: list[bool] = []  # named like comments (chrome unless a thread)
+        self.forum = False  # schema.org says this is a discussion or Q&A page
+        self.headings: list[int] = []
+        self.role_main = -1  # the first element with role="main"
         self.dropped: list[Tag] = []
+
+    def weight(self, i: int) -> float:
+        """Text that counts towards being content: link text counts for less."""
+        return self.text[i] - (1.0 - _LINK_WEIGHT) * self.link[i]
 
     def drop(self, i: int) -> None:
         """Detach element i later and take its text out of its ancestors' now."""
@@ -170,10 +197,10 @@ class _Tree:
         self.text[i] = self.link[i] = 0
 
 
-def _measure(root: Tag, forum: bool, muted: frozenset[str]) -> _Tree:
+def _measure(root: Tag, muted: frozenset[str]) -> _Tree:
     tree = _Tree()
     nodes, children, end, text, link = tree.nodes, tree.children, tree.end, tree.text, tree.link
-    parents, chrome = tree.parent, tree.chrome
+    parents, chrome, comments = tree.parent, tree.chrome, tree.comments
     nodes.append(root)
     parents.append(-1)
     children.append([])
@@ -181,6 +208,7 @@ def _measure(root: Tag, forum: bool, muted: frozenset[str]) -> _Tree:
     text.append(0)
     link.append(0)
     chrome.append(False)
+    comments.append(False)
     content = 1 if root.name in _SECTIONING else 0
     stack: list[tuple[Iterator[PageElement], int, int]] = [(iter(root.contents), 0, 0)]
     while stack:
@@ -194,8 +222,13 @@ def _measure(root: Tag, forum: bool, muted: frozenset[str]) -> _Tree:
             if name in muted:
                 if name in _DETACHED:
                     tree.dropped.append(node)
+                elif name == "script" and node.get("type") == "application/ld+json":
+                    tree.forum = tree.forum or _FORUM_TYPES.search(node.get_text()) is not None
                 continue
-            verdict = _verdict(node, name, content > 0, forum)
+            itemtype = node.attrs.get("itemtype")
+            if itemtype is not None and _FORUM_TYPES.search(str(itemtype)):
+                tree.forum = True
+            verdict = _verdict(node, name, content > 0)
             child = len(nodes)
             nodes.append(node)
             parents.append(index)
@@ -203,7 +236,12 @@ def _measure(root: Tag, forum: bool, muted: frozenset[str]) -> _Tree:
             end.append(0)
             text.append(0)
             link.append(0)
-            chrome.append(verdict is _CHROME)
+            chrome.append(verdict is not _KEEP)
+            comments.append(verdict is _COMMENTS)
+            if name in _HEADINGS:
+                tree.headings.append(child)
+            elif tree.role_main < 0 and node.attrs.get("role") == "main":
+                tree.role_main = child
             children[index].append(child)
             sectioning = 1 if name in _SECTIONING else 0
             content += sectioning
@@ -222,36 +260,57 @@ def _measure(root: Tag, forum: bool, muted: frozenset[str]) -> _Tree:
     return tree
 
 
-def _is_forum(soup: BeautifulSoup) -> bool:
-    """Threads and Q&A pages: there the "comments" are the content."""
-    for script in soup.find_all("script", attrs={"type": "application/ld+json"}, limit=8):
-        body = script.string or ""
-        if "DiscussionForumPosting" in body or "QAPage" in body:
-            return True
-    html = soup.find("html")
-    scope = soup.find(
-        True, attrs={"itemtype": re.compile("DiscussionForumPosting|QAPage|Question")}
-    )
-    return scope is not None or (isinstance(html, Tag) and "QAPage" in str(html.get("itemtype")))
-
-
 def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
     """Drop elements named like chrome unless they hold much of the page or the content."""
-    nodes, end, text, link, chrome = tree.nodes, tree.end, tree.text, tree.link, tree.chrome
+    nodes, end, chrome = tree.nodes, tree.end, tree.chrome
     # Shares are of the page, or of the landmark (main, the article) the element is in.
     scopes = sorted(keep)
-    totals = {k: text[k] - link[k] for k in scopes}
-    page = text[0] - link[0]
+    totals = {k: tree.weight(k) for k in scopes}
+    page = tree.weight(0)
     i = 1
     while i < len(nodes):
-        if chrome[i] and not any(i <= k < end[i] for k in scopes):
+        if (
+            chrome[i]
+            and not (tree.comments[i] and tree.forum)
+            and not any(i <= k < end[i] for k in scopes)
+        ):
             inside = [k for k in scopes if k < i < end[k]]
             total = totals[inside[-1]] if inside else page
-            if text[i] - link[i] < _CHROME_SHARE * total:
+            if tree.weight(i) < _CHROME_SHARE * total:
                 tree.drop(i)
                 i = end[i]
                 continue
         i += 1
+
+
+def _drop_tail_sections(tree: _Tree, root: int) -> None:
+    """Drop sections headed like chrome ("Related posts", "Share this", "Leave a reply").
+
+    The heading goes with the siblings after it up to the next heading of its rank or
+    higher, unless that run is a large part of the content.
+    """
+    nodes, end = tree.nodes, tree.end
+    budget = _TAIL_SHARE * tree.weight(root)
+    for h in tree.headings:
+        if not root < h < end[root] or tree.text[h] == 0 or tree.text[h] > 80:
+            continue
+        heading = nodes[h]
+        if heading.parent is None or _CHROME_HEADING.match(heading.get_text().strip()) is None:
+            continue
+        rank = int(heading.name[1])
+        parent = tree.parent[h]
+        run = [h]
+        for sibling in tree.children[parent]:
+            if sibling <= h:
+                continue
+            name = nodes[sibling].name
+            if name in _HEADINGS and int(name[1]) <= rank:
+                break
+            run.append(sibling)
+        if sum(tree.weight(i) for i in run) <= budget:
+            for i in run:
+                if tree.text[i] or nodes[i].name not in _HEADINGS:
+                    tree.drop(i)
 
 
 def _common_ancestor(tree: _Tree, indexes: list[int]) -> int:
@@ -266,20 +325,20 @@ def _common_ancestor(tree: _Tree, indexes: list[int]) -> int:
 
 
 def _pick_root(tree: _Tree, start: int) -> int:
-    """The deepest element with most of `start`'s text outside links."""
-    text, link, children = tree.text, tree.link, tree.children
-    total = text[start] - link[start]
+    """The deepest element with most of `start`'s (weighted) text."""
+    children = tree.children
+    total = tree.weight(start)
     if total <= 0:
         return start
     need = _ROOT_SHARE * total
     current = start
     while True:
         best = -1
-        best_text = -1
+        best_text = -1.0
         for child in children[current]:
             if tree.nodes[child].name not in _CONTAINERS:
                 continue
-            own = text[child] - link[child]
+            own = tree.weight(child)
             if own > best_text:
                 best, best_text = child, own
         if best < 0 or best_text < need:
@@ -287,17 +346,25 @@ def _pick_root(tree: _Tree, start: int) -> int:
         current = best
 
 
-def _drop_link_blocks(tree: _Tree, root: int, keep_links: bool) -> None:
-    """Detach link-dense blocks (menus, tag lists, "read next") under the root."""
+def _drop_link_blocks(tree: _Tree, root: int) -> None:
+    """Detach link-dense blocks (menus, tag lists, "read next") under the root.
+
+    Dense is relative to the root: on a listing, where the content is links to the items,
+    only blocks far denser in links than the page around them go.
+    """
     nodes, end, text, link = tree.nodes, tree.end, tree.text, tree.link
+    density = link[root] / text[root] if text[root] else 0.0
+    threshold = max(_LINK_DENSITY, density + _DENSER)
+    if threshold > 1.0:
+        return
     i = root + 1
     stop = end[root]
     while i < stop:
         tag = nodes[i]
         total = text[i]
-        if tag.name in _BLOCKS and total and not keep_links:
+        if tag.name in _BLOCKS and total:
             own = total - link[i]
-            if link[i] >= _LINK_DENSITY * total and own < _SHORT_TEXT:
+            if link[i] >= threshold * total and own < _SHORT_TEXT:
                 tree.dropped.append(tag)
                 i = end[i]
                 continue
@@ -307,11 +374,10 @@ def _drop_link_blocks(tree: _Tree, root: int, keep_links: bool) -> None:
 def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> list[Tag]:
     """The content roots, with boilerplate detached from the tree (which this mutates)."""
     body = soup.body if soup.body is not None else soup
-    forum = _is_forum(soup)
-    tree = _measure(body, forum, _MUTED)
+    tree = _measure(body, _MUTED)
     if tree.text[0] < _NOSCRIPT_PAGE:
         # Pages that render with script often put their text for crawlers in <noscript>.
-        noscript = _measure(body, forum, _MUTED - {"noscript"})
+        noscript = _measure(body, _MUTED - {"noscript"})
         if noscript.text[0] >= tree.text[0] + _NOSCRIPT_PAGE:
             tree = noscript
             for tag in body.find_all("noscript"):
@@ -319,18 +385,21 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
     index = {id(tag): i for i, tag in enumerate(tree.nodes)}
     landmarks = [main] if main is not None else articles
     keep = {i for i in (index.get(id(tag)) for tag in landmarks) if i is not None}
+    if main is None and tree.role_main >= 0:
+        keep = {tree.role_main}  # Sphinx: <div class="body" role="main">
     _drop_chrome(tree, keep)
-    body_text = tree.text[0] - tree.link[0]
+    body_text = tree.weight(0)
     root = -1
     if keep:
         # <main>, or the one <article>, or the element holding all outermost articles
         # (a blog's front page, a forum thread): when it holds a fair share of the text.
         root = _common_ancestor(tree, sorted(keep))
-        if tree.text[root] - tree.link[root] < _LANDMARK_SHARE * body_text:
+        if tree.weight(root) < _LANDMARK_SHARE * body_text:
             root = -1
     if root < 0:
         root = _pick_root(tree, 0)
-    _drop_link_blocks(tree, root, keep_links=False)
+    _drop_tail_sections(tree, root)
+    _drop_link_blocks(tree, root)
     for tag in tree.dropped:
         tag.extract()
     return [tree.nodes[root]]

@@ -278,7 +278,9 @@ class _Converter(MarkdownConverter):
         prefix = " " if text[0] == " " else ""
         suffix = " " if text[-1] == " " else ""
         title = el.get("title")
-        title_part = ' "{}"'.format(title.replace('"', r"\"")) if isinstance(title, str) else ""
+        title_part = ""
+        if isinstance(title, str):
+            title_part = ' "{}"'.format(" ".join(title.split()).replace('"', r"\""))
         return f"{prefix}[{stripped}]({href}{title_part}){suffix}"
 
     def convert_img(self, el: Any, text: str, parent_tags: set[str]) -> str:
