@@ -16,6 +16,7 @@ from sanic_ext import Extend
 from service import errors
 from service.api import dashboard, docs, events, health, jobs, maps, results, scrape
 from service.api.context import AppContext, TrawlApp
+from service.api.firecrawl import routes as firecrawl
 from service.api.security import RateLimiter, add_security_headers, authenticate
 from service.crawl.fetcher import Fetcher, FetchOptions
 from service.crawl.guard import AddressPolicy, policy_for
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
     app.blueprint(scrape.bp)
     app.blueprint(maps.bp)
     app.blueprint(dashboard.bp)
+    app.blueprint(firecrawl.bp)
     app.ctx.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     app.on_request(authenticate)
     app.on_response(add_security_headers)  # type: ignore[no-untyped-call]

@@ -15,7 +15,8 @@ TrawlError                  base; never shown to clients as-is
     ├── ValidationFailed    422 (with `errors`: one entry per offending field)
     ├── RateLimited         429 (with Retry-After)
     ├── Overloaded          503 (with Retry-After)
-    └── GatewayTimeout      504 (a synchronous request ran out of time; names its job)
+    ├── GatewayTimeout      504 (a synchronous request ran out of time; names its job)
+    └── FetchFailed         500, 403, 408 (a synchronous Firecrawl scrape's page failed)
 
 Routes under /v2/ speak Firecrawl's API, so the same errors are rendered in Firecrawl's
 shape there (`{"success": false, "error": ..., "code": ..., "details": ...}`).
@@ -156,6 +157,16 @@ class GatewayTimeout(ApiError):
         self.job_id = job_id
 
 
+class FetchFailed(ApiError):
+    """The target page could not be fetched (Firecrawl's API reports that as an error)."""
+
+    status, title, type_slug = 500, "Fetch Failed", "fetch-failed"
+
+    def __init__(self, message: str, *, status: int = 500, code: str = "fetch-failed") -> None:
+        super().__init__(message)
+        self.status, self.type_slug = status, code
+
+
 class Refused(ApiError):
     """The request asks for something this server does not do (it needs a browser, an LLM)."""
 
@@ -241,7 +252,7 @@ def to_api_error(exc: Exception) -> ApiError:
 def handle_exception(request: Request, exc: Exception) -> HTTPResponse:
     """The one error handler: everything becomes problem+json, with no internals leaked."""
     error = to_api_error(exc)
-    if error.status == 500:
+    if error.status == 500 and not isinstance(exc, FetchFailed):
         logger.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     elif error.status > 500 and not isinstance(exc, Overloaded | GatewayTimeout):
         logger.warning("%s on %s %s: %s", error.status, request.method, request.path, exc)

@@ -135,6 +135,11 @@ async def get_job(request: Request, job_id: str) -> HTTPResponse:
     problems=(404,),
 )
 async def cancel_job(request: Request, job_id: str) -> HTTPResponse:
+    return json_response((await cancel(request, job_id)).as_dict())
+
+
+async def cancel(request: Request, job_id: str) -> Job:
+    """Cancel the caller's job (idempotent): the job as it now is, or 404."""
     app = ctx(request)
     job = await app.db.cancel_job(job_id, owner_of(request))
     if job is None:
@@ -145,4 +150,4 @@ async def cancel_job(request: Request, job_id: str) -> HTTPResponse:
     app.pending_changed(None)
     if app.webhooks is not None:
         app.webhooks.wake()
-    return json_response(job.as_dict())
+    return job

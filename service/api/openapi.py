@@ -42,7 +42,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 from sanic import Sanic
 
-from service.api.schemas import Problem
+from service.api.schemas import FirecrawlError, Problem
 
 OPENAPI_VERSION = "3.1.0"
 REF_PREFIX = "#/components/schemas/"
@@ -199,13 +199,14 @@ PROBLEMS: dict[int, str] = {
     401: "Missing or invalid API key (only when the server sets SCRAPER_API_KEYS)",
     402: "Payment required (never sent by Trawl; listed for Firecrawl compatibility)",
     404: "No such resource (another API key's job is indistinguishable from none)",
-    408: "The request took too long to arrive",
+    403: "The target is off limits (robots.txt, or a private address)",
+    408: "The request took too long to arrive (or, on /v2/scrape, to be scraped)",
     409: "The same Idempotency-Key is still being processed",
     413: "Request body too large",
     415: "Body is not `application/json`",
     422: "Invalid request; `errors` names each offending field",
     429: "Rate limited; see Retry-After",
-    500: "Unexpected server error (logged)",
+    500: "Unexpected server error (logged); on /v2/scrape: the page could not be fetched",
     502: "The target site could not be fetched",
     503: "Too much work queued, or the database is unreachable; see Retry-After",
     504: "Timed out waiting for the result",
@@ -301,13 +302,14 @@ def _operation_object(
         headers = {"Retry-After": "integer"} if status in _RETRY_AFTER else {}
         if status == 401:
             headers = {"WWW-Authenticate": "string"}
+        # /v2/ is Firecrawl's API: its errors come in Firecrawl's shape (service.errors).
+        error = (
+            {"application/json": FirecrawlError}
+            if uri.startswith("/v2/")
+            else {"application/problem+json": Problem}
+        )
         responses[str(status)] = _response(
-            Reply(
-                description=PROBLEMS[status],
-                content={"application/problem+json": Problem},
-                headers=headers,
-            ),
-            models,
+            Reply(description=PROBLEMS[status], content=error, headers=headers), models
         )
     out["responses"] = responses
     if secured:

@@ -106,6 +106,17 @@ class Problem(BaseModel):
     errors: list[FieldError] | None = None
 
 
+class FirecrawlError(BaseModel):
+    """An error of the Firecrawl-compatible API (/v2/): Firecrawl's own shape."""
+
+    success: Literal[False]
+    error: str = Field(description="What went wrong")
+    code: str | None = Field(default=None, description="A machine-readable error code")
+    details: list[FieldError] | None = Field(
+        default=None, description="Each offending field, for invalid requests"
+    )
+
+
 class Health(BaseModel):
     status: Literal["ok"]
 

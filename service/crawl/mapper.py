@@ -25,6 +25,8 @@ from service.urls import looks_like_non_html
 
 logger = logging.getLogger(__name__)
 
+SITEMAP_URLS_MAX = 100_000
+
 # (body, url, http charset) -> (page title, canonical links on the page)
 LinkParser = Callable[[bytes, str, str | None], Awaitable[tuple[str | None, tuple[str, ...]]]]
 
@@ -98,25 +100,35 @@ class SiteMapper:
         found = _Found()
         result = MapResult(links=[])
         found.add(spec.seed, None, spec.search)
+        deadline = asyncio.get_running_loop().time() + spec.deadline
+        links: list[MapLink] = []
         try:
-            async with asyncio.timeout(spec.deadline):
+            async with asyncio.timeout_at(deadline):
                 await self._explore(job_id, spec, plan, found, result)
         except TimeoutError:
             result.timed_out = True
         try:
-            links: list[MapLink] = []
-            for url, title in found.titles.items():
-                if len(links) >= spec.limit:
-                    break
-                if not _matches(url, title, spec.search):
-                    continue
-                # A URL robots.txt forbids is not offered: a crawl of it would skip it.
-                if spec.respect_robots and not (await self._robots.check(job_id, url)).allowed:
-                    continue
-                links.append(MapLink(url=url, title=title))
-            result.links = links
+            # Checking robots.txt can mean fetching it (for sitemap URLs on other hosts):
+            # that too stays within the deadline; unchecked URLs are left out. (Cached
+            # verdicts never suspend, so they get through even once the deadline passed.)
+            async with asyncio.timeout_at(deadline):
+                for url, title in found.titles.items():
+                    if len(links) >= spec.limit:
+                        break
+                    if not _matches(url, title, spec.search):
+                        continue
+                    # A URL robots.txt forbids is not offered: a crawl would skip it.
+                    allowed = (
+                        not spec.respect_robots or (await self._robots.check(job_id, url)).allowed
+                    )
+                    if not allowed:
+                        continue
+                    links.append(MapLink(url=url, title=title))
+        except TimeoutError:
+            result.timed_out = True
         finally:
             self._robots.forget_job(job_id)
+        result.links = links
         return result
 
     def _full(self, spec: MapSpec, found: _Found) -> bool:
@@ -133,7 +145,9 @@ class SiteMapper:
             origin = f"{parts.scheme}://{parts.netloc}"
             listed = await self._robots.sitemaps(job_id, origin)
             try:
-                urls = await sitemap.discover(self._fetcher, origin, listed, spec.limit * 2)
+                # `search` filters afterwards: read well past `limit` to find matches.
+                wanted = min(SITEMAP_URLS_MAX, max(spec.limit * 2, 5000))
+                urls = await sitemap.discover(self._fetcher, origin, listed, wanted)
             except Exception:  # a broken sitemap must not lose the links
                 logger.exception("sitemap discovery failed for %s", origin)
                 urls = []

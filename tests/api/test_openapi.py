@@ -111,11 +111,15 @@ async def test_every_operation_is_complete(api: TrawlServer) -> None:
         assert successes, where
         for status in successes:
             assert responses[status]["content"], (where, status)
+        # Firecrawl's API (/v2/) answers errors in Firecrawl's shape, Trawl's in RFC 9457.
+        error = (
+            {"application/json": {"schema": {"$ref": "#/components/schemas/FirecrawlError"}}}
+            if path.startswith("/v2/")
+            else {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        )
         for status, response in responses.items():
             if int(status) >= 400:
-                assert response["content"] == {
-                    "application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}
-                }, (where, status)
+                assert response["content"] == error, (where, status)
         path_params = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
         assert path_params == set(path.replace("}", "{").split("{")[1::2]), where
         for param in operation.get("parameters", []):
@@ -161,7 +165,8 @@ async def test_secured_operations_are_the_ones_that_ask_for_a_key(
         where = f"{method.upper()} {path}"
         if "security" in operation:
             assert response.status_code == 401, (where, response.text)
-            assert response.headers["content-type"] == "application/problem+json"
+            expected = "application/json" if path.startswith("/v2/") else "application/problem+json"
+            assert response.headers["content-type"] == expected, where
         else:
             assert response.status_code != 401, (where, response.text)
 
