@@ -403,6 +403,8 @@ TAG_TEXT = {
     "jobs": "Submit, poll, list and cancel crawl jobs",
     "results": "Page through or stream a job's results",
     "events": "Live progress as Server-Sent Events",
+    "scrape": "One page now: a one-page job, answered when it is done",
+    "map": "A site's URLs now, from its sitemaps and links",
     "ops": "Liveness and metrics",
     "firecrawl": "Firecrawl v2 compatible routes, for Firecrawl's SDKs and the tools on them",
 }

@@ -104,6 +104,9 @@ class Problem(BaseModel):
     status: int
     detail: str
     errors: list[FieldError] | None = None
+    job_id: str | None = Field(
+        default=None, description="On a 504 from a synchronous route: the job still running"
+    )
 
 
 class FirecrawlError(BaseModel):

@@ -8,9 +8,9 @@ that the job finished (see service.completion), up to `timeout` seconds.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field, create_model
 from sanic import Blueprint, Request
 from sanic.response import HTTPResponse
 
@@ -19,7 +19,7 @@ from service.api.jobs import read_json_body
 from service.api.submission import idempotency_key, job_limits, submit_job
 from service.api.sync import scrape_page
 from service.errors import ValidationFailed, field_error
-from service.models import JobRequest, parse_job_request
+from service.models import HttpUrl, JobRequest, parse_job_request
 
 bp = Blueprint("scrape", url_prefix="/v1")
 
@@ -61,20 +61,36 @@ def scrape_timeout(value: Any, field: str = "timeout", high: float = MAX_TIMEOUT
     return float(value)
 
 
-class ScrapeRequest(BaseModel):
-    """The body of `POST /v1/scrape`: any job option (as in POST /v1/jobs) for one `url`."""
+# Documentation only (parse_scrape_request validates): a job's options, for one `url`.
+_JOB_OPTIONS: dict[str, Any] = {
+    name: (info.annotation, info)
+    for name, info in JobRequest.model_fields.items()
+    if name not in ("urls", "max_depth", "max_pages")
+}
+ScrapeRequest = create_model(
+    "ScrapeRequest",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="The body of `POST /v1/scrape`: a job's options (as in POST /v1/jobs) for one `url`.",
+    url=(HttpUrl, Field(description="The page: an absolute http(s) URL")),
+    timeout=(
+        float,
+        Field(
+            default=DEFAULT_TIMEOUT,
+            gt=0,
+            le=MAX_TIMEOUT,
+            description="Seconds to wait for the page; then a 504 names the job",
+        ),
+    ),
+    max_depth=(Literal[0], Field(default=0, description="A scrape fetches only the page")),
+    max_pages=(Literal[1], Field(default=1, description="A scrape fetches only the page")),
+    **_JOB_OPTIONS,
+)
 
-    model_config = ConfigDict(extra="allow")
 
-    url: str = Field(
-        description="The page: an absolute http(s) URL", json_schema_extra={"format": "uri"}
-    )
-    timeout: float = Field(
-        default=DEFAULT_TIMEOUT,
-        ge=0.001,
-        le=MAX_TIMEOUT,
-        description="Seconds to wait for the page",
-    )
+class ScrapeOut(schemas.PageOut):
+    """The scraped page: a result as in `GET /v1/jobs/{id}/results`, plus its job."""
+
+    job_id: str = Field(description="The one-page job the scrape ran as")
 
 
 @bp.post("/scrape")
@@ -99,7 +115,7 @@ class ScrapeRequest(BaseModel):
     params=(openapi.IDEMPOTENCY_KEY,),
     responses={
         200: openapi.json(
-            schemas.PageOut,
+            ScrapeOut,
             "The page (a fetch failure is a page with `error`)",
             headers={"Location": "string"},
         )

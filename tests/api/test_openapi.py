@@ -221,11 +221,24 @@ async def test_generated_client_drives_a_crawl(
 
     package = import_generated(root)
     from trawl_client.api.jobs import cancel_job, create_job, get_job, list_jobs
+    from trawl_client.api.map_ import map_site
     from trawl_client.api.ops import health
     from trawl_client.api.results import list_results, stream_results
-    from trawl_client.models import JobList, JobOut, JobRequest, PageList, Problem
+    from trawl_client.api.scrape import scrape
+    from trawl_client.models import (
+        JobList,
+        JobOut,
+        JobRequest,
+        MapOut,
+        MapRequest,
+        PageList,
+        Problem,
+        ScrapeOut,
+        ScrapeRequest,
+    )
     from trawl_client.models.job_out_status import JobOutStatus
     from trawl_client.models.job_request_formats_item import JobRequestFormatsItem
+    from trawl_client.models.scrape_request_formats_item import ScrapeRequestFormatsItem
 
     generated = {path.stem for path in (root / "trawl_client" / "api").rglob("*.py")}
     assert generated - {"__init__"} == {op["operationId"] for _, _, op in operations(spec)}
@@ -286,6 +299,24 @@ async def test_generated_client_drives_a_crawl(
         assert isinstance(slow, JobOut)
         cancelled = await cancel_job.asyncio(slow.id, client=client)
         assert isinstance(cancelled, JobOut) and cancelled.status is JobOutStatus.CANCELLED
+
+        # The synchronous routes: one page now, a site's URLs now.
+        scraped = await scrape.asyncio(
+            client=client,
+            body=ScrapeRequest(
+                url=site.url("/p/0"),
+                formats=[ScrapeRequestFormatsItem.METADATA, ScrapeRequestFormatsItem.MARKDOWN],
+                timeout=30,
+            ),
+        )
+        assert isinstance(scraped, ScrapeOut), scraped
+        assert scraped.url == site.url("/p/0") and scraped.status_code == 200
+        assert isinstance(scraped.markdown, str) and scraped.markdown and scraped.job_id
+        mapped = await map_site.asyncio(
+            client=client, body=MapRequest(url=site.url("/"), max_depth=1)
+        )
+        assert isinstance(mapped, MapOut), mapped
+        assert site.url("/p/0") in {link.url for link in mapped.links}
 
         # Errors come back as the documented Problem.
         missing = await get_job.asyncio("no-such-job", client=client)
@@ -422,6 +453,19 @@ async def test_real_responses_match_the_document(make_server: MakeServer, site: 
     conforms(spec, item + "/results.ndjson", "get", stream)
     conforms(spec, item, "delete", await server.client.delete(f"/v1/jobs/{job_id}"))
     conforms(spec, "/health", "get", await server.client.get("/health"))
+    scraped = await server.client.post(
+        "/v1/scrape", json={"url": site.url("/p/1"), "formats": every_format}
+    )
+    assert scraped.status_code == 200
+    conforms(spec, "/v1/scrape", "post", scraped)
+    late = await server.client.post(
+        "/v1/scrape", json={"url": site.url("/slow?delay=2"), "timeout": 0.2}
+    )
+    assert late.status_code == 504 and late.json()["job_id"]
+    conforms(spec, "/v1/scrape", "post", late)
+    conforms(
+        spec, "/v1/map", "post", await server.client.post("/v1/map", json={"url": site.url("/")})
+    )
     # Problems, with and without `errors`.
     conforms(spec, item, "get", await server.client.get("/v1/jobs/nope"))
     conforms(spec, "/v1/jobs", "post", await server.client.post("/v1/jobs", json={"urls": []}))
