@@ -211,6 +211,7 @@ PROBLEMS: dict[int, str] = {
     503: "Too much work queued, or the database is unreachable; see Retry-After",
     504: "Timed out waiting for the result",
 }
+DEFAULT_ERROR = "Any other error (405 method not allowed, 500, ...), in the same shape"
 _RETRY_AFTER = frozenset({429, 503})
 _HEADER_TEXT = {
     "Location": "Where the created resource can be polled",
@@ -297,20 +298,22 @@ def _operation_object(
     responses: dict[str, Any] = {}
     for status, reply in sorted(op.responses.items()):
         responses[str(status)] = _response(reply, models)
+    # /v2/ is Firecrawl's API: its errors come in Firecrawl's shape (service.errors).
+    error: dict[str, SchemaLike] = (
+        {"application/json": FirecrawlError}
+        if uri.startswith("/v2/")
+        else {"application/problem+json": Problem}
+    )
     statuses = set(op.problems) | ({401, 429} if secured else set())
     for status in sorted(statuses):
         headers = {"Retry-After": "integer"} if status in _RETRY_AFTER else {}
         if status == 401:
             headers = {"WWW-Authenticate": "string"}
-        # /v2/ is Firecrawl's API: its errors come in Firecrawl's shape (service.errors).
-        error = (
-            {"application/json": FirecrawlError}
-            if uri.startswith("/v2/")
-            else {"application/problem+json": Problem}
-        )
         responses[str(status)] = _response(
             Reply(description=PROBLEMS[status], content=error, headers=headers), models
         )
+    # Whatever else may happen on any route (405, 408, 500, ...) is an error too.
+    responses["default"] = _response(Reply(description=DEFAULT_ERROR, content=error), models)
     out["responses"] = responses
     if secured:
         out["security"] = [{SECURITY_SCHEME: []}]
