@@ -24,6 +24,12 @@ PARSE_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
     registry=REGISTRY,
 )
+CLAIM_SECONDS = Histogram(
+    "trawl_claim_duration_seconds",
+    "Time to claim a batch of URLs from the frontier (one store transaction)",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
+    registry=REGISTRY,
+)
 QUEUE_DEPTH = Gauge(
     "trawl_queue_depth", "URLs claimed and waiting in this process", registry=REGISTRY
 )

@@ -286,6 +286,15 @@ class JobRequest(BaseModel):
     max_retries: Annotated[StrictInt, Field(ge=0, le=10)] | None = Field(
         default=None, description="Retries of a transient failure"
     )
+    priority: Literal["low", "normal", "high"] = Field(
+        default="normal",
+        description=(
+            "Share of the fetches among jobs waiting on the same host (weights 1:4:16 for "
+            "low:normal:high, within the host's politeness); `high` also starts first among "
+            "hosts ready at once. A key's active `high` jobs "
+            "beyond a server-set number run as `normal`."
+        ),
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -50,6 +50,9 @@ class Settings:
     parse_timeout: float = 5.0  # per page, in a parser process; past it the child is killed
     parser_max_pages: int = 2000  # a parser process is replaced after this many pages
     parser_max_memory_mb: int = 512  # ... or once its resident memory passes this
+    frontier_buffer: int = 4096  # claimed URLs held in memory, across all hosts
+    max_concurrency_per_key: int = 0  # 0: an equal share of the workers per active key
+    max_high_priority_jobs_per_key: int = 4  # more active "high" jobs run as "normal"
     max_retries: int = 3
     retry_base_delay: float = 1.0
     connect_timeout: float = 10.0
@@ -133,6 +136,15 @@ class Settings:
             ),
             parser_max_memory_mb=reader.integer(
                 "SCRAPER_PARSER_MAX_MEMORY_MB", defaults.parser_max_memory_mb, minimum=64
+            ),
+            frontier_buffer=reader.integer(
+                "SCRAPER_FRONTIER_BUFFER", defaults.frontier_buffer, minimum=16
+            ),
+            max_concurrency_per_key=reader.integer("SCRAPER_MAX_CONCURRENCY_PER_KEY", 0, minimum=0),
+            max_high_priority_jobs_per_key=reader.integer(
+                "SCRAPER_MAX_HIGH_PRIORITY_JOBS_PER_KEY",
+                defaults.max_high_priority_jobs_per_key,
+                minimum=0,
             ),
             max_retries=reader.integer("SCRAPER_MAX_RETRIES", defaults.max_retries, minimum=0),
             retry_base_delay=reader.number("SCRAPER_RETRY_BASE_DELAY", defaults.retry_base_delay),

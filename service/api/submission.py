@@ -75,6 +75,8 @@ async def submit_job(
         idempotency_key=key,
         request_hash=request_hash,
         webhook=normalised.get("webhook"),
+        priority=job_request.priority,
+        high_priority_cap=settings.max_high_priority_jobs_per_key,
     )
     flight = (owner or "", key) if key else None
     if flight is not None:

@@ -57,12 +57,20 @@ class Crawler:
         # Synchronous requests (POST /v1/scrape) wait on this instead of polling the store.
         self._on_jobs_finished = on_jobs_finished
         self.held: dict[int, FrontierItem] = {}  # claimed by this process, not yet settled
+        shared = getattr(store, "shared_frontier", True)
         self.scheduler = HostScheduler(
             ready_size=settings.concurrency,
-            capacity=settings.effective_queue_size + settings.concurrency,
+            # Claims take a few URLs per host (its limit, plus as many again on a private
+            # frontier), so the buffer must hold that for every host in play: thousands
+            # of hosts cost a few MB, whatever the backlog in the database.
+            capacity=max(
+                settings.effective_queue_size + settings.concurrency, settings.frontier_buffer
+            ),
             per_host_limit=settings.per_host_concurrency,
             per_host_delay=settings.per_host_delay,
             limit_for=self._limits_for,
+            per_key=settings.max_concurrency_per_key or None,
+            on_policy=self._share_policy if shared else None,
         )
         self.robots = RobotsCache(fetcher, settings.user_agent)
         self.writer = ResultWriter(
@@ -81,18 +89,22 @@ class Crawler:
                 host_failure_threshold=settings.host_failure_threshold,
             ),
         )
-        # A frontier shared by several processes needs the per-host limit enforced in the
-        # claim itself; a private one (SQLite) leaves it to this process's scheduler, which
-        # then can keep a backlog per host instead of a database round trip per page.
-        self._claim_cap = (
-            settings.per_host_concurrency if getattr(store, "shared_frontier", True) else None
-        )
+        # Claims are host-aware on every store: at most a host's limit of claimed URLs,
+        # counted across all workers. A private frontier (SQLite) also claims as many
+        # again ahead, so the next request of a host is here when its delay ends; a shared
+        # one (PostgreSQL) claims no more than the limit, so other processes get the rest,
+        # and the store reserves each host's spacing.
+        self._shared = shared
+        self._claim_cap = settings.per_host_concurrency
+        self._claim_ahead = 0 if shared else settings.per_host_concurrency
+        self._poll = 0.1 if shared else 0.25
         self._claim_batch = max(8, settings.concurrency // 2)
         self._stop = asyncio.Event()
         self._new_work = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._workers: list[asyncio.Task[None]] = []
         self._busy: dict[asyncio.Task[None], Slot] = {}
+        self._policy_tasks: set[asyncio.Task[None]] = set()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -177,13 +189,24 @@ class Crawler:
                     await self.scheduler.wait_for_room(0.5, at_least=self._claim_batch)
                     continue
                 self._new_work.clear()
+                started = time.perf_counter()
                 items = await self.store.claim(
-                    min(room, 256), self.worker_id, self.settings.lease_seconds, self._claim_cap
+                    min(room, 256),
+                    self.worker_id,
+                    self.settings.lease_seconds,
+                    self._claim_cap,
+                    ahead=self._claim_ahead,
+                    per_key=self.settings.max_concurrency_per_key or None,
+                    spacing=self.settings.per_host_delay,
                 )
+                metrics.CLAIM_SECONDS.observe(time.perf_counter() - started)
                 metrics.QUEUE_DEPTH.set(self.scheduler.buffered)
-                if not items:
+                if len(items) < min(room, 256):
+                    # The claim took all that may be fetched now: claiming again before a
+                    # settle, a submit or a retry's time would only visit the same hosts.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._new_work.wait(), 0.25)
+                        await asyncio.wait_for(self._new_work.wait(), self._poll)
+                if not items:
                     continue
                 await self._load_plans({item.job_id for item in items})
                 accepted = []
@@ -258,6 +281,19 @@ class Crawler:
         self.plans.pop(job_id, None)
         self.robots.forget_job(job_id)
 
+    def _share_policy(self, host: str, delay: float | None, defer: float | None) -> None:
+        """Tell the other processes what this one learnt about a host (shared frontier)."""
+        task = asyncio.get_running_loop().create_task(
+            self.store.host_policy(host, delay=delay, defer=defer)
+        )
+        self._policy_tasks.add(task)
+        task.add_done_callback(self._policy_done)
+
+    def _policy_done(self, task: asyncio.Task[None]) -> None:
+        self._policy_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("could not share host policy: %s", task.exception())
+
     def _limits_for(self, item: FrontierItem) -> tuple[int | None, float | None]:
         plan = self.plans.get(item.job_id)
         if plan is None:
@@ -313,7 +349,7 @@ class Crawler:
         # A private frontier: settled pages free room, so claim again at once. A shared one
         # (per-host caps in the claim): re-claiming on every settle would let this process
         # take each freed host slot before the other workers' next poll, starving them.
-        if admitted or self._claim_cap is None:
+        if admitted or not self._shared:
             self._new_work.set()
         for job_id in completed:
             logger.info("job completed", extra={"job_id": job_id})

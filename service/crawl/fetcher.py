@@ -93,6 +93,9 @@ class FetchResult:
     redirects: tuple[str, ...]  # URLs that redirected and were followed, in order
     error: FetchError | None
     retryable: bool
+    # time.monotonic() when the first request's headers were written to the socket (after
+    # any connection set-up): per-host spacing counts from here, as the server sees it.
+    sent_at: float | None = None
 
 
 class PageFetcher(Protocol):
@@ -438,6 +441,12 @@ class _Progress:
     body: bytes = b""
     error: FetchError | None = None
     retryable: bool = False
+    sent_at: float | None = None
+
+    async def trace(self, event: str, info: dict[str, object]) -> None:
+        """httpcore's trace hook: note when the first request was sent."""
+        if self.sent_at is None and event == "http11.send_request_headers.complete":
+            self.sent_at = time.monotonic()
 
     def start_hop(self, url: str) -> None:
         self.final_url = url
@@ -466,6 +475,7 @@ class _Progress:
             body=self.body,
             elapsed_ms=elapsed_ms,
             redirects=tuple(self.redirects),
+            sent_at=self.sent_at,
             error=self.error,
             retryable=retryable,
         )
@@ -549,7 +559,9 @@ class Fetcher:
         seen = {_loop_key(target)}
         while True:
             progress.start_hop(str(target))
-            async with self._client.stream("GET", target) as response:
+            async with self._client.stream(
+                "GET", target, extensions={"trace": progress.trace}
+            ) as response:
                 progress.response(response)
                 location = response.headers.get("location")
                 if response.status_code not in REDIRECT_STATUSES or not location:

@@ -27,22 +27,33 @@ class SeenFilter:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = max(1, capacity)
-        self._digests: dict[int, None] = {}  # insertion-ordered: the oldest go first
+        # digest -> smallest depth offered; insertion-ordered: the oldest go first
+        self._digests: dict[int, int] = {}
 
     @staticmethod
     def _digest(url: str) -> int:
         raw = hashlib.blake2b(url.encode("utf-8", "surrogatepass"), digest_size=8).digest()
         return int.from_bytes(raw, "big")
 
-    def add(self, url: str) -> bool:
-        """Remember `url`; False if it was already remembered."""
+    def add(self, url: str, depth: int = 0) -> bool:
+        """Remember `url` at `depth`; False if it was already remembered at that depth or
+        a smaller one (a URL found again on a shorter path is worth offering again: the
+        store lowers its depth, so depth is the shortest link path)."""
         digest = self._digest(url)
-        if digest in self._digests:
-            return False
+        known = self._digests.get(digest)
+        if known is not None:
+            if known <= depth:
+                return False
+            self._digests[digest] = depth
+            return True
         if len(self._digests) >= self.capacity:
             del self._digests[next(iter(self._digests))]
-        self._digests[digest] = None
+        self._digests[digest] = depth
         return True
+
+    def depth_of(self, url: str) -> int | None:
+        """The smallest depth `url` was offered at, if remembered."""
+        return self._digests.get(self._digest(url))
 
     def __contains__(self, url: str) -> bool:
         return self._digest(url) in self._digests
@@ -76,6 +87,7 @@ class JobPlan:
     per_host_delay: float | None
     max_attempts: int
     webhook: dict[str, Any] | None
+    priority: str = "normal"
     seen: SeenFilter = field(default_factory=lambda: SeenFilter(1024))
     sitemap_origins: set[str] = field(default_factory=set)
     cancelled: bool = False
@@ -131,6 +143,7 @@ class JobPlan:
             per_host_delay=request.get("per_host_delay"),
             max_attempts=1 + (settings.max_retries if max_retries is None else int(max_retries)),
             webhook=request.get("webhook"),
+            priority=request.get("priority") or "normal",
             seen=seen,
         )
 
@@ -170,26 +183,34 @@ class JobPlan:
         """
         if depth >= self.max_depth:
             return ()
-        return self._offer(links, filtered=filtered)
+        return self._offer(links, depth + 1, filtered=filtered)
+
+    def cuts_links(self, depth: int) -> bool:
+        """A page at this depth has its links cut by max_depth (0 never follows links)."""
+        return 0 < self.max_depth <= depth
 
     def _offer(
-        self, links: tuple[str, ...] | list[str], *, filtered: bool = False
+        self, links: tuple[str, ...] | list[str], depth: int, *, filtered: bool = False
     ) -> tuple[str, ...]:
         # One page can never add more than max_pages URLs to the frontier, so offering
         # more would only cost memory in the record and work in the store.
         fresh: list[str] = []
+        seen = self.seen
         for link in links:
             if len(fresh) >= self.max_pages:
                 break
-            if link in self.seen or not (filtered or self.follows(link)):
+            known = seen.depth_of(link)
+            if known is not None and known <= depth:
                 continue
-            self.seen.add(link)
+            if known is None and not (filtered or self.follows(link)):
+                continue
+            seen.add(link, depth)
             fresh.append(link)
         return tuple(fresh)
 
     def sitemap_links(self, urls: list[str], *, filtered: bool = False) -> tuple[str, ...]:
         """Sitemap URLs worth offering: they count as one hop, even when max_depth is 0."""
-        return self._offer(urls, filtered=filtered)
+        return self._offer(urls, 1, filtered=filtered)
 
     def widen_to(self, final_url: str) -> None:
         """A seed redirected (http->https, bare->www): its new host is in scope too."""

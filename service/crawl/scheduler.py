@@ -1,16 +1,28 @@
-"""Per-host scheduling: politeness without head-of-line blocking.
+"""Per-host scheduling in memory: politeness and fair sharing without head-of-line blocking.
 
-Claimed URLs wait in per-host queues. A pump hands a URL to the workers' ready queue
-only when its host has a free slot and its spacing delay has passed, so a slow or
-rate-limited host never parks a worker: workers only ever see URLs they can fetch now.
+Claimed URLs wait in per-host queues (Mercator's back queues). Hosts sit in one of two
+heaps: a timer heap ordered by the time their spacing delay ends, and a ready heap of
+hosts that may start a request now, ordered by priority (the weight of the job at the
+head of the host's queue) and then by how long they have waited. The pump moves due
+hosts from the timer heap to the ready heap and hands the workers' ready queue one URL
+per ready host at a time, so workers only ever see URLs they can fetch now, and a slow
+or rate-limited host never parks a worker.
+
+Fair sharing across API keys: while more than one key has work here, a key is held to
+its share of the workers (`per_key`, else an equal share of `ready_size`). The share is
+work-conserving unless `per_key` is set: when nothing else can start, a key may take
+idle workers beyond its share.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
+import math
 import time
-from collections import OrderedDict, deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -26,6 +38,7 @@ class _Host:
     last_start: float = 0.0
     spacing: float = 0.0  # the spacing applied to the last URL handed out
     failures: int = 0
+    armed: bool = False  # in the timer or the ready heap
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +60,29 @@ class HostScheduler:
         per_host_limit: int,
         per_host_delay: float,
         limit_for: Callable[[FrontierItem], tuple[int | None, float | None]] | None = None,
+        per_key: int | None = None,
+        on_policy: Callable[[str, float | None, float | None], None] | None = None,
     ) -> None:
         self._ready: asyncio.Queue[Slot] = asyncio.Queue(maxsize=ready_size)
-        self._hosts: OrderedDict[str, _Host] = OrderedDict()
+        self._workers = ready_size
+        self._hosts: dict[str, _Host] = {}
+        self._timers: list[tuple[float, int, str]] = []
+        self._runnable: list[tuple[float, int, str]] = []
+        self._seq = itertools.count()
         self._capacity = capacity
         self._buffered = 0  # items waiting in host queues (not yet in the ready queue)
         self._default_limit = per_host_limit
         self._default_delay = per_host_delay
         self._limit_for = limit_for
+        self._per_key = per_key
+        self._on_policy = on_policy
+        self._key_active: dict[str | None, int] = defaultdict(int)
+        self._key_load: dict[str | None, int] = defaultdict(int)  # waiting + active
+        self._key_parked: dict[str | None, list[str]] = defaultdict(list)
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self.max_active_seen: dict[str, int] = {}
+        self.started_by_key: dict[str | None, int] = defaultdict(int)
 
     # -- feeding ---------------------------------------------------------------------
 
@@ -78,38 +103,63 @@ class HostScheduler:
 
     def add(self, items: list[FrontierItem]) -> None:
         for item in items:
-            self._hosts.setdefault(item.host, _Host()).items.append(item)
+            state = self._hosts.get(item.host)
+            if state is None:
+                state = self._hosts[item.host] = _Host()
+            state.items.append(item)
+            self._key_load[item.owner] += 1
+            self._arm(item.host, state)
         self._buffered += len(items)
         self._wake.set()
+
+    def holding(self, host: str) -> int:
+        """URLs of a host waiting here or being fetched."""
+        state = self._hosts.get(host)
+        return len(state.items) + state.active if state else 0
 
     # -- host policy -----------------------------------------------------------------
 
     def set_delay(self, host: str, delay: float) -> None:
         """Spacing between request starts to a host (Crawl-delay)."""
-        state = self._hosts.setdefault(host, _Host())
+        state = self._state(host)
         if delay > state.delay:
             state.delay = delay
             state.spacing = max(state.spacing, delay)
             # A delay learnt mid-flight (robots.txt) also spaces the request just started.
             state.next_allowed = max(state.next_allowed, state.last_start + delay)
+            if self._on_policy is not None:
+                self._on_policy(host, delay, None)
 
     def defer_host(self, host: str, seconds: float) -> None:
         """Start nothing on this host for a while (Retry-After, back-off)."""
-        state = self._hosts.setdefault(host, _Host())
+        state = self._state(host)
         state.next_allowed = max(state.next_allowed, time.monotonic() + seconds)
+        if self._on_policy is not None:
+            self._on_policy(host, None, seconds)
         self._wake.set()
 
-    def request_started(self, host: str) -> None:
+    def request_started(self, host: str) -> float:
         """The request itself starts now (after robots.txt, after the hand-off): space
-        the next one from here, so the server never sees two closer than the delay."""
+        the next one from here, so the server never sees two closer than the delay.
+        Returns the spacing applied (seconds)."""
+        state = self._hosts.get(host)
+        if state is None or not state.spacing:
+            return 0.0
+        now = time.monotonic()
+        state.last_start = now
+        state.next_allowed = max(state.next_allowed, now + state.spacing)
+        return state.spacing
+
+    def request_sent(self, host: str, sent_at: float) -> None:
+        """The request's headers left at `sent_at` (monotonic), after connection set-up:
+        that is when the server sees it start, so the spacing counts from there too."""
         state = self._hosts.get(host)
         if state is not None and state.spacing:
-            now = time.monotonic()
-            state.last_start = now
-            state.next_allowed = max(state.next_allowed, now + state.spacing)
+            state.last_start = max(state.last_start, sent_at)
+            state.next_allowed = max(state.next_allowed, sent_at + state.spacing)
 
     def note_failure(self, host: str) -> int:
-        state = self._hosts.setdefault(host, _Host())
+        state = self._state(host)
         state.failures += 1
         return state.failures
 
@@ -122,6 +172,12 @@ class HostScheduler:
         state = self._hosts.get(host)
         return state.failures if state else 0
 
+    def _state(self, host: str) -> _Host:
+        state = self._hosts.get(host)
+        if state is None:
+            state = self._hosts[host] = _Host()
+        return state
+
     # -- workers -----------------------------------------------------------------------
 
     async def get(self) -> Slot:
@@ -131,13 +187,22 @@ class HostScheduler:
         return slot
 
     def done(self, slot: Slot) -> None:
-        """A worker finished with a URL: free its host slot."""
+        """A worker finished with a URL: free its host slot and its key's share."""
+        owner = slot.item.owner
+        self._key_active[owner] -= 1
+        self._key_load[owner] -= 1
+        if self._key_load[owner] <= 0:
+            self._key_load.pop(owner, None)
+            self._key_active.pop(owner, None)
+        self._unpark_keys()
         state = self._hosts.get(slot.host)
         if state is not None:
             state.active -= 1
             idle = not state.items and state.active <= 0 and state.failures == 0
             if idle and state.next_allowed <= time.monotonic() and state.delay == 0:
                 del self._hosts[slot.host]
+            else:
+                self._arm(slot.host, state)
         self._wake.set()
         self._room.set()
 
@@ -149,32 +214,87 @@ class HostScheduler:
             limit, delay = self._limit_for(item)
         return (limit or self._default_limit, delay if delay is not None else self._default_delay)
 
+    def _arm(self, host: str, state: _Host) -> None:
+        if not state.armed and state.items:
+            state.armed = True
+            heapq.heappush(self._timers, (state.next_allowed, next(self._seq), host))
+
+    def _share(self, owner: str | None) -> float:
+        if self._per_key is not None:
+            return self._per_key
+        if len(self._key_load) <= 1:
+            return math.inf
+        return math.ceil(self._workers / len(self._key_load))
+
+    def _unpark_keys(self) -> None:
+        for owner in list(self._key_parked):
+            if self._key_active[owner] < self._share(owner):
+                for host in self._key_parked.pop(owner):
+                    state = self._hosts.get(host)
+                    if state is not None:
+                        self._arm(host, state)
+
     def _dispatch(self) -> float | None:
         """Move every startable URL to the ready queue; return seconds until the next."""
         now = time.monotonic()
-        next_due: float | None = None
-        for host, state in list(self._hosts.items()):
-            while state.items and not self._ready.full():
-                item = state.items[0]
-                limit, delay = self._limits(item)
-                if state.active >= limit:
-                    break
-                if state.next_allowed > now:
-                    wait = state.next_allowed - now
-                    next_due = wait if next_due is None else min(next_due, wait)
-                    break
-                state.items.popleft()
-                self._buffered -= 1
-                state.active += 1
-                self.max_active_seen[host] = max(self.max_active_seen.get(host, 0), state.active)
-                state.last_start = now
-                spacing = state.spacing = max(delay, state.delay)
-                if spacing:
-                    state.next_allowed = now + spacing
-                self._ready.put_nowait(Slot(item, host))
-            if self._ready.full():
-                break
-        return next_due
+        while self._timers and self._timers[0][0] <= now:
+            _, seq, host = heapq.heappop(self._timers)
+            state = self._hosts.get(host)
+            if state is None or not state.items:
+                if state is not None:
+                    state.armed = False
+                continue
+            # Higher weight (priority) first, then the host that waited longest.
+            heapq.heappush(self._runnable, (-state.items[0].weight, seq, host))
+        over_share: list[str] = []
+        while self._runnable and not self._ready.full():
+            _, _, host = heapq.heappop(self._runnable)
+            state = self._hosts.get(host)
+            if state is None or not state.items:
+                if state is not None:
+                    state.armed = False
+                continue
+            item = state.items[0]
+            limit, delay = self._limits(item)
+            if state.active >= limit:
+                state.armed = False  # done() re-arms it
+                continue
+            if state.next_allowed > now:
+                heapq.heappush(self._timers, (state.next_allowed, next(self._seq), host))
+                continue
+            if self._key_active[item.owner] >= self._share(item.owner):
+                over_share.append(host)
+                continue
+            self._start(host, state, item, delay, now)
+            state.armed = False
+            self._arm(host, state)
+        for host in over_share:
+            state = self._hosts[host]
+            item = state.items[0]
+            if self._per_key is None and not self._ready.full() and not self._runnable:
+                # Nothing else can start: an idle worker is better than an unused share.
+                self._start(host, state, item, self._limits(item)[1], now)
+                state.armed = False
+                self._arm(host, state)
+            else:
+                state.armed = False
+                self._key_parked[item.owner].append(host)
+        if self._runnable and not self._ready.full():
+            return 0.0
+        return self._timers[0][0] - now if self._timers else None
+
+    def _start(self, host: str, state: _Host, item: FrontierItem, delay: float, now: float) -> None:
+        state.items.popleft()
+        self._buffered -= 1
+        state.active += 1
+        self._key_active[item.owner] += 1
+        self.started_by_key[item.owner] += 1
+        self.max_active_seen[host] = max(self.max_active_seen.get(host, 0), state.active)
+        state.last_start = now
+        spacing = state.spacing = max(delay, state.delay)
+        if spacing:
+            state.next_allowed = now + spacing
+        self._ready.put_nowait(Slot(item, host))
 
     async def pump(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set: hand out URLs as hosts become available."""
@@ -194,7 +314,12 @@ class HostScheduler:
             keep = deque(item for item in state.items if item.job_id != job_id)
             dropped.extend(item for item in state.items if item.job_id == job_id)
             state.items = keep
+        for item in dropped:
+            self._key_load[item.owner] -= 1
+            if self._key_load[item.owner] <= 0 and self._key_active[item.owner] <= 0:
+                self._key_load.pop(item.owner, None)
         self._buffered -= len(dropped)
+        self._unpark_keys()
         return dropped
 
     def drain(self) -> list[FrontierItem]:

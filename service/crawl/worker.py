@@ -115,8 +115,15 @@ class PageWorker:
                     ),
                 )
 
-        self._scheduler.request_started(item.host)
+        spacing = self._scheduler.request_started(item.host)
         result = await self._fetcher.fetch(item.url)
+        free_at = None
+        if spacing:
+            sent = result.sent_at
+            if sent is not None:
+                self._scheduler.request_sent(item.host, sent)
+            # Epoch time for the store (another process's clock is not our monotonic one).
+            free_at = time.time() - time.monotonic() + (sent or time.monotonic()) + spacing
         metrics.FETCH_SECONDS.observe(result.elapsed_ms / 1000)
 
         retry = self._maybe_retry(item, plan, result, attempt)
@@ -139,7 +146,8 @@ class PageWorker:
             )
         if item.depth == 0 and result.final_url != item.url:
             plan.widen_to(result.final_url)
-        return await self._parse(item, plan, result, attempt)
+        record = await self._parse(item, plan, result, attempt)
+        return replace(record, host_free_at=free_at) if free_at else record
 
     async def _parse(
         self, item: FrontierItem, plan: JobPlan, result: FetchResult, attempt: int
@@ -178,7 +186,12 @@ class PageWorker:
         links = plan.new_links(tuple(follow), item.depth, filtered=True)
         page = page_document(item, result=result, parsed=parsed, attempts=attempt)
         return PageRecord(
-            item=item, outcome=Outcome.OK, page_json=page, attempts=attempt, links=links
+            item=item,
+            outcome=Outcome.OK,
+            page_json=page,
+            attempts=attempt,
+            links=links,
+            links_cut=plan.cuts_links(item.depth) and bool(follow),
         )
 
     def _maybe_retry(

@@ -31,6 +31,9 @@ class NewJob:
     idempotency_key: str | None = None
     request_hash: str | None = None
     webhook: dict[str, Any] | None = None
+    priority: str = "normal"  # low | normal | high: the job's fair-queuing weight
+    # A key with this many active "high" jobs gets further ones at "normal" weight.
+    high_priority_cap: int = 4
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +46,8 @@ class FrontierItem:
     host: str
     depth: int
     attempts: int
+    owner: str | None = None  # the job's API key (fair sharing across keys)
+    weight: float = 1.0  # the job's priority weight (high first among ready hosts)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,6 +59,12 @@ class PageRecord:
     page_json: str
     attempts: int
     links: tuple[str, ...] = ()  # canonical, already filtered by scope/depth/patterns
+    # The page was fetched at max_depth and its links were not followed: if it is found
+    # again at a smaller depth it is fetched again so those links are admitted.
+    links_cut: bool = False
+    # Epoch seconds before which no process should start another request to the host
+    # (this request's start plus the host's spacing): politeness on a shared frontier.
+    host_free_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,13 +136,34 @@ class Store(Protocol):
     # Frontier.
     async def recover(self) -> int: ...
     async def claim(
-        self, limit: int, worker: str, lease: float, per_host: int | None = None
+        self,
+        limit: int,
+        worker: str,
+        lease: float,
+        per_host: int | None = None,
+        *,
+        ahead: int = 0,
+        per_key: int | None = None,
+        spacing: float = 0.0,
     ) -> list[FrontierItem]:
         """Claim up to `limit` due URLs of active jobs for `lease` seconds.
 
-        With `per_host`, a host never has more claimed URLs (counted across every worker)
-        than its limit: the job's own `per_host_concurrency` if it set one, else `per_host`.
+        Hosts are visited in turn (the host whose turn is oldest first, see frontier.py),
+        and within a host jobs take turns by fair-queuing tag. With `per_host`, a host
+        never has more claimed URLs (counted across every worker) than its limit (the
+        job's own `per_host_concurrency` if it set one, else `per_host`) plus `ahead`
+        (look-ahead for a private frontier whose scheduler spaces the requests itself).
+        With `per_key`, one API key never holds more claimed URLs than that. A shared
+        frontier reserves each host's spacing (the job's per_host_delay, else `spacing`,
+        at least the host's learnt Crawl-delay) so no other process starts too soon.
         """
+        ...
+
+    async def host_policy(
+        self, host: str, *, delay: float | None = None, defer: float | None = None
+    ) -> None:
+        """Share what was learnt about a host: a Crawl-delay floor, or no new claims for
+        `defer` seconds (Retry-After). A private frontier may ignore it."""
         ...
 
     async def release(self, releases: list[Release], *, worker: str | None = None) -> None: ...
