@@ -46,6 +46,9 @@ def parse_scrape_request(payload: Any, limits: dict[str, int]) -> tuple[JobReque
         raise field_error("max_pages", "a scrape fetches one page: must be 1")
     body["max_depth"] = 0
     body["max_pages"] = 1
+    # Someone is waiting on the answer: ahead of crawls (within politeness), unless the
+    # caller chose a priority (a key's "high" jobs are bounded in number anyway).
+    body.setdefault("priority", "high")
     return parse_job_request(body, limits), timeout
 
 
