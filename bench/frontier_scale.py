@@ -7,7 +7,8 @@
 Fills one store's frontier with pending URLs spread over `--hosts` hosts (one job per
 10,000 URLs, written straight into the tables in large batches, as the store's own
 admission would leave them), and at each step measures `claim(256)` the way the engine
-calls it (per-host limit 2, look-ahead 2), each claim followed by recording what it took
+calls it for a polite wide crawl (per-host limit 1, look-ahead 2 x that), each claim
+followed by recording what it took
 (so hosts have room again), plus this process's RSS. The claims are the store's real
 transactions; only the filling bypasses the API.
 """
@@ -105,7 +106,7 @@ async def _measure(store: Store, claims: int) -> dict[str, Any]:
     times: list[float] = []
     for _ in range(claims):
         started = time.perf_counter()
-        items = await store.claim(256, "bench", 600, 2, ahead=2)
+        items = await store.claim(256, "bench", 600, 1, ahead=2)
         times.append((time.perf_counter() - started) * 1000)
         await store.record(
             [

@@ -50,7 +50,7 @@ class Settings:
     parse_timeout: float = 5.0  # per page, in a parser process; past it the child is killed
     parser_max_pages: int = 2000  # a parser process is replaced after this many pages
     parser_max_memory_mb: int = 512  # ... or once its resident memory passes this
-    frontier_buffer: int = 4096  # claimed URLs held in memory, across all hosts
+    frontier_buffer: int = 8192  # claimed URLs held in memory, across all hosts
     max_concurrency_per_key: int = 0  # 0: an equal share of the workers per active key
     max_high_priority_jobs_per_key: int = 4  # more active "high" jobs run as "normal"
     max_retries: int = 3

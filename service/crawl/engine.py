@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 
 from service import metrics
@@ -90,13 +91,15 @@ class Crawler:
             ),
         )
         # Claims are host-aware on every store: at most a host's limit of claimed URLs,
-        # counted across all workers. A private frontier (SQLite) also claims as many
+        # counted across all workers. A private frontier (SQLite) also claims twice as many
         # again ahead, so the next request of a host is here when its delay ends; a shared
         # one (PostgreSQL) claims no more than the limit, so other processes get the rest,
         # and the store reserves each host's spacing.
         self._shared = shared
         self._claim_cap = settings.per_host_concurrency
-        self._claim_ahead = 0 if shared else settings.per_host_concurrency
+        # Look-ahead: twice each host's limit more; less starves a busy host between
+        # claims on a loaded machine, more makes thousands of hosts outgrow the buffer.
+        self._claim_ahead = 0 if shared else 2
         self._poll = 0.1 if shared else 0.25
         self._claim_batch = max(8, settings.concurrency // 2)
         self._stop = asyncio.Event()
@@ -105,6 +108,9 @@ class Crawler:
         self._workers: list[asyncio.Task[None]] = []
         self._busy: dict[asyncio.Task[None], Slot] = {}
         self._policy_tasks: set[asyncio.Task[None]] = set()
+        # Per host: pages finished and handed to the writer, not yet recorded. Their rows
+        # are still claimed, but they hold no host slot (the claim's per-host cap).
+        self._settling: Counter[str] = Counter()
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -198,6 +204,7 @@ class Crawler:
                     ahead=self._claim_ahead,
                     per_key=self.settings.max_concurrency_per_key or None,
                     spacing=self.settings.per_host_delay,
+                    settling=self._settling,
                 )
                 metrics.CLAIM_SECONDS.observe(time.perf_counter() - started)
                 metrics.QUEUE_DEPTH.set(self.scheduler.buffered)
@@ -340,11 +347,16 @@ class Crawler:
             await self.store.release([outcome], worker=self.worker_id)
             self._new_work.set()
             return
+        self._settling[item.host] += 1
         self.writer.add(outcome)
 
     def _flushed(self, records: list[PageRecord], admitted: int, completed: list[str]) -> None:
         for record in records:
             self.held.pop(record.item.id, None)
+            host = record.item.host
+            self._settling[host] -= 1
+            if self._settling[host] <= 0:
+                del self._settling[host]
             metrics.PAGES.labels(outcome=record.outcome.value).inc()
         # A private frontier: settled pages free room, so claim again at once. A shared one
         # (per-host caps in the claim): re-claiming on every settle would let this process

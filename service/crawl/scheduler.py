@@ -214,10 +214,16 @@ class HostScheduler:
             limit, delay = self._limit_for(item)
         return (limit or self._default_limit, delay if delay is not None else self._default_delay)
 
-    def _arm(self, host: str, state: _Host) -> None:
+    def _arm(self, host: str, state: _Host, now: float | None = None) -> None:
+        """Put a host with waiting URLs in line: in the ready heap if it may start now
+        (when `now` is given, i.e. inside a dispatch pass), else in the timer heap."""
         if not state.armed and state.items:
             state.armed = True
-            heapq.heappush(self._timers, (state.next_allowed, next(self._seq), host))
+            if now is not None and state.next_allowed <= now:
+                entry = (-state.items[0].weight, next(self._seq), host)
+                heapq.heappush(self._runnable, entry)
+            else:
+                heapq.heappush(self._timers, (state.next_allowed, next(self._seq), host))
 
     def _share(self, owner: str | None) -> float:
         if self._per_key is not None:
@@ -267,13 +273,19 @@ class HostScheduler:
                 continue
             self._start(host, state, item, delay, now)
             state.armed = False
-            self._arm(host, state)
+            # Back in line behind the other ready hosts (round robin), not after a pass.
+            self._arm(host, state, now)
+        # Work-conserving: a worker that would stay idle takes work beyond its key's share,
+        # the least served key first. Workers are all taken when the dispatched URLs
+        # (in flight or waiting in the ready queue) reach their number.
+        over_share.sort(key=lambda h: self._key_active[self._hosts[h].items[0].owner])
+        idle = self._workers - sum(self._key_active.values())
         for host in over_share:
             state = self._hosts[host]
             item = state.items[0]
-            if self._per_key is None and not self._ready.full() and not self._runnable:
-                # Nothing else can start: an idle worker is better than an unused share.
+            if self._per_key is None and idle > 0 and not self._ready.full():
                 self._start(host, state, item, self._limits(item)[1], now)
+                idle -= 1
                 state.armed = False
                 self._arm(host, state)
             else:

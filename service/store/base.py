@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -145,17 +145,21 @@ class Store(Protocol):
         ahead: int = 0,
         per_key: int | None = None,
         spacing: float = 0.0,
+        settling: Mapping[str, int] | None = None,
     ) -> list[FrontierItem]:
         """Claim up to `limit` due URLs of active jobs for `lease` seconds.
 
         Hosts are visited in turn (the host whose turn is oldest first, see frontier.py),
         and within a host jobs take turns by fair-queuing tag. With `per_host`, a host
         never has more claimed URLs (counted across every worker) than its limit (the
-        job's own `per_host_concurrency` if it set one, else `per_host`) plus `ahead`
-        (look-ahead for a private frontier whose scheduler spaces the requests itself).
+        job's own `per_host_concurrency` if it set one, else `per_host`), or `1 + ahead`
+        times that with look-ahead (a private frontier whose scheduler spaces the
+        requests itself: the next URLs of a host are at hand when its turn comes).
         With `per_key`, one API key never holds more claimed URLs than that. A shared
         frontier reserves each host's spacing (the job's per_host_delay, else `spacing`,
         at least the host's learnt Crawl-delay) so no other process starts too soon.
+        `settling` counts per host what this claimer finished but has not recorded yet:
+        claimed in the database, but not in flight.
         """
         ...
 

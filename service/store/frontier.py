@@ -26,7 +26,7 @@ the same host is next in line, and a `high` job (weight 4) gets four turns to on
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from service.store.base import FrontierItem
@@ -71,8 +71,13 @@ def pick(
     ahead: int,
     per_key: int | None = None,
     key_busy: dict[str | None, int] | None = None,
+    settling: Mapping[str, int] | None = None,
 ) -> Picked:
-    """Choose what a claim takes, host by host in turn order."""
+    """Choose what a claim takes, host by host in turn order.
+
+    `settling`: per host, URLs this claimer has finished but not yet recorded; they are
+    still claimed in the database but no longer in flight, so they do not use a slot.
+    """
     result = Picked(chosen=[], visited=[], empty=[], full=[], vtime={}, spacing={})
     keys: dict[str | None, int] = defaultdict(int, key_busy or {})
     for host in hosts:
@@ -84,8 +89,9 @@ def pick(
             result.empty.append(host)
             continue
         taken = 0
+        done = settling.get(host, 0) if settling else 0
         for row in rows:
-            if row.cap is not None and row.busy + taken >= row.cap + ahead:
+            if row.cap is not None and max(0, row.busy - done) + taken >= row.cap * (1 + ahead):
                 result.full.append(host)
                 break
             if len(result.chosen) >= limit:

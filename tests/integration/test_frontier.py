@@ -145,7 +145,7 @@ async def test_two_keys_share_the_workers_evenly(
 ) -> None:
     """Key A crawls three hosts, key B one: per host round robin alone would give A three
     quarters of the fetches; the per-key share gives each half."""
-    trawl = await make_server(concurrency=4, per_host_concurrency=4, api_keys=("ka", "kb"))
+    trawl = await make_server(concurrency=4, per_host_concurrency=8, api_keys=("ka", "kb"))
     a_sites = [site_factory(pages=150, page_delay=0.03, robots=None) for _ in range(3)]
     b_site = site_factory(pages=450, page_delay=0.03, robots=None)
     a_urls = [s.url(f"/p/{i}") for s in a_sites for i in range(150)]
