@@ -23,6 +23,12 @@ one writer connection holds the file's write lock, so the same statements cannot
   re-claimed) is stored and counted once.
 - lock order: job rows before frontier rows everywhere; closing a finished job's
   frontier skips rows a claim holds instead of waiting for them.
+- hosts: a claim reads and updates `hosts` rows under the claim lock; admits and
+  releases only bump `queued` (in host order), and a claim clears it only if nobody
+  bumped it since it read it, so no host with work is ever lost from the ready heap.
+
+The claim itself is host-aware (Mercator's design, see frontier.py): it walks the hosts
+whose turn came, not the pending index, and within a host jobs take turns.
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -48,6 +54,7 @@ from service.store.base import (
     webhook_wants,
 )
 from service.store.connection import Connection, Database, Row
+from service.store.frontier import PARKED, Candidate, pick, tag_links, weight_of
 from service.store.migrate import apply_migrations
 from service.urls import host_of
 
@@ -92,7 +99,14 @@ def job_from_row(row: Row) -> Job:
 
 def _item_from_row(row: Row) -> FrontierItem:
     return FrontierItem(
-        id=row[0], job_id=row[1], url=row[2], host=row[3], depth=row[4], attempts=row[5]
+        id=row[0],
+        job_id=row[1],
+        url=row[2],
+        host=row[3],
+        depth=row[4],
+        attempts=row[5],
+        owner=row[6],
+        weight=float(row[7]),
     )
 
 
@@ -167,6 +181,12 @@ class SQLStore:
             if job.idempotency_key is not None and (found := await replay(conn)):
                 return found
             per_host = job.request.get("per_host_concurrency")
+            delay = job.request.get("per_host_delay")
+            high_allowed = True
+            if job.priority == "high":
+                row = await conn.fetch_one(q.high_jobs, job.owner or "")
+                high_allowed = int(row[0] if row else 0) < job.high_priority_cap
+            weight = weight_of(job.priority, high_allowed=high_allowed)
             inserted = await conn.fetch_one(
                 q.insert_job,
                 job.id,
@@ -178,6 +198,8 @@ class SQLStore:
                 json.dumps(job.webhook) if job.webhook else None,
                 job.idempotency_key,
                 job.request_hash,
+                float(delay) if isinstance(delay, int | float) else None,
+                weight,
             )
             if inserted is None:
                 # Another process inserted the same key since we looked: replay theirs.
@@ -185,10 +207,8 @@ class SQLStore:
                 if found is None:
                     raise StoreError("idempotency key conflict without a job")
                 return found
-            seeds = job.seeds[: job.max_pages]
-            added = await conn.execute_many(
-                q.insert_frontier, [(job.id, url, host_of(url), 0) for url in seeds]
-            )
+            seeds = dict.fromkeys(job.seeds[: job.max_pages], 0)
+            added = await self._enqueue(conn, job.id, seeds, weight)
             await conn.execute(q.set_discovered, job.id, added)
             return await self._job_in_tx(conn, job.id), True
 
@@ -220,6 +240,7 @@ class SQLStore:
                 conn, q.cancel_job, job_id, utcnow(), event_type="job.cancelled"
             )
             if changed is not None:
+                await conn.execute(q.unpark_job, job_id)
                 await conn.execute(q.close_frontier, job_id)
             return changed or await self._job_in_tx(conn, job_id)
 
@@ -233,6 +254,7 @@ class SQLStore:
                 conn, q.fail_job, job_id, utcnow(), json.dumps(error), event_type="job.failed"
             )
             if changed is not None:
+                await conn.execute(q.unpark_job, job_id)
                 await conn.execute(q.close_frontier, job_id)
 
         await self.db.transaction(work)
@@ -281,18 +303,30 @@ class SQLStore:
         """Return stale claims to pending (SQLite: all of them; PostgreSQL: expired ones)."""
 
         async def work(conn: Connection) -> int:
-            return await conn.execute(self.q.recover)
+            rows = await conn.fetch(self.q.recover)
+            await self._queue_hosts(conn, {row[0] for row in rows})
+            return len(rows)
 
         return await self.db.transaction(work)
 
-    async def claim(
-        self, limit: int, worker: str, lease: float, per_host: int | None = None
-    ) -> list[FrontierItem]:
-        """Claim up to `limit` due URLs of active jobs for `lease` seconds.
+    async def _queue_hosts(self, conn: Connection, hosts: set[str]) -> None:
+        if hosts:
+            await conn.execute_many(self.q.queue_hosts, [(host,) for host in sorted(hosts)])
 
-        With `per_host`, a host never has more claimed URLs (counted across every worker)
-        than its limit: the job's own `per_host_concurrency` if it set one, else `per_host`.
-        """
+    async def claim(
+        self,
+        limit: int,
+        worker: str,
+        lease: float,
+        per_host: int | None = None,
+        *,
+        ahead: int = 0,
+        per_key: int | None = None,
+        spacing: float = 0.0,
+        settling: Mapping[str, int] | None = None,
+    ) -> list[FrontierItem]:
+        """Claim up to `limit` due URLs of active jobs for `lease` seconds (see base.py
+        for the parameters and frontier.py for the algorithm)."""
         # Expired claims go back first (at most once a second), in their own short
         # transaction: it must not hold those rows while waiting for a job row below.
         if self.shared_frontier and time.monotonic() >= self._next_expiry:
@@ -300,19 +334,96 @@ class SQLStore:
             await self.recover()
         started = utcnow()
         q = self.q
+        # A private frontier's scheduler spaces requests itself; a shared one reserves
+        # each host's spacing in the claim, so no other process starts too soon.
+        reserve = self.shared_frontier
 
         async def work(conn: Connection) -> list[FrontierItem]:
+            await self.db.serialise_claims(conn)
+            # Parked hosts are at their per-host limit; a claim without one takes them too.
+            parked = PARKED if per_host is None else 2 * PARKED
+            ready = await conn.fetch(q.ready_hosts, max(limit, 16), parked)
+            if not ready:
+                return []
+            order = [row[0] for row in ready]
+            learnt = {row[0]: float(row[1]) for row in ready}
             if per_host is None:
-                rows = await conn.fetch(q.claim, limit, lease, worker)
+                depth = limit
             else:
-                await self.db.serialise_claims(conn)
-                rows = await conn.fetch(q.claim_per_host, per_host, limit, lease, worker)
-            items = sorted((_item_from_row(row) for row in rows), key=lambda i: (i.depth, i.id))
+                widest = await conn.fetch_one(q.max_host_limit)
+                depth = min(limit, max(per_host, int((widest or [0])[0] or 0)) * (1 + ahead))
+            candidates: dict[str, list[Candidate]] = defaultdict(list)
+            for row in await conn.fetch(q.host_heads, order, depth):
+                item = _item_from_row(row)
+                own_delay = row[10]
+                delay = max(spacing if own_delay is None else float(own_delay), learnt[item.host])
+                candidates[item.host].append(
+                    Candidate(
+                        item=item,
+                        tag=float(row[8]),
+                        cap=None if per_host is None else (row[9] or per_host),
+                        delay=delay if reserve else 0.0,
+                        busy=int(row[11]),
+                    )
+                )
+            key_busy = None
+            if per_key is not None:
+                key_busy = {row[0]: int(row[1]) for row in await conn.fetch(q.key_busy)}
+            picked = pick(
+                order,
+                candidates,
+                limit=limit,
+                ahead=ahead,
+                per_key=per_key,
+                key_busy=key_busy,
+                settling=settling,
+            )
+            taken: set[int] = set()
+            if picked.chosen:
+                ids = [c.item.id for c in picked.chosen]
+                taken = {row[0] for row in await conn.fetch(q.take_claims, ids, lease, worker)}
+            full = set(picked.full)
+            await conn.execute_many(
+                q.turns,
+                [
+                    (
+                        host,
+                        picked.spacing.get(host, 0.0),
+                        picked.vtime.get(host, 0.0),
+                        host in full,
+                    )
+                    for host in picked.visited
+                ],
+            )
+            queued = {row[0]: row[2] for row in ready}
+            for host in picked.empty:
+                due = await conn.fetch_one(q.next_due, host)
+                if due is not None and due[0] is not None and due[1]:
+                    await conn.execute(q.set_next_at, host, float(due[0]))
+                else:
+                    await conn.execute(q.unqueue_host, host, queued[host])
+            items = [c.item for c in picked.chosen if c.item.id in taken]
             for job_id in sorted({item.job_id for item in items}):
                 await self._transition(conn, q.start_job, job_id, started, event_type="job.started")
             return items
 
         return await self.db.transaction(work)
+
+    async def host_policy(
+        self, host: str, *, delay: float | None = None, defer: float | None = None
+    ) -> None:
+        """Share a learnt Crawl-delay or a Retry-After with the other processes (a
+        private frontier's scheduler keeps both in memory)."""
+        if not self.shared_frontier or not (delay or defer):
+            return
+
+        async def work(conn: Connection) -> None:
+            if delay:
+                await conn.execute(self.q.host_delay, host, float(delay))
+            if defer:
+                await conn.execute(self.q.host_defer, host, float(defer))
+
+        await self.db.transaction(work)
 
     async def release(self, releases: list[Release], *, worker: str | None = None) -> None:
         """Put claims back to pending; with `worker`, only claims that worker still holds."""
@@ -331,6 +442,7 @@ class SQLStore:
 
         async def work(conn: Connection) -> None:
             await conn.execute_many(self.q.release, rows)
+            await self._queue_hosts(conn, {r.item.host for r in releases})
 
         await self.db.transaction(work)
 
@@ -376,13 +488,30 @@ class SQLStore:
                 q.insert_results,
                 [(job_id, rec.item.url, rec.outcome.value, rec.page_json) for rec in fresh],
             )
-            await conn.execute_many(q.settle, [(rec.item.id, rec.attempts) for rec in recs])
+            ids = [rec.item.id for rec in recs]
+            refetches = {row[0] for row in await conn.fetch(q.refetches, ids)}
+            await conn.execute_many(
+                q.settle,
+                [(rec.item.id, rec.attempts, rec.links_cut, rec.item.depth) for rec in recs],
+            )
+            # Pages whose depth dropped while in flight went straight back (links_cut 2).
+            refetched = len(refetches) - len(await conn.fetch(q.refetches, ids))
+            await self._settled_hosts(conn, recs)
             counts = dict.fromkeys(_COUNTER.values(), 0)
             for rec in fresh:
                 counts[_COUNTER[rec.outcome]] += 1
-            admitted = 0
+            admitted = repended = 0
             if job[1] in _ACTIVE:
-                admitted = await self._admit(conn, job_id, int(job[2]), fresh)
+                # A page fetched again at a smaller depth is a duplicate whose links count,
+                # and whose result (its depth) replaces the first one.
+                again = [r for r in unique if r.item.id in refetches and r not in fresh]
+                await conn.execute_many(
+                    q.replace_results,
+                    [(job_id, r.item.url, r.page_json) for r in again if r.outcome is Outcome.OK],
+                )
+                admitted, repended = await self._admit(
+                    conn, job_id, int(job[2]), float(job[3]), fresh + again
+                )
             summary.admitted += admitted
             await conn.execute(
                 q.count_pages,
@@ -391,6 +520,7 @@ class SQLStore:
                 counts["pages_fetched"],
                 counts["pages_failed"],
                 counts["pages_skipped"],
+                repended - refetched,
             )
             done = await self._transition(
                 conn, q.complete_job, job_id, finished, event_type="job.completed"
@@ -399,24 +529,63 @@ class SQLStore:
                 summary.completed_jobs.append(job_id)
         return summary
 
-    async def _admit(self, conn: Connection, job_id: str, room: int, recs: list[PageRecord]) -> int:
-        """Add discovered links to the frontier without ever passing the job's max_pages."""
+    async def _settled_hosts(self, conn: Connection, recs: list[PageRecord]) -> None:
+        """Settled hosts have room again (back in line if parked); on a shared frontier
+        not before their last request's spacing passed."""
+        free: dict[str, float] = {}
+        for rec in recs:
+            at = rec.host_free_at if self.shared_frontier and rec.host_free_at else 0.0
+            free[rec.item.host] = max(free.get(rec.item.host, 0.0), at)
+        await conn.execute_many(self.q.hosts_settled, sorted(free.items()))
+        await self._queue_hosts(conn, {rec.item.host for rec in recs if rec.links_cut})
+
+    async def _admit(
+        self, conn: Connection, job_id: str, room: int, weight: float, recs: list[PageRecord]
+    ) -> tuple[int, int]:
+        """Add discovered links to the frontier without ever passing the job's max_pages,
+        and lower the depth of known ones found on a shorter path. Returns (admitted, put
+        back to be fetched again because their links were cut at the old depth)."""
         candidates: dict[str, int] = {}
         for rec in recs:
+            depth = rec.item.depth + 1
             for link in rec.links:
-                candidates.setdefault(link, rec.item.depth + 1)
+                if candidates.get(link, depth) >= depth:
+                    candidates[link] = depth
+        if not candidates:
+            return 0, 0
+        rows = [(job_id, url, depth) for url, depth in candidates.items()]
+        repended = await conn.execute_many(self.q.repend, rows)
+        await conn.execute_many(self.q.shorten, rows)
+        if repended:
+            await self._queue_hosts(conn, {host_of(url) for url in candidates})
         pending = list(candidates.items())
         admitted = 0
         # Already-known links insert nothing, so go on until the room is used up.
         while room > 0 and pending:
             chunk, pending = pending[:room], pending[room:]
-            added = await conn.execute_many(
-                self.q.insert_frontier,
-                [(job_id, url, host_of(url), depth) for url, depth in chunk],
-            )
+            added = await self._enqueue(conn, job_id, dict(chunk), weight)
             admitted += added
             room -= added
-        return admitted
+        return admitted, repended
+
+    async def _enqueue(
+        self, conn: Connection, job_id: str, links: dict[str, int], weight: float
+    ) -> int:
+        """Insert new URLs into their hosts' queues with fair-queuing tags; how many were
+        new. Tags of links that were known already are skipped numbers, harmlessly."""
+        hosts = {url: host_of(url) for url in links}
+        names = sorted(set(hosts.values()))
+        vtime = {row[0]: float(row[1]) for row in await conn.fetch(self.q.host_vtimes, names)}
+        finish = {
+            row[0]: float(row[1]) for row in await conn.fetch(self.q.job_finishes, job_id, names)
+        }
+        rows, last = tag_links(links, hosts, vtime=vtime, finish=finish, weight=weight)
+        added = await conn.execute_many(self.q.insert_frontier, [(job_id, *row) for row in rows])
+        await conn.execute_many(
+            self.q.set_finishes, [(job_id, host, last[host]) for host in sorted(last)]
+        )
+        await self._queue_hosts(conn, set(last))
+        return added
 
     # -- results ---------------------------------------------------------------------
 

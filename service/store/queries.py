@@ -34,6 +34,7 @@ class Queries:
     lock_job_of_owner: str
     job_by_key: str
     insert_job: str
+    high_jobs: str
     set_discovered: str
     list_jobs: str
     start_job: str
@@ -48,17 +49,37 @@ class Queries:
     pending_count: str
     # frontier
     recover: str
-    claim: str
-    claim_per_host: str
     release: str
     extend_leases: str
     lock_jobs: str
     insert_frontier: str
+    repend: str
+    shorten: str
+    refetches: str
     settle: str
     count_pages: str
+    # hosts: the host-aware claim (store/frontier.py) and host policy
+    ready_hosts: str
+    max_host_limit: str
+    host_heads: str
+    key_busy: str
+    take_claims: str
+    turns: str
+    next_due: str
+    set_next_at: str
+    unqueue_host: str
+    queue_hosts: str
+    unpark_job: str
+    hosts_settled: str
+    host_vtimes: str
+    job_finishes: str
+    set_finishes: str
+    host_delay: str
+    host_defer: str
     # results
     existing_results: str
     insert_results: str
+    replace_results: str
     results: str
     results_of: str
     # webhook outbox

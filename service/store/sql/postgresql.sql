@@ -50,12 +50,16 @@ FROM jobs WHERE coalesce(owner, '') = $1 AND idempotency_key = $2
 -- Two processes may insert the same idempotency key at once: the loser inserts nothing
 -- (no row returned) and replays the winner's job.
 INSERT INTO jobs (id, owner, status, created_at, request, max_pages, per_host_limit, webhook,
-                  idempotency_key, request_hash)
-VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9)
+                  idempotency_key, request_hash, per_host_delay, weight)
+VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11)
 ON CONFLICT ((coalesce(owner, '')), idempotency_key) WHERE idempotency_key IS NOT NULL
 DO NOTHING
 RETURNING seq
 
+-- name: high_jobs
+-- A key's active jobs running at "high" weight (their number is capped per key).
+SELECT count(*) FROM jobs
+WHERE coalesce(owner, '') = $1 AND weight > 1 AND status IN ('queued', 'running')
 -- name: set_discovered
 UPDATE jobs SET pages_discovered = $2 WHERE id = $1
 
@@ -72,11 +76,11 @@ UPDATE jobs SET status = 'running', started_at = $2
 WHERE id = $1 AND status = 'queued' RETURNING webhook
 
 -- name: complete_job
+-- Not while a page found again at a smaller depth is being fetched again (refetching).
 UPDATE jobs SET status = 'completed', finished_at = $2
-WHERE id = $1 AND status = 'running'
+WHERE id = $1 AND status = 'running' AND refetching = 0
   AND pages_discovered = pages_fetched + pages_failed + pages_skipped
 RETURNING webhook
-
 -- name: cancel_job
 UPDATE jobs SET status = 'cancelled', finished_at = $2
 WHERE id = $1 AND status IN ('queued', 'running') RETURNING webhook
@@ -117,86 +121,126 @@ SELECT count(*) FROM frontier WHERE state = 'pending'
 -- name: recover
 -- Claims whose lease ran out (their worker died or stalled) go back to pending; live
 -- claims belong to running workers. Rows a slow worker is recording right now are
--- skipped, not waited for.
+-- skipped, not waited for. The caller queues their hosts again (and unparks them).
 UPDATE frontier SET state = 'pending', claimed_until = NULL, claimed_by = NULL
 WHERE id IN (SELECT id FROM frontier
              WHERE state = 'claimed'
                AND claimed_until < extract(epoch FROM statement_timestamp())::double precision
              FOR UPDATE SKIP LOCKED)
+RETURNING host
+-- name: ready_hosts
+-- The host-aware claim, step 1 (store/frontier.py), under the claim lock so claimers see
+-- each other's claims and turns: hosts whose turn came, oldest turn first, by
+-- hosts_ready. $2 is PARKED (1e12) when parked hosts count too (no per-host limit).
+SELECT host, delay, queued FROM hosts
+WHERE queued > 0 AND (next_at <= extract(epoch FROM statement_timestamp())::double precision OR next_at >= $2)
+ORDER BY next_at LIMIT $1
 
--- name: claim
-WITH picked AS (
-    SELECT f.id FROM frontier f JOIN jobs j ON j.id = f.job_id
-    WHERE f.state = 'pending'
-      AND f.not_before <= extract(epoch FROM statement_timestamp())::double precision
-      AND j.status IN ('queued', 'running')
-    ORDER BY f.depth, f.id LIMIT $1
-    FOR UPDATE OF f SKIP LOCKED
-)
-UPDATE frontier f SET state = 'claimed', claimed_by = $3,
-    claimed_until = extract(epoch FROM statement_timestamp())::double precision + $2
-FROM picked WHERE f.id = picked.id
-RETURNING f.id, f.job_id, f.url, f.host, f.depth, f.attempts
+-- name: max_host_limit
+SELECT max(per_host_limit) FROM jobs WHERE status IN ('queued', 'running')
 
--- name: claim_per_host
--- As claim, within per-host limits: live claims of active jobs per host, from every
--- worker, plus this batch's rank within its host, stay at or under the job's
--- per_host_limit (else $1). Run under the claim lock: claimers must see each other's
--- claims. The frontier is walked host by host (distinct pending hosts by a loose index
--- scan, then each host's first rows by frontier_pending_host) so a full host with a huge
--- backlog costs nothing; the winners are then taken in global (depth, id) order. Only
--- the chosen rows are locked, so the rest stay claimable.
-WITH RECURSIVE hosts (host) AS (
-    (SELECT host FROM frontier WHERE state = 'pending' ORDER BY host LIMIT 1)
-    UNION ALL
-    SELECT (SELECT f.host FROM frontier f WHERE f.state = 'pending' AND f.host > h.host
-            ORDER BY f.host LIMIT 1)
-    FROM hosts h WHERE h.host IS NOT NULL
-),
-active AS (
-    SELECT id, coalesce(per_host_limit, $1) AS host_limit
-    FROM jobs WHERE status IN ('queued', 'running')
-),
-busy AS (
-    SELECT f.host, count(*) AS n FROM frontier f JOIN active a ON a.id = f.job_id
-    WHERE f.state = 'claimed'
-      AND f.claimed_until > extract(epoch FROM statement_timestamp())::double precision
-    GROUP BY f.host
-),
-room AS (
-    SELECT h.host, coalesce(b.n, 0) AS n,
-           (SELECT max(host_limit) FROM active) - coalesce(b.n, 0) AS free
-    FROM hosts h LEFT JOIN busy b ON b.host = h.host
-    WHERE h.host IS NOT NULL
-),
-candidates AS (
-    SELECT c.id, c.host, c.depth, c.host_limit, r.n
-    FROM (SELECT * FROM room WHERE free > 0) r
-    CROSS JOIN LATERAL (
-        SELECT f.id, f.host, f.depth, a.host_limit
-        FROM frontier f JOIN active a ON a.id = f.job_id
-        WHERE f.host = r.host AND f.state = 'pending'
-          AND f.not_before <= extract(epoch FROM statement_timestamp())::double precision
-        ORDER BY f.depth, f.id LIMIT least(r.free, $2)
-    ) c
-),
-ranked AS (
-    SELECT id, depth, host_limit,
-           n + row_number() OVER (PARTITION BY host ORDER BY depth, id) AS slot
-    FROM candidates
-),
-chosen AS (
-    SELECT id FROM ranked WHERE slot <= host_limit ORDER BY depth, id LIMIT $2
-),
-picked AS (
-    SELECT f.id FROM frontier f JOIN chosen c ON c.id = f.id
-    WHERE f.state = 'pending'
-    FOR UPDATE OF f SKIP LOCKED
-)
-UPDATE frontier f SET state = 'claimed', claimed_by = $4,
-    claimed_until = extract(epoch FROM statement_timestamp())::double precision + $3
-FROM picked WHERE f.id = picked.id
-RETURNING f.id, f.job_id, f.url, f.host, f.depth, f.attempts
+-- name: host_heads
+-- Step 2: the first $2 pending URLs of each ready host by fair-queuing tag (a bounded
+-- probe of frontier_host_queue per host: a host's backlog size does not matter), with
+-- the host's live claims of active jobs from every worker.
+SELECT f.id, f.job_id, f.url, f.host, f.depth, f.attempts, j.owner, j.weight, f.tag,
+       j.per_host_limit, j.per_host_delay, r.busy
+FROM (
+    SELECT h.host, (SELECT count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
+                    WHERE c.host = h.host AND c.state = 'claimed'
+                      AND c.claimed_until > extract(epoch FROM statement_timestamp())::double precision
+                      AND cj.status IN ('queued', 'running')) AS busy
+    FROM unnest($1::text[]) AS h (host)
+) r
+CROSS JOIN LATERAL (
+    SELECT g.id, g.job_id, g.url, g.host, g.depth, g.attempts, g.tag FROM frontier g
+    WHERE g.host = r.host AND g.state = 'pending' AND g.not_before <= extract(epoch FROM statement_timestamp())::double precision
+      AND EXISTS (SELECT 1 FROM jobs gj WHERE gj.id = g.job_id
+                  AND gj.status IN ('queued', 'running'))
+    ORDER BY g.tag, g.id LIMIT $2
+) f
+JOIN jobs j ON j.id = f.job_id
+ORDER BY f.tag, f.id
+
+-- name: key_busy
+SELECT j.owner, count(*) FROM frontier f JOIN jobs j ON j.id = f.job_id
+WHERE f.state = 'claimed' AND f.claimed_until > extract(epoch FROM statement_timestamp())::double precision
+  AND j.status IN ('queued', 'running')
+GROUP BY j.owner
+
+-- name: take_claims
+-- Under the claim lock; a row closed by a cancel meanwhile is no longer pending.
+UPDATE frontier SET state = 'claimed', claimed_by = $3, claimed_until = extract(epoch FROM statement_timestamp())::double precision + $2
+WHERE id = ANY($1::bigint[]) AND state = 'pending'
+RETURNING id
+
+-- name: turns
+-- Many: (host, spacing, vtime, parked). Step 4: a visited host goes to the back of the
+-- line after the spacing it reserved (the per-host delay held across processes: no
+-- other claimer takes the host before it passed); a host now at its limit is parked
+-- until it settles.
+UPDATE hosts h SET
+    next_at = CASE WHEN u.parked THEN 1e12 ELSE greatest(h.next_at, extract(epoch FROM statement_timestamp())::double precision) + u.spacing END,
+    vtime = greatest(h.vtime, u.vtime)
+FROM unnest($1::text[], $2::double precision[], $3::double precision[], $4::boolean[])
+    AS u (host, spacing, vtime, parked)
+WHERE h.host = u.host
+
+-- name: next_due
+-- A host with nothing claimable: when its first retry is due (and whether that is later).
+SELECT min(f.not_before), min(f.not_before) > extract(epoch FROM statement_timestamp())::double precision FROM frontier f
+JOIN jobs j ON j.id = f.job_id
+WHERE f.host = $1 AND f.state = 'pending' AND j.status IN ('queued', 'running')
+
+-- name: set_next_at
+UPDATE hosts SET next_at = $2 WHERE host = $1
+
+-- name: unqueue_host
+-- Only if no admit or release bumped `queued` since the claim read it (an UPDATE re-reads
+-- the row it waited for, so a concurrent bump is never lost).
+UPDATE hosts SET queued = 0 WHERE host = $1 AND queued = $2
+
+-- name: queue_hosts
+-- Many: (host). New or returned URLs: the host is queued again, back in line if parked.
+-- Hosts in name order, so two writers lock the rows in the same order.
+INSERT INTO hosts (host) SELECT DISTINCT h FROM unnest($1::text[]) AS h ORDER BY h
+ON CONFLICT (host) DO UPDATE SET queued = hosts.queued + 1,
+    next_at = CASE WHEN hosts.next_at >= 1e12 THEN 0 ELSE hosts.next_at END
+
+-- name: unpark_job
+-- A finished job's claims never settle: its hosts must not stay parked.
+UPDATE hosts SET next_at = 0 WHERE next_at >= 1e12
+  AND host IN (SELECT DISTINCT host FROM frontier WHERE job_id = $1 AND state = 'claimed')
+
+-- name: hosts_settled
+-- Many: (host, free_at). Settled hosts have room again: a parked one is back in line,
+-- but no process starts a request on it before free_at (the last start plus spacing).
+UPDATE hosts h SET next_at = CASE WHEN h.next_at >= 1e12 THEN u.free_at
+                                  ELSE greatest(h.next_at, u.free_at) END
+FROM unnest($1::text[], $2::double precision[]) AS u (host, free_at)
+WHERE h.host = u.host
+
+-- name: host_vtimes
+SELECT host, vtime FROM hosts WHERE host = ANY($1::text[])
+
+-- name: job_finishes
+SELECT host, finish FROM job_hosts WHERE job_id = $1 AND host = ANY($2::text[])
+
+-- name: set_finishes
+-- Many: (job_id, host, finish).
+INSERT INTO job_hosts (job_id, host, finish)
+SELECT u.job_id, u.host, u.finish
+FROM unnest($1::text[], $2::text[], $3::double precision[]) AS u (job_id, host, finish)
+ORDER BY u.host
+ON CONFLICT (job_id, host) DO UPDATE SET finish = excluded.finish
+
+-- name: host_delay
+INSERT INTO hosts (host, delay, queued) VALUES ($1, $2, 0)
+ON CONFLICT (host) DO UPDATE SET delay = greatest(hosts.delay, excluded.delay)
+
+-- name: host_defer
+INSERT INTO hosts (host, next_at, queued) VALUES ($1, extract(epoch FROM statement_timestamp())::double precision + $2, 0)
+ON CONFLICT (host) DO UPDATE SET next_at = greatest(hosts.next_at, excluded.next_at)
 
 -- name: release
 -- Many: (id, delay, attempts, worker). A retry's not_before arrives as a delay and is
@@ -219,29 +263,48 @@ WHERE id = ANY($1::bigint[]) AND state = 'claimed' AND claimed_by = $2
 -- name: lock_jobs
 -- Lock order: job rows before frontier rows everywhere, jobs in id order (two writers
 -- cannot deadlock). This serialises a job's counters, max_pages room and completion.
-SELECT id, status, max_pages - pages_discovered AS room FROM jobs
+SELECT id, status, max_pages - pages_discovered AS room, weight FROM jobs
 WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 
 -- name: insert_frontier
--- Many: (job_id, url, host, depth); ids follow the given order (breadth-first claims).
-INSERT INTO frontier (job_id, url, host, depth)
-SELECT l.job_id, l.url, l.host, l.depth
-FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[]) WITH ORDINALITY
-    AS l (job_id, url, host, depth, n)
+-- Many: (job_id, url, host, depth, tag).
+INSERT INTO frontier (job_id, url, host, depth, tag)
+SELECT l.job_id, l.url, l.host, l.depth, l.tag
+FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::double precision[])
+    WITH ORDINALITY AS l (job_id, url, host, depth, tag, n)
 ORDER BY l.n
 ON CONFLICT (job_id, url) DO NOTHING
 
--- name: settle
--- Many: (id, attempts).
-UPDATE frontier f SET state = 'done', attempts = r.attempts, claimed_until = NULL
-FROM unnest($1::bigint[], $2::integer[]) AS r (id, attempts)
-WHERE f.id = r.id
+-- name: repend
+-- Many: (job_id, url, depth). Shortest-path depth: a fetched page whose links were cut at
+-- max_depth, found again at a smaller depth, is fetched again (links_cut = 2).
+UPDATE frontier f SET state = 'pending', links_cut = 2, depth = l.depth
+FROM unnest($1::text[], $2::text[], $3::integer[]) AS l (job_id, url, depth)
+WHERE f.job_id = l.job_id AND f.url = l.url AND f.depth > l.depth AND f.state = 'done'
+  AND f.links_cut = 1
 
+-- name: shorten
+-- Many: (job_id, url, depth). Any other known URL found at a smaller depth takes it.
+UPDATE frontier f SET depth = l.depth
+FROM unnest($1::text[], $2::text[], $3::integer[]) AS l (job_id, url, depth)
+WHERE f.job_id = l.job_id AND f.url = l.url AND f.depth > l.depth
+
+-- name: refetches
+SELECT id FROM frontier WHERE id = ANY($1::bigint[]) AND links_cut = 2
+-- name: settle
+-- Many: (id, attempts, links_cut, depth). A page whose links were cut and whose depth
+-- dropped while it was in flight goes straight back to pending, to be fetched again.
+UPDATE frontier f SET attempts = r.attempts, claimed_until = NULL,
+    state = CASE WHEN r.cut AND f.depth < r.depth THEN 'pending' ELSE 'done' END,
+    links_cut = CASE WHEN r.cut AND f.depth < r.depth THEN 2 WHEN r.cut THEN 1 ELSE 0 END
+FROM unnest($1::bigint[], $2::integer[], $3::boolean[], $4::integer[])
+    AS r (id, attempts, cut, depth)
+WHERE f.id = r.id
 -- name: count_pages
 UPDATE jobs SET pages_discovered = pages_discovered + $2, pages_fetched = pages_fetched + $3,
-    pages_failed = pages_failed + $4, pages_skipped = pages_skipped + $5
+    pages_failed = pages_failed + $4, pages_skipped = pages_skipped + $5,
+    refetching = refetching + $6
 WHERE id = $1
-
 -- name: existing_results
 SELECT url FROM results WHERE job_id = $1 AND url = ANY($2::text[])
 
@@ -254,6 +317,12 @@ FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
     AS r (job_id, url, outcome, page, n)
 ORDER BY r.n
 ON CONFLICT (job_id, url) DO NOTHING
+
+-- name: replace_results
+-- Many: (job_id, url, page). A page fetched again at a smaller depth replaces its result.
+UPDATE results r SET page = u.page
+FROM unnest($1::text[], $2::text[], $3::text[]) AS u (job_id, url, page)
+WHERE r.job_id = u.job_id AND r.url = u.url AND r.outcome = 'ok'
 
 -- name: results
 SELECT id, page FROM results WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3

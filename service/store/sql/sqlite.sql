@@ -48,12 +48,16 @@ FROM jobs WHERE coalesce(owner, '') = ?1 AND idempotency_key = ?2
 
 -- name: insert_job
 INSERT INTO jobs (id, owner, status, created_at, request, max_pages, per_host_limit, webhook,
-                  idempotency_key, request_hash)
-VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                  idempotency_key, request_hash, per_host_delay, weight)
+VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
 ON CONFLICT (coalesce(owner, ''), idempotency_key) WHERE idempotency_key IS NOT NULL
 DO NOTHING
 RETURNING seq
 
+-- name: high_jobs
+-- A key's active jobs running at "high" weight (their number is capped per key).
+SELECT count(*) FROM jobs
+WHERE coalesce(owner, '') = ?1 AND weight > 1 AND status IN ('queued', 'running')
 -- name: set_discovered
 UPDATE jobs SET pages_discovered = ?2 WHERE id = ?1
 
@@ -69,11 +73,11 @@ UPDATE jobs SET status = 'running', started_at = ?2
 WHERE id = ?1 AND status = 'queued' RETURNING webhook
 
 -- name: complete_job
+-- Not while a page found again at a smaller depth is being fetched again (refetching).
 UPDATE jobs SET status = 'completed', finished_at = ?2
-WHERE id = ?1 AND status = 'running'
+WHERE id = ?1 AND status = 'running' AND refetching = 0
   AND pages_discovered = pages_fetched + pages_failed + pages_skipped
 RETURNING webhook
-
 -- name: cancel_job
 UPDATE jobs SET status = 'cancelled', finished_at = ?2
 WHERE id = ?1 AND status IN ('queued', 'running') RETURNING webhook
@@ -108,51 +112,114 @@ SELECT status, count(*) FROM jobs GROUP BY status
 SELECT count(*) FROM frontier WHERE state = 'pending'
 
 -- name: recover
--- One process owns the file, so at start-up every claim is an earlier process's.
+-- One process owns the file, so at start-up every claim is an earlier process's. The
+-- hosts of what comes back are queued again (and unparked) by the caller.
 UPDATE frontier SET state = 'pending', claimed_until = NULL, claimed_by = NULL
 WHERE state = 'claimed'
+RETURNING host
+-- name: ready_hosts
+-- The host-aware claim, step 1 (store/frontier.py): hosts whose turn came, oldest turn
+-- first, by hosts_ready. ?2 is PARKED (1e12) when parked hosts count too (a claim without
+-- a per-host limit), else above it.
+SELECT host, delay, queued FROM hosts
+WHERE queued > 0 AND (next_at <= (julianday('now') - 2440587.5) * 86400.0 OR next_at >= ?2)
+ORDER BY next_at LIMIT ?1
 
--- name: claim
--- CROSS JOIN pins the frontier as the outer loop, so SQLite walks the pending index in
--- (depth, id) order and stops at LIMIT; left to itself it starts from the jobs and sorts
--- every pending row (300 ms per claim at 200,000 pending URLs, 1 ms this way).
+-- name: max_host_limit
+SELECT max(per_host_limit) FROM jobs WHERE status IN ('queued', 'running')
+
+-- name: host_heads
+-- Step 2: the first ?2 pending URLs of each ready host by fair-queuing tag, with the
+-- host's live claims (of active jobs: a cancelled job's leftovers do not count). The
+-- correlated IN subquery with LIMIT is a bounded probe of frontier_host_queue per host
+-- (SQLite has no LATERAL), so a host's backlog size does not matter: 1.5 ms for 256
+-- hosts at 100,000 pending URLs, warm.
+WITH ready (host) AS (SELECT value FROM json_each(?1)),
+room AS MATERIALIZED (
+    SELECT r.host, (SELECT count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
+                    WHERE c.host = r.host AND c.state = 'claimed'
+                      AND cj.status IN ('queued', 'running')) AS busy
+    FROM ready r
+)
+SELECT f.id, f.job_id, f.url, f.host, f.depth, f.attempts, j.owner, j.weight, f.tag,
+       j.per_host_limit, j.per_host_delay, room.busy
+FROM room JOIN frontier f ON f.id IN (
+    SELECT g.id FROM frontier g
+    WHERE g.host = room.host AND g.state = 'pending' AND g.not_before <= (julianday('now') - 2440587.5) * 86400.0
+      AND EXISTS (SELECT 1 FROM jobs gj WHERE gj.id = g.job_id
+                  AND gj.status IN ('queued', 'running'))
+    ORDER BY g.tag, g.id LIMIT ?2
+)
+JOIN jobs j ON j.id = f.job_id
+ORDER BY f.tag, f.id
+
+-- name: key_busy
+SELECT j.owner, count(*) FROM frontier f JOIN jobs j ON j.id = f.job_id
+WHERE f.state = 'claimed' AND j.status IN ('queued', 'running') GROUP BY j.owner
+
+-- name: take_claims
 UPDATE frontier SET state = 'claimed', claimed_by = ?3,
     claimed_until = (julianday('now') - 2440587.5) * 86400.0 + ?2
-WHERE id IN (
-    SELECT f.id FROM frontier f CROSS JOIN jobs j ON j.id = f.job_id
-    WHERE f.state = 'pending' AND f.not_before <= (julianday('now') - 2440587.5) * 86400.0
-      AND j.status IN ('queued', 'running')
-    ORDER BY f.depth, f.id LIMIT ?1
-) RETURNING id, job_id, url, host, depth, attempts
+WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'pending'
+RETURNING id
 
--- name: claim_per_host
--- Per-host politeness in the claim itself: a host's claimed URLs (of active jobs; a
--- cancelled job's leftovers do not count) plus the ones handed out now stay within the
--- job's per_host_limit, else ?1. Full hosts are filtered out before the LIMIT so they
--- cannot starve other hosts; the window function ranks the rest per host.
-WITH active AS (
-    SELECT id, coalesce(per_host_limit, ?1) AS host_limit
-    FROM jobs WHERE status IN ('queued', 'running')
-),
-busy AS (
-    SELECT f.host, count(*) AS n FROM frontier f JOIN active a ON a.id = f.job_id
-    WHERE f.state = 'claimed' GROUP BY f.host
-),
-candidates AS (
-    SELECT f.id, f.host, f.depth, a.host_limit, coalesce(b.n, 0) AS n
-    FROM frontier f JOIN active a ON a.id = f.job_id LEFT JOIN busy b ON b.host = f.host
-    WHERE f.state = 'pending' AND f.not_before <= (julianday('now') - 2440587.5) * 86400.0
-      AND coalesce(b.n, 0) < a.host_limit
-    ORDER BY f.depth, f.id LIMIT ?2
-),
-ranked AS (
-    SELECT id, host_limit, n + row_number() OVER (PARTITION BY host ORDER BY depth, id) AS slot
-    FROM candidates
-)
-UPDATE frontier SET state = 'claimed', claimed_by = ?4,
-    claimed_until = (julianday('now') - 2440587.5) * 86400.0 + ?3
-WHERE id IN (SELECT id FROM ranked WHERE slot <= host_limit)
-RETURNING id, job_id, url, host, depth, attempts
+-- name: turns
+-- Many: (host, spacing, vtime, parked). Step 4: a visited host goes to the back of the
+-- line, after the spacing it reserved (0 on a private frontier: its scheduler spaces
+-- requests itself); a host now at its limit is parked until it settles.
+UPDATE hosts SET next_at = CASE WHEN ?4 THEN 1e12 ELSE max(next_at, (julianday('now') - 2440587.5) * 86400.0) + ?2 END,
+    vtime = max(vtime, ?3)
+WHERE host = ?1
+
+-- name: next_due
+-- A host with nothing claimable: when its first retry is due (and whether that is later).
+SELECT min(f.not_before), min(f.not_before) > (julianday('now') - 2440587.5) * 86400.0 FROM frontier f
+JOIN jobs j ON j.id = f.job_id
+WHERE f.host = ?1 AND f.state = 'pending' AND j.status IN ('queued', 'running')
+
+-- name: set_next_at
+UPDATE hosts SET next_at = ?2 WHERE host = ?1
+
+-- name: unqueue_host
+-- Only if no admit or release bumped `queued` since the claim read it.
+UPDATE hosts SET queued = 0 WHERE host = ?1 AND queued = ?2
+
+-- name: queue_hosts
+-- Many: (host). New or returned URLs: the host is queued again, back in line if parked.
+INSERT INTO hosts (host) VALUES (?1)
+ON CONFLICT (host) DO UPDATE SET queued = queued + 1,
+    next_at = CASE WHEN next_at >= 1e12 THEN 0 ELSE next_at END
+
+-- name: unpark_job
+-- A finished job's claims never settle: its hosts must not stay parked.
+UPDATE hosts SET next_at = 0 WHERE next_at >= 1e12
+  AND host IN (SELECT DISTINCT host FROM frontier WHERE job_id = ?1 AND state = 'claimed')
+
+-- name: hosts_settled
+-- Many: (host, free_at). Settled hosts have room again: a parked one is back in line,
+-- but not before free_at (shared frontier: the last request's start plus its spacing).
+UPDATE hosts SET next_at = CASE WHEN next_at >= 1e12 THEN ?2 ELSE max(next_at, ?2) END
+WHERE host = ?1
+
+-- name: host_vtimes
+SELECT host, vtime FROM hosts WHERE host IN (SELECT value FROM json_each(?1))
+
+-- name: job_finishes
+SELECT host, finish FROM job_hosts
+WHERE job_id = ?1 AND host IN (SELECT value FROM json_each(?2))
+
+-- name: set_finishes
+-- Many: (job_id, host, finish).
+INSERT INTO job_hosts (job_id, host, finish) VALUES (?1, ?2, ?3)
+ON CONFLICT (job_id, host) DO UPDATE SET finish = excluded.finish
+
+-- name: host_delay
+INSERT INTO hosts (host, delay, queued) VALUES (?1, ?2, 0)
+ON CONFLICT (host) DO UPDATE SET delay = max(delay, excluded.delay)
+
+-- name: host_defer
+INSERT INTO hosts (host, next_at, queued) VALUES (?1, (julianday('now') - 2440587.5) * 86400.0 + ?2, 0)
+ON CONFLICT (host) DO UPDATE SET next_at = max(next_at, excluded.next_at)
 
 -- name: release
 -- Many: (id, delay, attempts, worker). A retry's delay is fixed on the database clock;
@@ -168,22 +235,37 @@ WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'claimed' AND claimed_
 
 -- name: lock_jobs
 -- The writer connection's transaction already holds the file's write lock.
-SELECT id, status, max_pages - pages_discovered AS room FROM jobs
+SELECT id, status, max_pages - pages_discovered AS room, weight FROM jobs
 WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id
 
 -- name: insert_frontier
--- Many: (job_id, url, host, depth).
-INSERT OR IGNORE INTO frontier (job_id, url, host, depth) VALUES (?1, ?2, ?3, ?4)
+-- Many: (job_id, url, host, depth, tag).
+INSERT OR IGNORE INTO frontier (job_id, url, host, depth, tag) VALUES (?1, ?2, ?3, ?4, ?5)
 
+-- name: repend
+-- Many: (job_id, url, depth). Shortest-path depth: a fetched page whose links were cut at
+-- max_depth, found again at a smaller depth, is fetched again (links_cut = 2).
+UPDATE frontier SET state = 'pending', links_cut = 2, depth = ?3
+WHERE job_id = ?1 AND url = ?2 AND depth > ?3 AND state = 'done' AND links_cut = 1
+
+-- name: shorten
+-- Many: (job_id, url, depth). Any other known URL found at a smaller depth takes it.
+UPDATE frontier SET depth = ?3 WHERE job_id = ?1 AND url = ?2 AND depth > ?3
+
+-- name: refetches
+SELECT id FROM frontier WHERE id IN (SELECT value FROM json_each(?1)) AND links_cut = 2
 -- name: settle
--- Many: (id, attempts).
-UPDATE frontier SET state = 'done', attempts = ?2, claimed_until = NULL WHERE id = ?1
-
+-- Many: (id, attempts, links_cut, depth). A page whose links were cut and whose depth
+-- dropped while it was in flight goes straight back to pending, to be fetched again.
+UPDATE frontier SET attempts = ?2, claimed_until = NULL,
+    state = CASE WHEN ?3 AND depth < ?4 THEN 'pending' ELSE 'done' END,
+    links_cut = CASE WHEN ?3 AND depth < ?4 THEN 2 WHEN ?3 THEN 1 ELSE 0 END
+WHERE id = ?1
 -- name: count_pages
 UPDATE jobs SET pages_discovered = pages_discovered + ?2, pages_fetched = pages_fetched + ?3,
-    pages_failed = pages_failed + ?4, pages_skipped = pages_skipped + ?5
+    pages_failed = pages_failed + ?4, pages_skipped = pages_skipped + ?5,
+    refetching = refetching + ?6
 WHERE id = ?1
-
 -- name: existing_results
 SELECT url FROM results WHERE job_id = ?1 AND url IN (SELECT value FROM json_each(?2))
 
@@ -191,6 +273,9 @@ SELECT url FROM results WHERE job_id = ?1 AND url IN (SELECT value FROM json_eac
 -- Many: (job_id, url, outcome, page).
 INSERT OR IGNORE INTO results (job_id, url, outcome, page) VALUES (?1, ?2, ?3, ?4)
 
+-- name: replace_results
+-- Many: (job_id, url, page). A page fetched again at a smaller depth replaces its result.
+UPDATE results SET page = ?3 WHERE job_id = ?1 AND url = ?2 AND outcome = 'ok'
 -- name: results
 SELECT id, page FROM results WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3
 

@@ -20,11 +20,10 @@ ALTER TABLE frontier ADD COLUMN tag double precision NOT NULL DEFAULT 0;
 ALTER TABLE frontier ADD COLUMN links_cut integer NOT NULL DEFAULT 0;
 ALTER TABLE jobs ADD COLUMN per_host_delay double precision;
 ALTER TABLE jobs ADD COLUMN weight double precision NOT NULL DEFAULT 1;
--- Pages put back to fetch again at a smaller depth (links_cut = 2 on their rows): the
--- job is not complete while any is outstanding.
 ALTER TABLE jobs ADD COLUMN refetching integer NOT NULL DEFAULT 0;
 
-UPDATE jobs SET per_host_delay = (request::json ->> 'per_host_delay')::double precision;
+UPDATE jobs SET per_host_delay = (request::json ->> 'per_host_delay')::double precision
+    WHERE json_typeof(request::json -> 'per_host_delay') = 'number';
 UPDATE frontier SET tag = id WHERE state = 'pending';
 INSERT INTO hosts (host) SELECT DISTINCT host FROM frontier WHERE state = 'pending';
 
