@@ -283,6 +283,13 @@ class JobRequest(BaseModel):
     per_host_delay: Annotated[StrictFloat, Field(ge=0, le=60)] | None = Field(
         default=None, description="Seconds between requests to one host"
     )
+    adaptive_delay: StrictBool = Field(
+        default=False,
+        description=(
+            "Adapt each host's delay to its latency and back off on 429/503 and errors "
+            "(like Scrapy's AutoThrottle), never below `per_host_delay` nor above 60 s"
+        ),
+    )
     max_retries: Annotated[StrictInt, Field(ge=0, le=10)] | None = Field(
         default=None, description="Retries of a transient failure"
     )

@@ -305,6 +305,9 @@ class Crawler:
         plan = self.plans.get(item.job_id)
         if plan is None:
             return None, None
+        if plan.adaptive_delay:
+            floor = plan.per_host_delay or 0.0
+            return plan.per_host_concurrency, self.scheduler.auto_delay(item.host, floor)
         return plan.per_host_concurrency, plan.per_host_delay
 
     # -- working ---------------------------------------------------------------------

@@ -85,6 +85,7 @@ class JobPlan:
     use_sitemap: bool
     per_host_concurrency: int | None
     per_host_delay: float | None
+    adaptive_delay: bool
     max_attempts: int
     webhook: dict[str, Any] | None
     priority: str = "normal"
@@ -141,6 +142,7 @@ class JobPlan:
             use_sitemap=bool(request.get("use_sitemap", False)),
             per_host_concurrency=request.get("per_host_concurrency"),
             per_host_delay=request.get("per_host_delay"),
+            adaptive_delay=bool(request.get("adaptive_delay", False)),
             max_attempts=1 + (settings.max_retries if max_retries is None else int(max_retries)),
             webhook=request.get("webhook"),
             priority=request.get("priority") or "normal",

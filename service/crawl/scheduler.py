@@ -28,6 +28,12 @@ from dataclasses import dataclass, field
 
 from service.store.base import FrontierItem
 
+# Adaptive politeness, as Scrapy's AutoThrottle: aim at this many requests in flight per
+# host (delay = latency / target), start at AUTO_START, double on 429/503 and errors.
+AUTO_TARGET_CONCURRENCY = 1.0
+AUTO_START = 0.5
+AUTO_MAX = 60.0
+
 
 @dataclass(slots=True)
 class _Host:
@@ -39,6 +45,7 @@ class _Host:
     spacing: float = 0.0  # the spacing applied to the last URL handed out
     failures: int = 0
     armed: bool = False  # in the timer or the ready heap
+    auto: float | None = None  # adaptive delay (AutoThrottle), once a response was seen
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +165,29 @@ class HostScheduler:
             state.last_start = max(state.last_start, sent_at)
             state.next_allowed = max(state.next_allowed, sent_at + state.spacing)
 
+    def observe(
+        self, host: str, *, latency: float, status: int | None, failed: bool, floor: float
+    ) -> None:
+        """Adaptive delay: follow the host's latency, back off when it struggles."""
+        state = self._state(host)
+        current = state.auto if state.auto is not None else max(floor, AUTO_START)
+        if failed or status in (429, 503):
+            new = max(current * 2, 1.0)
+        else:
+            target = latency / AUTO_TARGET_CONCURRENCY
+            new = max(target, (current + target) / 2)
+            # Error pages and redirects are small and fast: they must not lower the delay.
+            if status != 200 and new <= current:
+                new = current
+        state.auto = min(AUTO_MAX, max(floor, new))
+
+    def auto_delay(self, host: str, floor: float) -> float:
+        """The host's adaptive delay (before any response: the starting one)."""
+        state = self._hosts.get(host)
+        if state is None or state.auto is None:
+            return max(floor, AUTO_START)
+        return max(floor, state.auto)
+
     def note_failure(self, host: str) -> int:
         state = self._state(host)
         state.failures += 1
@@ -198,7 +228,9 @@ class HostScheduler:
         state = self._hosts.get(slot.host)
         if state is not None:
             state.active -= 1
-            idle = not state.items and state.active <= 0 and state.failures == 0
+            idle = (
+                not state.items and state.active <= 0 and state.failures == 0 and state.auto is None
+            )
             if idle and state.next_allowed <= time.monotonic() and state.delay == 0:
                 del self._hosts[slot.host]
             else:

@@ -117,6 +117,14 @@ class PageWorker:
 
         spacing = self._scheduler.request_started(item.host)
         result = await self._fetcher.fetch(item.url)
+        if plan.adaptive_delay:
+            self._scheduler.observe(
+                item.host,
+                latency=result.elapsed_ms / 1000,
+                status=result.status_code,
+                failed=result.error is not None,
+                floor=plan.per_host_delay or 0.0,
+            )
         free_at = None
         if spacing:
             sent = result.sent_at

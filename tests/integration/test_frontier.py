@@ -190,3 +190,20 @@ async def test_priority_is_validated_and_echoed(trawl: TrawlServer, site: Site) 
     assert job["request"]["priority"] == "high"
     plain = await trawl.submit({"url": site.url("/")})
     assert plain["request"]["priority"] == "normal"
+
+
+async def test_adaptive_delay_starts_careful_and_follows_the_host(
+    make_server: MakeServer, site_factory: SiteFactory
+) -> None:
+    trawl = await make_server(concurrency=4, per_host_concurrency=1)
+    site = site_factory(pages=20, page_delay=0.05, robots=None)
+    job = await trawl.submit(
+        {"urls": [site.url(f"/p/{i}") for i in range(8)], "adaptive_delay": True}
+    )
+    done = await trawl.wait_job(job["id"], timeout=60)
+    assert done["status"] == "completed"
+    assert done["request"]["adaptive_delay"] is True
+    gaps = [b - a for a, b in itertools.pairwise(_starts(site))]
+    assert gaps[0] >= 0.5 * SLACK  # the starting delay, before any latency was seen
+    assert min(gaps) >= 0.05 * SLACK  # never closer than the host's own latency
+    assert gaps[-1] < gaps[0]  # it came down towards the latency
