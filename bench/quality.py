@@ -96,7 +96,8 @@ def main() -> int:
     parser.add_argument("--dataset", help="the WCXB split directory")
     parser.add_argument("--workers", type=int, default=2, help="processes for the baselines")
     parser.add_argument("--limit", type=int, default=0, help="a spread sample of N pages")
-    parser.add_argument("--timeout", type=float, default=3600.0)
+    parser.add_argument("--timeout", type=float, default=3600.0, help="per job, seconds")
+    parser.add_argument("--parse-timeout", type=float, default=120.0, help="per page, seconds")
     args = parser.parse_args()
 
     directory = dataset_dir(args.dataset)
@@ -114,10 +115,11 @@ def main() -> int:
         port = free_port()
         predictions: dict[str, dict[str, str]] = {}
         cpu_ms: dict[str, float] = {}
-        with (
-            serve(root, port),
-            service(TrawlOptions(per_host_concurrency=16), Path(scratch)) as running,
-        ):
+        # The parse deadline (5 s by default) is meant for hostile pages; on a shared
+        # machine a big page's wall time can pass it, and a timed-out page scores 0.
+        timeout_env = {"SCRAPER_PARSE_TIMEOUT": str(args.parse_timeout)}
+        options = TrawlOptions(per_host_concurrency=16, extra_env=timeout_env)
+        with serve(root, port), service(options, Path(scratch)) as running:
             urls = {f"http://127.0.0.1:{port}/p/{p.file_id}.html": p.file_id for p in pages}
             for main_only, label in ((False, "whole page"), (True, "only_main_content")):
                 started = time.monotonic()

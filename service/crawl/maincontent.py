@@ -90,6 +90,9 @@ _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGN
 # The root is the deepest element holding at least this share of the page's non-link
 # text (measured on the dev split: lower keeps boilerplate, higher loses content).
 _ROOT_SHARE = 0.75
+# ... unless what the siblings hold is more than this, and the child less than _ROOT_ALL.
+_REST = 1500
+_ROOT_ALL = 0.9
 # A block inside the root is navigation when at least this share of its text is links
 # and its own text outside links is short.
 _LINK_DENSITY = 0.75
@@ -114,7 +117,9 @@ def _words(tag: Tag) -> str:
     classes = attrs.get("class")
     words = " ".join(classes) if isinstance(classes, list) else (classes or "")
     ident = attrs.get("id")
-    if isinstance(ident, str):
+    # An id counts by its first word: "sidebar-2" is chrome, DocBook's
+    # "SQL-FOR-UPDATE-SHARE" (made from a section title) is not.
+    if isinstance(ident, str) and _CHROME_WORDS.match(ident):
         words = f"{words} {ident}"
     return words
 
@@ -210,6 +215,9 @@ def _measure(root: Tag, muted: frozenset[str]) -> _Tree:
     chrome.append(False)
     comments.append(False)
     content = 1 if root.name in _SECTIONING else 0
+    for scope in (root, root.parent):  # <body itemtype=...> or <html itemtype=...>
+        if isinstance(scope, Tag) and _FORUM_TYPES.search(str(scope.get("itemtype") or "")):
+            tree.forum = True
     stack: list[tuple[Iterator[PageElement], int, int]] = [(iter(root.contents), 0, 0)]
     while stack:
         contents, index, flags = stack[-1]
@@ -342,6 +350,11 @@ def _pick_root(tree: _Tree, start: int) -> int:
             if own > best_text:
                 best, best_text = child, own
         if best < 0 or best_text < need:
+            return current
+        # Long documents: one section can hold most of the text; its siblings still count.
+        if tree.weight(current) - best_text > _REST and best_text < _ROOT_ALL * tree.weight(
+            current
+        ):
             return current
         current = best
 

@@ -1,0 +1,92 @@
+"""service.crawl.maincontent: what only_main_content keeps and drops, page by page kind."""
+
+from __future__ import annotations
+
+from service.crawl.parser import ParseOptions, parse_page
+
+PARA = "Plenty of words in a paragraph that reads like the content of the page. " * 4
+
+
+def main_text(html: str, url: str = "https://example.org/a") -> str:
+    options = ParseOptions(formats=frozenset({"text"}), only_main_content=True)
+    text = parse_page(html.encode(), url, options).text
+    assert text is not None
+    return text
+
+
+def test_site_footer_goes_and_footnotes_stay() -> None:
+    html = f"""<body><main><section><h1>Doc</h1><p>{PARA}</p>
+      <aside class="footnote" role="note"><p>The footnote text.</p></aside>
+      <aside class="sidebar"><p>Sidebar junk</p></aside></section></main>
+      <div class="footer">© Someone. Found a bug?</div></body>"""
+    text = main_text(html)
+    assert "The footnote text." in text
+    assert "Sidebar junk" not in text
+    assert "Found a bug?" not in text
+
+
+def test_role_main_is_the_content_root() -> None:
+    html = f"""<body><div class="related" role="navigation"><a href="/">Prev</a></div>
+      <div class="document"><div class="body" role="main"><h1>T</h1><p>{PARA}</p></div>
+      <div class="sphinxsidebar"><p>Table of contents with words</p></div></div></body>"""
+    text = main_text(html)
+    assert text.startswith("T\n\nPlenty")
+    assert "Table of contents" not in text
+    assert "Prev" not in text
+
+
+def test_docbook_navigation_tables_go() -> None:
+    html = f"""<body><div class="navheader"><table summary="Navigation header"><tr>
+      <td><a href="p.html">Prev</a></td><td><a href="u.html">Up</a></td>
+      <td><a href="n.html">Next</a></td></tr></table></div>
+      <div class="refentry" id="SQL-SELECT"><h2>SELECT</h2><p>{PARA}</p>
+      <div class="refsect2" id="SQL-FOR-UPDATE-SHARE"><h3>The Locking Clause</h3>
+      <p>{PARA}</p></div></div>
+      <div class="navfooter"><table summary="Navigation footer"><tr>
+      <td><a href="p.html">Prev</a></td></tr></table></div></body>"""
+    text = main_text(html)
+    assert "Prev" not in text and "Next" not in text
+    assert "The Locking Clause" in text  # an id made from a title is not chrome
+
+
+def test_a_wrapper_named_like_chrome_is_still_the_page() -> None:
+    html = f"""<body><div id="page" class="site has-sidebar"><h1>Title</h1><p>{PARA}</p>
+      <div class="share-buttons"><a href="/s">Share</a></div></div></body>"""
+    text = main_text(html)
+    assert PARA.strip()[:40] in text
+    assert "Share" not in text
+
+
+def test_a_listing_keeps_its_links() -> None:
+    cards = "".join(
+        f'<div class="card"><a href="/item/{i}">Item number {i} with a long title</a></div>'
+        for i in range(30)
+    )
+    html = f"""<body><nav><a href="/">Home</a><a href="/b">Blog</a></nav>
+      <div class="content"><h1>All items</h1>{cards}</div></body>"""
+    text = main_text(html)
+    assert "Item number 0 with" in text and "Item number 29 with" in text
+    assert "Home" not in text
+
+
+def test_chrome_headed_sections_after_the_content_go() -> None:
+    html = f"""<body><article><h1>Post</h1><p>{PARA}</p><p>{PARA}</p>
+      <h2>Related posts</h2><ul><li><a href="/x">Other post</a></li></ul></article></body>"""
+    text = main_text(html)
+    assert "Related posts" not in text and "Other post" not in text
+
+
+def test_threads_keep_their_comments() -> None:
+    posts = "".join(f'<div class="comment"><p>Reply {i}: {PARA}</p></div>' for i in range(4))
+    thread = f"""<body itemscope itemtype="https://schema.org/DiscussionForumPosting">
+      <h1>Question</h1><p>{PARA}</p>{posts}</body>"""
+    assert "Reply 3:" in main_text(thread)
+    article = f"""<body><article><h1>Post</h1><p>{PARA}</p><p>{PARA}</p><p>{PARA}</p>
+      </article><div class="comments"><p>Nice post!</p></div></body>"""
+    assert "Nice post!" not in main_text(article)
+
+
+def test_text_for_crawlers_in_noscript_is_used_when_the_page_has_none() -> None:
+    html = f"""<body><div id="app"></div><noscript><h1>Thread</h1><p>{PARA}</p>
+      <p>{PARA}</p></noscript></body>"""
+    assert main_text(html).startswith("Thread\n\nPlenty")
