@@ -36,6 +36,7 @@ class Settings:
     api_keys: tuple[str, ...] = ()
     insecure_no_auth: bool = False
     rate_limit_per_minute: int = 600
+    metrics_token: str = ""  # bearer token for /metrics (API keys work too)
     webhook_secret: str = ""
     webhook_retry_base: float = 1.0  # seconds before the first retry; doubles per attempt
     webhook_max_attempts: int = 15  # about 1.5 hours of receiver outage at base 1 s
@@ -113,6 +114,7 @@ class Settings:
             rate_limit_per_minute=reader.integer(
                 "SCRAPER_RATE_LIMIT_PER_MINUTE", defaults.rate_limit_per_minute, minimum=0
             ),
+            metrics_token=reader.text("SCRAPER_METRICS_TOKEN", ""),
             webhook_secret=reader.text("SCRAPER_WEBHOOK_SECRET", ""),
             webhook_retry_base=reader.number(
                 "SCRAPER_WEBHOOK_RETRY_BASE", defaults.webhook_retry_base

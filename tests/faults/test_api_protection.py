@@ -214,7 +214,8 @@ async def test_valid_keys_are_accepted(keyed: TrawlServer) -> None:
 
 async def test_ops_routes_stay_open(keyed: TrawlServer) -> None:
     assert (await keyed.client.get("/health")).json() == {"status": "ok"}
-    assert (await keyed.client.get("/metrics")).status_code == 200
+    # /metrics shows every tenant's counts: a key reads it (tests/api/test_metrics_auth.py).
+    assert (await keyed.client.get("/metrics", headers=bearer(KEY_A))).status_code == 200
     assert (await keyed.client.get("/docs")).status_code == 200
     assert (await keyed.client.get("/docs/openapi.json")).status_code == 200
 
