@@ -30,8 +30,10 @@ from service.store.base import FrontierItem, PageRecord, Release
 logger = logging.getLogger(__name__)
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-RETRY_ERRORS = frozenset({"timeout", "connect_error", "dns_error", "protocol_error"})
+# Whether a fetch is worth retrying is decided once, by the fetcher (FetchResult.retryable:
+# timeouts, resets, refused connections, temporary DNS failures, 429 and 5xx; never
+# NXDOMAIN, a failed certificate, a refused address or a body too large). The worker
+# only follows that verdict; a host's failure count goes up only for retryable errors.
 MAX_RETRY_AFTER = 300.0
 
 
@@ -138,7 +140,7 @@ class PageWorker:
         if retry is not None:
             return retry
         if result.error is not None:
-            if result.error.code in RETRY_ERRORS:
+            if result.retryable:  # retries used up; an unreachable host counts
                 self._scheduler.note_failure(item.host)
             return self._failed(
                 item, attempt, result.error.code, result.error.message, result=result
@@ -205,10 +207,7 @@ class PageWorker:
     def _maybe_retry(
         self, item: FrontierItem, plan: JobPlan, result: FetchResult, attempt: int
     ) -> Release | None:
-        transient = (result.error is not None and result.error.code in RETRY_ERRORS) or (
-            result.error is None and result.status_code in RETRY_STATUSES
-        )
-        if not transient:
+        if not result.retryable:
             return None
         retry_after = _retry_after(result.headers.get("retry-after"))
         if retry_after is not None:
