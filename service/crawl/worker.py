@@ -118,7 +118,8 @@ class PageWorker:
                 )
 
         spacing = self._scheduler.request_started(item.host)
-        result = await self._fetcher.fetch(item.url)
+        # Without follow_non_html a body that is not HTML by its Content-Type is not read.
+        result = await self._fetcher.fetch(item.url, accept_non_html=plan.follow_non_html)
         if plan.adaptive_delay:
             self._scheduler.observe(
                 item.host,
@@ -150,7 +151,26 @@ class PageWorker:
         if status >= 400:
             return self._failed(item, attempt, "http_error", f"HTTP {status}", result=result)
         if result.content_type not in HTML_TYPES and not _sniff_html(result):
-            # Not a page: keep what we know about it, extract nothing.
+            if not plan.follow_non_html:
+                # Not an HTML page: its type and size are kept, and it counts as skipped
+                # (not as a page fetched); its body was never read.
+                kind = result.content_type or "no Content-Type"
+                return self._record(
+                    item,
+                    Outcome.SKIPPED,
+                    attempt,
+                    page_document(
+                        item,
+                        result=result,
+                        attempts=attempt,
+                        error=(
+                            "not_html",
+                            f"{kind} ({_size(result)} bytes) is not HTML; not parsed "
+                            "(follow_non_html is false)",
+                        ),
+                    ),
+                )
+            # Asked for: keep what we know about it, extract nothing.
             return self._record(
                 item, Outcome.OK, attempt, page_document(item, result=result, attempts=attempt)
             )
@@ -250,6 +270,14 @@ def _sniff_html(result: FetchResult) -> bool:
     return head.startswith((b"<!doctype html", b"<html"))
 
 
+def _size(result: FetchResult) -> int:
+    """Body size: what was read, else what Content-Length announced (a body not read)."""
+    declared = result.headers.get("content-length", "").strip()
+    if not result.body and result.error is None and declared.isdigit():
+        return int(declared)
+    return len(result.body)
+
+
 def _retry_after(value: str | None) -> float | None:
     """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped."""
     if not value:
@@ -283,7 +311,7 @@ def page_document(
         "content_type": result.content_type if result else None,
         "fetched_at": rfc3339(datetime.now(UTC)),
         "elapsed_ms": round(result.elapsed_ms, 2) if result else None,
-        "size": len(result.body) if result else None,
+        "size": _size(result) if result else None,
         "attempts": attempts,
     }
     if result is not None and result.redirects:

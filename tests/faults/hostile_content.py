@@ -104,3 +104,43 @@ async def _plain(server: HostileServer, req: Request, writer: asyncio.StreamWrit
     links = [f"/pages/page?n={n + 1}&last={last}"] if n < last else []
     await send(writer, 200, _page(*links, title=f"page {n}"))
     return True
+
+
+# -- non-HTML links (issue 9 item 6) -------------------------------------------------------
+
+NON_HTML_SEED_LINKS = (
+    "/_downloads/9a2b/tzinfo_examples.py",  # as the Python manual links its examples
+    "/files/report.pdf",
+    "/api/data",  # no extension: only its Content-Type can tell
+    "/page2.html",
+)
+
+
+@route("/nonhtml/seed")
+async def _nonhtml_seed(server: HostileServer, req: Request, writer: asyncio.StreamWriter) -> bool:
+    await send(writer, 200, _page(*NON_HTML_SEED_LINKS, title="seed"))
+    return True
+
+
+@route("/_downloads/9a2b/tzinfo_examples.py")
+async def _python_file(server: HostileServer, req: Request, writer: asyncio.StreamWriter) -> bool:
+    await send(writer, 200, b"import datetime\n" * 100, content_type="text/x-python")
+    return True
+
+
+@route("/files/report.pdf")
+async def _pdf(server: HostileServer, req: Request, writer: asyncio.StreamWriter) -> bool:
+    await send(writer, 200, b"%PDF-1.4\n" + bytes(5000), content_type="application/pdf")
+    return True
+
+
+@route("/api/data")
+async def _json(server: HostileServer, req: Request, writer: asyncio.StreamWriter) -> bool:
+    await send(writer, 200, b'{"a": 1}' * 1000, content_type="application/json")
+    return True
+
+
+@route("/page2.html")
+async def _page2(server: HostileServer, req: Request, writer: asyncio.StreamWriter) -> bool:
+    await send(writer, 200, _page(title="page 2"))
+    return True

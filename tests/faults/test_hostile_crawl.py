@@ -109,3 +109,41 @@ async def test_a_hostile_robots_txt_costs_the_loop_nothing(
     assert done["status"] == "completed"
     assert done["stats"]["pages_fetched"] == 41
     assert hostile.paths().count("/robots.txt") == 1
+
+
+async def test_non_html_links_are_not_requested_and_non_html_pages_not_counted(
+    make_server: MakeServer, hostile: HostileServer
+) -> None:
+    trawl = await make_server()
+    job = await trawl.submit(
+        {"url": hostile.url("/nonhtml/seed"), "max_depth": 1, "formats": ["links"]}
+    )
+    done = await trawl.wait_job(job["id"])
+    paths = hostile.paths()
+    assert "/_downloads/9a2b/tzinfo_examples.py" not in paths
+    assert "/files/report.pdf" not in paths
+    assert paths.count("/api/data") == 1  # requested: nothing in its URL says otherwise
+    results = {r["url"]: r for r in await trawl.results(job["id"])}
+    data = results[hostile.url("/api/data")]
+    assert data["content_type"] == "application/json" and data["size"] == 8000
+    assert data["error"]["code"] == "not_html" and data.get("links") is None
+    # Two HTML pages fetched; the JSON document is not one of them.
+    assert done["stats"]["pages_fetched"] == 2
+    assert done["stats"]["pages_skipped"] == 1
+    skipped = await trawl.results(job["id"], outcome="skipped")
+    assert [r["url"] for r in skipped] == [hostile.url("/api/data")]
+
+
+async def test_follow_non_html_fetches_and_stores_files(
+    make_server: MakeServer, hostile: HostileServer
+) -> None:
+    trawl = await make_server()
+    job = await trawl.submit(
+        {"url": hostile.url("/nonhtml/seed"), "max_depth": 1, "follow_non_html": True}
+    )
+    done = await trawl.wait_job(job["id"])
+    results = {r["url"]: r for r in await trawl.results(job["id"])}
+    script = results[hostile.url("/_downloads/9a2b/tzinfo_examples.py")]
+    assert script["content_type"] == "text/x-python" and script["size"] == 1600
+    assert script["error"] is None
+    assert done["stats"]["pages_fetched"] == 5
