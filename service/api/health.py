@@ -32,6 +32,12 @@ async def health(request: Request) -> HTTPResponse:
 @openapi.operation(
     "metrics",
     summary="Prometheus metrics (text exposition format)",
+    description=(
+        "Every tenant's counts, so it needs a bearer credential: an API key or "
+        "`SCRAPER_METRICS_TOKEN`. With neither configured it is open on a loopback bind "
+        "only."
+    ),
+    secured=True,
     responses={
         200: openapi.content("Prometheus text format 0.0.4", {"text/plain": {"type": "string"}})
     },
