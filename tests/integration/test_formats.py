@@ -136,7 +136,13 @@ async def test_content_kinds_and_failures_become_results(trawl: TrawlServer, sit
         item["url"].split(site.base_url, 1)[1]: item for item in await trawl.results(job["id"])
     }
     pdf = pages["/files/doc.pdf"]
-    assert (pdf["content_type"], pdf["error"], pdf.get("text")) == ("application/pdf", None, None)
+    # Not HTML by its Content-Type (and follow_non_html is off): kept with its type and
+    # size, counted as skipped rather than as a page fetched, its body never read.
+    assert (pdf["content_type"], pdf["error"]["code"], pdf.get("text")) == (
+        "application/pdf",
+        "not_html",
+        None,
+    )
     assert pdf["size"] > 0
     assert pages["/empty"]["error"] is None and pages["/empty"]["status_code"] == 200
     assert pages["/binary"]["error"]["code"] == "bad_content"
@@ -149,8 +155,9 @@ async def test_content_kinds_and_failures_become_results(trawl: TrawlServer, sit
     assert GZIP_TEXT in pages["/gzip"]["text"]
     assert pages["/close-mid-body"]["error"]["code"] == "protocol_error"
     assert done["stats"]["pages_failed"] == 5
-    assert done["stats"]["pages_fetched"] == 4
+    assert done["stats"]["pages_fetched"] == 3
+    assert done["stats"]["pages_skipped"] == 1
     ok = await trawl.results(job["id"], outcome="ok")
-    assert len(ok) == 4
+    assert len(ok) == 3
     failed = await trawl.results(job["id"], outcome="failed")
     assert len(failed) == 5
