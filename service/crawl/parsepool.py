@@ -15,6 +15,7 @@ patterns, sitemaps) runs here, never on the event loop.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import logging
 import multiprocessing
@@ -168,9 +169,19 @@ def _exit_with_parent(parent: int) -> None:
     os._exit(0)
 
 
+_WARM_UP_PAGE = b"<html><head><title>t</title></head><body><p>warm <a href='/x'>up</a></p>"
+
+
 def _warm_up() -> int:
-    # Importing bs4/lxml in each child up front keeps the first pages fast; the pid is
-    # how the parent kills this child, and only this one, past the deadline.
+    # Importing bs4/lxml in each child, and one small parse (lazy imports, caches) up
+    # front keep the first real page fast: it runs under the deadline. The pid is how the
+    # parent kills this child, and only this one, past the deadline.
+    with contextlib.suppress(Exception):
+        parse_page(
+            _WARM_UP_PAGE,
+            "http://warm.up/",
+            ParseOptions(formats=frozenset({"metadata", "text", "markdown", "links"})),
+        )
     return os.getpid()
 
 
@@ -247,13 +258,18 @@ class ParsePool:
     async def _start_children(self) -> None:
         await asyncio.gather(*(self._add_child() for _ in range(self._processes)))
 
-    async def _add_child(self) -> None:
+    def _spawn(self) -> tuple[ProcessPoolExecutor, concurrent.futures.Future[int]]:
         executor = ProcessPoolExecutor(
             max_workers=1, mp_context=self._context, initializer=_init_child
         )
-        loop = asyncio.get_running_loop()
+        return executor, executor.submit(_warm_up)
+
+    async def _add_child(self) -> None:
+        # Starting a process (fork/exec, its preparation data pickled down a pipe) blocks:
+        # a thread does it, so replacing a child never stalls the event loop.
+        executor, started = await asyncio.to_thread(self._spawn)
         try:
-            pid = await loop.run_in_executor(executor, _warm_up)
+            pid = await asyncio.wrap_future(started)
         except BaseException:
             executor.shutdown(wait=False, cancel_futures=True)
             raise

@@ -51,7 +51,8 @@ async def test_a_catastrophic_pattern_neither_freezes_nor_misfilters(
 async def test_a_page_past_the_parse_deadline_fails_alone(
     make_server: MakeServer, hostile: HostileServer
 ) -> None:
-    trawl = await make_server(parse_timeout=1.0, parser_processes=1)
+    # The slow page takes 20-40 s; 3 s leaves a loaded machine room for the others.
+    trawl = await make_server(parse_timeout=3.0, parser_processes=1)
     async with HealthProbe(trawl.base_url) as probe:
         job = await trawl.submit(
             {
@@ -66,6 +67,7 @@ async def test_a_page_past_the_parse_deadline_fails_alone(
     probe.assert_responsive()
     assert done["status"] == "completed"
     results = {r["url"]: r for r in await trawl.results(job["id"])}
+    assert hostile.url("/parse/slow") in results, (done, list(results.values()))
     slow = results[hostile.url("/parse/slow")]
     assert slow["error"]["code"] == "parse_timeout", slow
     assert results[hostile.url("/parse/fine")]["error"] is None
