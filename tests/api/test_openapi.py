@@ -319,6 +319,22 @@ async def test_generated_client_drives_a_crawl(
         assert isinstance(mapped, MapOut), mapped
         assert site.url("/p/0") in {link.url for link in mapped.links}
 
+        # Firecrawl's API, under its own tag, through the same client.
+        from trawl_client.api.firecrawl import firecrawl_scrape
+        from trawl_client.models import FcScrapeRequest, FcScrapeResponse
+        from trawl_client.models.fc_scrape_request_formats_item import (
+            FcScrapeRequestFormatsItem,
+        )
+
+        firecrawled = await firecrawl_scrape.asyncio(
+            client=client,
+            body=FcScrapeRequest(
+                url=site.url("/p/1"), formats=[FcScrapeRequestFormatsItem.MARKDOWN]
+            ),
+        )
+        assert isinstance(firecrawled, FcScrapeResponse), firecrawled
+        assert firecrawled.success and isinstance(firecrawled.data.markdown, str)
+
         # Errors come back as the documented Problem.
         missing = await get_job.asyncio("no-such-job", client=client)
         assert isinstance(missing, Problem) and missing.status == 404
