@@ -100,6 +100,12 @@ def main() -> int:
             assert isinstance(stats, dict)
             if final["status"] != "completed" or stats["pages_fetched"] != len(PAGES):
                 raise SystemExit(f"smoke: unexpected job {json.dumps(final)}")
+            # /docs: the spec and the vendored Swagger UI come from the installed package.
+            if "paths" not in call("GET", f"{api}/docs/openapi.json"):
+                raise SystemExit("smoke: /docs/openapi.json has no paths")
+            with urllib.request.urlopen(f"{api}/docs/assets/swagger-ui-bundle.js") as asset:
+                if len(asset.read()) < 100_000:
+                    raise SystemExit("smoke: /docs/assets/swagger-ui-bundle.js is not the bundle")
             print(f"smoke: ok ({Path(sys.executable).parent.parent}, {stats})")
         finally:
             service.terminate()
