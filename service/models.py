@@ -29,6 +29,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from service import jobheaders
 from service.errors import ValidationFailed
 from service.urls import MAX_URL_LENGTH, canonicalize_url
 
@@ -223,6 +224,12 @@ Selector = Annotated[
 ]
 
 
+HeaderName = Annotated[StrictStr, AfterValidator(jobheaders.check_header_name)]
+HeaderValue = Annotated[StrictStr, AfterValidator(jobheaders.check_header_value)]
+CookieName = Annotated[StrictStr, AfterValidator(jobheaders.check_cookie_name)]
+CookieValue = Annotated[StrictStr, AfterValidator(jobheaders.check_cookie_value)]
+
+
 class JobRequest(BaseModel):
     """The body of `POST /v1/jobs`, validated and normalised."""
 
@@ -302,6 +309,30 @@ class JobRequest(BaseModel):
             "beyond a server-set number run as `normal`."
         ),
     )
+    headers: dict[HeaderName, HeaderValue] | None = Field(
+        default=None,
+        description=(
+            "Request headers sent to the seed URLs' origins only (never to other origins a "
+            "redirect or link leads to); values are shown redacted. Hop-by-hop headers, Host "
+            "and Content-Length are refused"
+        ),
+        json_schema_extra={"maxProperties": jobheaders.MAX_HEADERS},
+    )
+    cookies: dict[CookieName, CookieValue] | None = Field(
+        default=None,
+        description="Cookies sent like `headers` (one Cookie header); values shown redacted",
+        json_schema_extra={"maxProperties": jobheaders.MAX_COOKIES},
+    )
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return jobheaders.check_headers(value)
+
+    @field_validator("cookies")
+    @classmethod
+    def _cookies(cls, value: dict[str, str] | None) -> dict[str, str] | None:
+        return jobheaders.check_cookies(value)
 
     @model_validator(mode="before")
     @classmethod
@@ -420,6 +451,8 @@ def _describe(error: Any) -> dict[str, str]:
     elif loc[:1] == ["selectors"] and len(loc) >= 3 and loc[2] in ("string", "object", "[key]"):
         # The branch tag (or pydantic's key marker) sits right after the selector's name.
         del loc[2]
+    # pydantic marks an invalid dict key (a header name) with "[key]" after the key.
+    loc = [part for part in loc if part != "[key]"]
     path = ""
     for part in loc:
         if isinstance(part, int):
@@ -480,7 +513,7 @@ class Job:
             "created_at": rfc3339(self.created_at),
             "started_at": rfc3339(self.started_at),
             "finished_at": rfc3339(self.finished_at),
-            "request": self.request,
+            "request": jobheaders.redact(self.request),
             "stats": self.stats.as_dict(),
             "error": self.error,
         }

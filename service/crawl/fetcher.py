@@ -35,6 +35,7 @@ from service.crawl.guard import (
     resolve_checked,
 )
 from service.crawl.netstream import AsyncioBackend
+from service.jobheaders import origin
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +102,14 @@ class FetchResult:
 class PageFetcher(Protocol):
     """The seam the crawl worker depends on."""
 
-    async def fetch(self, url: str, *, accept_non_html: bool = True) -> FetchResult: ...
+    async def fetch(
+        self,
+        url: str,
+        *,
+        accept_non_html: bool = True,
+        headers: tuple[tuple[str, str], ...] = (),
+        header_origins: frozenset[str] = frozenset(),
+    ) -> FetchResult: ...
 
 
 class BlockedConnectError(httpx.ConnectError):
@@ -528,8 +536,18 @@ class Fetcher:
         """Close the client and every pooled connection."""
         await self._client.aclose()
 
-    async def fetch(self, url: str, *, accept_non_html: bool = True) -> FetchResult:
+    async def fetch(
+        self,
+        url: str,
+        *,
+        accept_non_html: bool = True,
+        headers: tuple[tuple[str, str], ...] = (),
+        header_origins: frozenset[str] = frozenset(),
+    ) -> FetchResult:
         """Fetch `url`, following redirects; page-level failures are in `.error`.
+
+        `headers` (a job's own) go only to hops whose origin is in `header_origins`: a
+        redirect elsewhere does not carry them.
 
         With `accept_non_html=False` a response whose Content-Type is present and not
         HTML is not read: status and headers are returned with an empty body, no error.
@@ -539,7 +557,7 @@ class Fetcher:
         total = self._options.total_timeout
         try:
             async with asyncio.timeout(total):
-                await self._follow(progress, accept_non_html)
+                await self._follow(progress, accept_non_html, headers, header_origins)
         except TimeoutError:
             progress.fail("timeout", f"page not complete within {total:g}s", retryable=True)
         except _Failure as exc:
@@ -554,13 +572,20 @@ class Fetcher:
             )
         return progress.result(elapsed_ms)
 
-    async def _follow(self, progress: _Progress, accept_non_html: bool) -> None:
+    async def _follow(
+        self,
+        progress: _Progress,
+        accept_non_html: bool,
+        headers: tuple[tuple[str, str], ...],
+        header_origins: frozenset[str],
+    ) -> None:
         target = self._checked_url(progress.url)
         seen = {_loop_key(target)}
         while True:
             progress.start_hop(str(target))
+            extra = list(headers) if headers and origin(str(target)) in header_origins else None
             async with self._client.stream(
-                "GET", target, extensions={"trace": progress.trace}
+                "GET", target, headers=extra, extensions={"trace": progress.trace}
             ) as response:
                 progress.response(response)
                 location = response.headers.get("location")

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from service import jobheaders
 from service.crawl.linkfilter import LinkFilter
 from service.crawl.parser import ParseOptions, SelectorSpec
 from service.crawl.patterns import UrlPatterns
@@ -89,6 +90,9 @@ class JobPlan:
     max_attempts: int
     webhook: dict[str, Any] | None
     priority: str = "normal"
+    # The job's own headers and cookies, and the only origins they are sent to.
+    request_headers: tuple[tuple[str, str], ...] = ()
+    header_origins: frozenset[str] = frozenset()
     seen: SeenFilter = field(default_factory=lambda: SeenFilter(1024))
     sitemap_origins: set[str] = field(default_factory=set)
     cancelled: bool = False
@@ -146,6 +150,8 @@ class JobPlan:
             max_attempts=1 + (settings.max_retries if max_retries is None else int(max_retries)),
             webhook=request.get("webhook"),
             priority=request.get("priority") or "normal",
+            request_headers=jobheaders.outgoing(request),
+            header_origins=jobheaders.origins(seeds),
             seen=seen,
         )
 

@@ -119,7 +119,12 @@ class PageWorker:
 
         spacing = self._scheduler.request_started(item.host)
         # Without follow_non_html a body that is not HTML by its Content-Type is not read.
-        result = await self._fetcher.fetch(item.url, accept_non_html=plan.follow_non_html)
+        result = await self._fetcher.fetch(
+            item.url,
+            accept_non_html=plan.follow_non_html,
+            headers=plan.request_headers,
+            header_origins=plan.header_origins,
+        )
         if plan.adaptive_delay:
             self._scheduler.observe(
                 item.host,
