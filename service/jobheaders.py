@@ -103,6 +103,9 @@ def redact(request: Mapping[str, Any]) -> dict[str, Any]:
         values = out.get(key)
         if isinstance(values, dict):
             out[key] = dict.fromkeys(values, REDACTED)
+    webhook = out.get("webhook")
+    if isinstance(webhook, dict) and isinstance(webhook.get("headers"), dict):
+        out["webhook"] = {**webhook, "headers": dict.fromkeys(webhook["headers"], REDACTED)}
     return out
 
 

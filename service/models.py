@@ -191,12 +191,28 @@ def _default_formats() -> list[Format]:
     return ["metadata", "text", "links"]
 
 
+HeaderName = Annotated[StrictStr, AfterValidator(jobheaders.check_header_name)]
+HeaderValue = Annotated[StrictStr, AfterValidator(jobheaders.check_header_value)]
+CookieName = Annotated[StrictStr, AfterValidator(jobheaders.check_cookie_name)]
+CookieValue = Annotated[StrictStr, AfterValidator(jobheaders.check_cookie_value)]
+
+
 class Webhook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: StrictStr
     events: list[WebhookEvent] = Field(default_factory=_default_events)
     page_batch_size: StrictInt = Field(default=50, ge=1, le=1000)
+    # Jobs submitted through /v2 get Firecrawl-shaped bodies (service.firecrawlhooks).
+    format: Literal["trawl", "firecrawl.crawl", "firecrawl.batch_scrape"] = Field(
+        default="trawl", description="Body shape: Trawl's events, or Firecrawl's"
+    )
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Echoed in every Firecrawl-format body"
+    )
+    headers: dict[HeaderName, HeaderValue] | None = Field(
+        default=None, description="Sent with every delivery; shown redacted"
+    )
 
     @field_validator("url")
     @classmethod
@@ -222,12 +238,6 @@ Selector = Annotated[
     Discriminator(_selector_kind),
     AfterValidator(check_selector),
 ]
-
-
-HeaderName = Annotated[StrictStr, AfterValidator(jobheaders.check_header_name)]
-HeaderValue = Annotated[StrictStr, AfterValidator(jobheaders.check_header_value)]
-CookieName = Annotated[StrictStr, AfterValidator(jobheaders.check_cookie_name)]
-CookieValue = Annotated[StrictStr, AfterValidator(jobheaders.check_cookie_value)]
 
 
 class JobRequest(BaseModel):

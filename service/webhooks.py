@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from service import metrics
+from service import firecrawlhooks, metrics
 from service.crawl.fetcher import BlockedConnectError, GuardedTransport
 from service.crawl.guard import (
     BlockedAddress,
@@ -158,6 +158,7 @@ class _PageStream:
     failures: int = 0  # consecutive failed batch posts while the job runs
     not_before: float = 0.0  # monotonic: next look at the results (poll pacing, backoff)
     waiting_since: float | None = None  # monotonic: when a partial batch was first seen
+    firecrawl: bool = False  # bodies in Firecrawl's shape (a job submitted through /v2)
 
 
 class WebhookDispatcher:
@@ -206,6 +207,19 @@ class WebhookDispatcher:
         # Jobs whose final event went out (or was given up): their pages are done with.
         self._finished: OrderedDict[str, None] = OrderedDict()
         self._gone: OrderedDict[tuple[str, str], None] = OrderedDict()  # (job id, url): 410
+        # Firecrawl-format webhooks as stored (job JSON shows their headers redacted).
+        self._hooks: dict[str, dict[str, Any]] = {}
+
+    async def _stored_webhook(self, job_id: str) -> dict[str, Any]:
+        webhook = self._hooks.get(job_id)
+        if webhook is None:
+            state = (await self._store.job_requests([job_id])).get(job_id)
+            stored = json.loads(state[1]).get("webhook") if state else None
+            webhook = stored if isinstance(stored, dict) else {}
+            if len(self._hooks) >= _REMEMBERED_JOBS:
+                self._hooks.clear()
+            self._hooks[job_id] = webhook
+        return webhook
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -396,7 +410,10 @@ class WebhookDispatcher:
             return None
         size = webhook.get("page_batch_size") if isinstance(webhook, dict) else None
         stream = _PageStream(
-            job_id=job_id, url=url, batch_size=size if isinstance(size, int) and size > 0 else 50
+            job_id=job_id,
+            url=url,
+            batch_size=size if isinstance(size, int) and size > 0 else 50,
+            firecrawl=firecrawlhooks.is_firecrawl(webhook),
         )
         self._streams[job_id] = stream
         return stream
@@ -404,6 +421,7 @@ class WebhookDispatcher:
     def _finish(self, job_id: str) -> None:
         """Forget a job's pages for good (its final event is settled)."""
         self._streams.pop(job_id, None)
+        self._hooks.pop(job_id, None)
         _remember(self._finished, job_id)
 
     # -- outbox events ---------------------------------------------------------------
@@ -419,7 +437,8 @@ class WebhookDispatcher:
         if (event.job_id, event.url) in self._gone:
             attempt = Attempt(Result.GONE, "the receiver answered 410 Gone to this job before")
         else:
-            stream = self._stream_for(event.job_id, _webhook_of(event.payload))
+            webhook = _webhook_of(event.payload)
+            stream = self._stream_for(event.job_id, webhook)
             attempt = Attempt(Result.DELIVERED, "")
             if final and stream is not None:
                 # Every page batch goes out before the job's final event.
@@ -428,14 +447,22 @@ class WebhookDispatcher:
                     return
                 if attempt.result is not Result.DELIVERED:
                     attempt = Attempt(attempt.result, f"job.page batch: {attempt.detail}")
-            if attempt.result is Result.DELIVERED:
+            body: bytes | None = event.payload.encode()
+            extra: dict[str, str] | None = None
+            if attempt.result is Result.DELIVERED and firecrawlhooks.is_firecrawl(webhook):
+                stored = await self._stored_webhook(event.job_id)
+                body = firecrawlhooks.lifecycle_body(stored, event.event_type, event.payload)
+                if body is not None:
+                    extra = firecrawlhooks.headers(stored, self._secret, body)
+            if attempt.result is Result.DELIVERED and body is not None:
                 attempt = await self._post(
                     event.url,
                     event.event_type,
                     event.event_id,
                     event.job_id,
-                    event.payload.encode(),
+                    body,
                     event.attempts + 1,
+                    extra,
                 )
         if attempt.result is Result.STOPPED:
             return
@@ -546,9 +573,25 @@ class WebhookDispatcher:
                 if now - stream.waiting_since < PAGE_MAX_WAIT:
                     return Attempt(Result.DELIVERED, "")
             event_id, body = _page_event(stream.job_id, rows)
-            attempt = await self._post(
-                stream.url, PAGE_EVENT, event_id, stream.job_id, body, stream.failures + 1
-            )
+            extra: dict[str, str] | None = None
+            shaped: bytes | None = body
+            if stream.firecrawl:
+                stored = await self._stored_webhook(stream.job_id)
+                shaped = firecrawlhooks.page_body(stored, stream.job_id, rows)
+                if shaped is not None:
+                    extra = firecrawlhooks.headers(stored, self._secret, shaped)
+            if shaped is None:  # no document in these rows: nothing to tell Firecrawl
+                attempt = Attempt(Result.DELIVERED, "")
+            else:
+                attempt = await self._post(
+                    stream.url,
+                    PAGE_EVENT,
+                    event_id,
+                    stream.job_id,
+                    shaped,
+                    stream.failures + 1,
+                    extra,
+                )
             if attempt.result is not Result.DELIVERED:
                 if attempt.result is not Result.STOPPED:
                     stream.failures += 1  # the same batch is tried again from this cursor
@@ -569,9 +612,12 @@ class WebhookDispatcher:
         job_id: str,
         body: bytes,
         attempt_number: int,
+        extra: dict[str, str] | None = None,
     ) -> Attempt:
         """One signed POST; never raises for receiver or network trouble."""
-        attempt = await self._attempt(url, event_type, event_id, job_id, body, attempt_number)
+        attempt = await self._attempt(
+            url, event_type, event_id, job_id, body, attempt_number, extra
+        )
         if attempt.result is not Result.STOPPED:
             metrics.WEBHOOKS.labels(result=attempt.result.value).inc()
         return attempt
@@ -584,6 +630,7 @@ class WebhookDispatcher:
         job_id: str,
         body: bytes,
         attempt: int,
+        extra: dict[str, str] | None = None,
     ) -> Attempt:
         client = self._client
         if client is None:
@@ -605,6 +652,8 @@ class WebhookDispatcher:
             "X-Trawl-Signature": sign(self._secret, timestamp, body),
             "X-Trawl-Delivery-Attempt": str(attempt),
         }
+        if extra:
+            headers.update(extra)
         status: int | None = None
         try:
             async with asyncio.timeout(TOTAL_TIMEOUT):

@@ -26,6 +26,7 @@ def test_scrape_defaults_follow_firecrawl() -> None:
         "only_main_content": True,
         "max_depth": 0,
         "max_pages": 1,
+        "priority": "high",
     }
     assert out.formats == ("markdown",)
     assert out.timeout is None
@@ -212,6 +213,20 @@ def test_map_translation() -> None:
     }
     narrow = translate.map_request({"url": "https://example.com/", "includeSubdomains": False})
     assert narrow["scope"] == "same-host"
+
+
+def test_trawl_webhook_delivers_firecrawl_events() -> None:
+    config = translate.webhook_config(
+        {"url": "https://hooks.test/", "events": ["page", "completed"], "metadata": {"a": 1}}
+    )
+    assert translate.trawl_webhook(config, "batch_scrape") == {
+        "url": "https://hooks.test/",
+        "events": ["job.page", "job.completed"],
+        "format": "firecrawl.batch_scrape",
+        "page_batch_size": 1,
+        "metadata": {"a": 1},
+    }
+    assert translate.trawl_webhook(None, "crawl") is None
 
 
 def test_webhook_config() -> None:

@@ -68,6 +68,8 @@ def _job_body(translated: translate.Translated) -> dict[str, Any]:
     body = dict(translated.job)
     if translated.headers:
         body["headers"] = translated.headers
+    if translated.webhook:
+        body["webhook"] = translated.webhook
     return body
 
 

@@ -86,7 +86,7 @@ class Translated:
     ignored: tuple[str, ...] = ()  # fields accepted but not acted on (named in `warning`)
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float | None = None  # seconds (Firecrawl sends milliseconds)
-    webhook: dict[str, Any] | None = None
+    webhook: dict[str, Any] | None = None  # a Trawl webhook (Firecrawl format)
 
 
 def _bad(field_name: str, message: str) -> ValidationFailed:
@@ -307,7 +307,7 @@ def crawl_request(payload: Any, limits: dict[str, int]) -> Translated:
         formats=scraped.formats,
         ignored=tuple(ignored),
         headers=scraped.headers,
-        webhook=webhook_config(body.get("webhook")),
+        webhook=trawl_webhook(webhook_config(body.get("webhook")), "crawl"),
     )
 
 
@@ -316,7 +316,8 @@ def scrape_request(payload: Any) -> Translated:
     body = _object(payload)
     url = _url(body)
     scraped = scrape_options(body)
-    job = {"url": url, **scraped.job, "max_depth": 0, "max_pages": 1}
+    # A synchronous scrape runs at high priority, as POST /v1/scrape does.
+    job = {"url": url, **scraped.job, "max_depth": 0, "max_pages": 1, "priority": "high"}
     return Translated(
         job=job,
         formats=scraped.formats,
@@ -359,7 +360,7 @@ def batch_request(payload: Any, check_url: Any) -> tuple[Translated, list[str]]:
         formats=scraped.formats,
         ignored=scraped.ignored,
         headers=scraped.headers,
-        webhook=webhook_config(body.get("webhook")),
+        webhook=trawl_webhook(webhook_config(body.get("webhook")), "batch_scrape"),
     )
     return translated, invalid
 
@@ -412,6 +413,35 @@ def webhook_config(value: Any) -> dict[str, Any] | None:
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise _bad("webhook.headers", "must be an object of strings")
     return {"url": value["url"], "events": events, "metadata": metadata, "headers": headers}
+
+
+_TRAWL_EVENTS = {
+    "started": "job.started",
+    "page": "job.page",
+    "completed": "job.completed",
+    "failed": "job.failed",
+}
+
+
+def trawl_webhook(config: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
+    """A Firecrawl webhook config as a Trawl webhook delivering Firecrawl-shaped bodies.
+
+    One page per `page` event, as Firecrawl sends them; `kind` is "crawl" or
+    "batch_scrape" (the event types' prefix).
+    """
+    if config is None:
+        return None
+    webhook: dict[str, Any] = {
+        "url": config["url"],
+        "events": [_TRAWL_EVENTS[event] for event in config["events"]],
+        "format": f"firecrawl.{kind}",
+        "page_batch_size": 1,
+    }
+    if config["metadata"]:
+        webhook["metadata"] = config["metadata"]
+    if config["headers"]:
+        webhook["headers"] = config["headers"]
+    return webhook
 
 
 # -- Trawl -> Firecrawl --------------------------------------------------------------
