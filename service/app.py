@@ -174,6 +174,21 @@ async def _open(app: TrawlApp) -> None:
     logger.info(
         "trawl ready (role=%s, database=%s)", settings.role, settings.database_url.split("@")[-1]
     )
+    logger.info("%s", listening_message(settings.host, settings.port))
+
+
+def listening_message(host: str, port: int) -> str:
+    """What a new user needs first: where the API, its docs and the dashboard are."""
+    bare = host.strip("[]")
+    shown = f"[{bare}]" if ":" in bare else bare
+    base = f"http://{shown}:{port}"
+    if bare in ("0.0.0.0", "::", ""):
+        local = f"http://{'[::1]' if bare == '::' else '127.0.0.1'}:{port}"
+        return (
+            f"listening on {base} (all interfaces); on this machine: API {local}/v1, "
+            f"docs {local}/docs, dashboard {local}/"
+        )
+    return f"listening on {base} (API {base}/v1, docs {base}/docs, dashboard {base}/)"
 
 
 async def _drain(app: TrawlApp) -> None:

@@ -35,6 +35,7 @@ from sanic.response import HTTPResponse, json
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE = "about:blank"
 
 
 class TrawlError(Exception):
@@ -190,7 +191,10 @@ def problem(
 ) -> HTTPResponse:
     """Render an RFC 9457 problem document."""
     body: dict[str, Any] = {
-        "type": f"https://trawl.dev/problems/{type_slug}",
+        # RFC 9457 4.2.1: "about:blank" means the problem is what the status says, and the
+        # title is the status phrase (ours are). A made-up domain would be a URI clients
+        # might dereference; `type_slug` stays available should Trawl serve real pages.
+        "type": PROBLEM_TYPE,
         "title": title,
         "status": status,
         "detail": detail,

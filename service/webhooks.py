@@ -181,6 +181,7 @@ class WebhookDispatcher:
         # but nobody can forge it either (an empty key would let anyone sign).
         self._secret = settings.webhook_secret or secrets.token_hex(32)
         self._secret_configured = bool(settings.webhook_secret)
+        self._warned_unsigned = False
         self._user_agent = settings.user_agent
         self._retry_base = settings.webhook_retry_base
         self._max_attempts = settings.webhook_max_attempts
@@ -261,11 +262,6 @@ class WebhookDispatcher:
     async def run(self, stop: asyncio.Event) -> None:
         """Deliver until `stop` is set; then wait for in-flight lanes (cancel to abandon)."""
         self._stop = stop
-        if not self._secret_configured:
-            logger.warning(
-                "SCRAPER_WEBHOOK_SECRET is not set: webhooks are signed with a random key "
-                "that receivers cannot verify; set it to check signatures"
-            )
         client = self._client = self._make_client()
         try:
             while not stop.is_set():
@@ -632,6 +628,13 @@ class WebhookDispatcher:
         attempt: int,
         extra: dict[str, str] | None = None,
     ) -> Attempt:
+        if not self._secret_configured and not self._warned_unsigned:
+            # Said when a webhook is actually delivered, not at every start-up.
+            self._warned_unsigned = True
+            logger.warning(
+                "SCRAPER_WEBHOOK_SECRET is not set: webhooks are signed with a random key "
+                "that receivers cannot verify; set it to check signatures"
+            )
         client = self._client
         if client is None:
             return Attempt(Result.STOPPED, "dispatcher is not running")

@@ -66,7 +66,7 @@ def test_problem_document_shape() -> None:
     assert response.body is not None
     body = json.loads(response.body)
     assert body == {
-        "type": "https://trawl.dev/problems/validation-error",
+        "type": "about:blank",  # RFC 9457: no domain Trawl does not own
         "title": "Unprocessable Content",
         "status": 422,
         "detail": "limit: must be an integer from 1 to 100",
