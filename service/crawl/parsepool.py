@@ -300,8 +300,11 @@ class ParsePool:
         if not task.cancelled() and task.exception() is not None:
             logger.error("could not start a parser process", exc_info=task.exception())
 
-    async def _call(self, fn: Callable[..., tuple[_T, int]], *args: Any) -> _T:
+    async def _call(
+        self, fn: Callable[..., tuple[_T, int]], *args: Any, seconds: float | None = None
+    ) -> _T:
         """Run `fn(*args)` in an idle child within the deadline; it returns (value, rss)."""
+        deadline = self.limits.parse_timeout if seconds is None else seconds
         await self.warm_up()
         assert self._idle is not None
         child = await self._idle.get()
@@ -309,15 +312,13 @@ class ParsePool:
         future = loop.run_in_executor(child.executor, fn, *args)
         future.add_done_callback(_consume)
         try:
-            value, rss = await asyncio.wait_for(asyncio.shield(future), self.limits.parse_timeout)
+            value, rss = await asyncio.wait_for(asyncio.shield(future), deadline)
         except TimeoutError:
             logger.warning(
-                "parser process %d passed the %gs deadline; replacing it",
-                child.pid,
-                self.limits.parse_timeout,
+                "parser process %d passed the %gs deadline; replacing it", child.pid, deadline
             )
             self._replace(child, kill=True)
-            raise ParseTimeout(f"parsing took longer than {self.limits.parse_timeout:g}s") from None
+            raise ParseTimeout(f"parsing took longer than {deadline:g}s") from None
         except BrokenProcessPool as exc:
             logger.error("parser process %d died; replacing it", child.pid)
             self._replace(child, kill=True)
@@ -368,8 +369,13 @@ class ParsePool:
     async def sitemap(
         self, body: bytes, origin: str, max_urls: int, links: LinkFilter | None = None
     ) -> SitemapFile:
-        """Parse one sitemap file in a child (same deadline and errors as `parse`)."""
-        return await self._call(_sitemap, body, origin, max_urls, links)
+        """Parse one sitemap file in a child (the errors of `parse`).
+
+        One file per origin holds up to 50,000 URLs to canonicalise (~2 s here), and there
+        are few of them: a longer deadline than a page's.
+        """
+        seconds = max(6 * self.limits.parse_timeout, 30.0)
+        return await self._call(_sitemap, body, origin, max_urls, links, seconds=seconds)
 
     def close(self) -> None:
         self._closed = True
