@@ -3,6 +3,7 @@
 TrawlError                  base; never shown to clients as-is
 ├── ConfigError             bad settings: the service refuses to start
 ├── StoreError              the database failed (after retries)
+│   └── StoreUnavailable    it cannot be written now (disk full, read-only): 503 to clients
 └── ApiError                carries an HTTP status; rendered as RFC 9457 problem+json
     ├── BadRequest          400
     ├── Refused             400 (an option that needs a browser or an LLM)
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_TYPE = "about:blank"
+STORE_RETRY_AFTER = 30  # seconds a client is told to wait while the database is unwritable
 
 
 class TrawlError(Exception):
@@ -55,6 +57,10 @@ class ConfigError(TrawlError):
 
 class StoreError(TrawlError):
     """The database could not complete the operation."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be written right now (disk full, read-only or unreachable)."""
 
 
 class ApiError(TrawlError):
@@ -234,6 +240,11 @@ def to_api_error(exc: Exception) -> ApiError:
     """Map any exception to the ApiError a client should see."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, StoreUnavailable):
+        # Not this request's fault, and it passes: the crawl pauses and resumes by itself.
+        return Overloaded(
+            STORE_RETRY_AFTER, "The database cannot be written right now; retry later."
+        )
     for sanic_type, ours in _SANIC_MAP:
         if isinstance(exc, sanic_type):
             if ours is BadRequest:

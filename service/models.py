@@ -319,6 +319,14 @@ class JobRequest(BaseModel):
             "beyond a server-set number run as `normal`."
         ),
     )
+    retention: Annotated[StrictInt, Field(ge=1)] | None = Field(
+        default=None,
+        description=(
+            "Seconds to keep the job and its results once it has ended (within the "
+            "server's SCRAPER_MAX_RESULT_TTL); default: the server's SCRAPER_RESULT_TTL"
+        ),
+    )
+
     headers: dict[HeaderName, HeaderValue] | None = Field(
         default=None,
         description=(
@@ -393,6 +401,14 @@ class JobRequest(BaseModel):
     @classmethod
     def _formats(cls, value: list[str]) -> list[str]:
         return [fmt for fmt in FORMATS if fmt in value]
+
+    @field_validator("retention")
+    @classmethod
+    def _retention(cls, value: int | None, info: ValidationInfo) -> int | None:
+        bound = _context(info, "max_result_ttl", 0)
+        if value is not None and bound and value > bound:
+            raise ValueError(f"must be at most {bound} seconds (server bound)")
+        return value
 
     @field_validator("per_host_concurrency")
     @classmethod

@@ -76,6 +76,7 @@ class Settings:
     max_response_bytes: int = 8 * 1024 * 1024  # a results page (at least one result)
     result_ttl: float = 0.0  # seconds a finished job's results are kept; 0 = keep forever
     max_result_ttl: float = 0.0  # most a job's `retention` may ask for; 0 = no bound
+    retention_interval: float = 30.0  # seconds between sweeps for expired jobs
 
     # API.
     request_max_size: int = 1024 * 1024
@@ -186,6 +187,9 @@ class Settings:
             ),
             result_ttl=reader.duration("SCRAPER_RESULT_TTL", defaults.result_ttl),
             max_result_ttl=reader.duration("SCRAPER_MAX_RESULT_TTL", defaults.max_result_ttl),
+            retention_interval=reader.number(
+                "SCRAPER_RETENTION_INTERVAL", defaults.retention_interval
+            ),
             request_max_size=reader.integer(
                 "SCRAPER_REQUEST_MAX_SIZE", defaults.request_max_size, minimum=1024
             ),

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from service.crawl.fetcher import Fetcher
     from service.crawl.mapper import SiteMapper
     from service.metrics import LoopLagProbe
+    from service.retention import RetentionSweeper
     from service.progress import ProgressHub
     from service.webhooks import WebhookDispatcher
 
@@ -33,6 +34,7 @@ class AppContext:
     probe: LoopLagProbe | None = None
     rate_limiter: RateLimiter | None = None
     webhooks: WebhookDispatcher | None = None
+    retention: RetentionSweeper | None = None
     progress: ProgressHub | None = None
     # The fetcher for work done in the request (maps): the crawler's, or the web role's own.
     fetcher: Fetcher | None = None

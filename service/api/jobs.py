@@ -11,7 +11,7 @@ from sanic.response import json as json_response
 
 from service.api import openapi, schemas
 from service.api.context import ctx
-from service.api.params import choice_param, cursor_param, int_param
+from service.api.params import bool_param, choice_param, cursor_param, int_param
 from service.api.submission import idempotency_key, job_limits, owner_of, submit_job
 from service.errors import BadRequest, NotFound, UnsupportedMedia
 from service.models import Job, JobRequest, JobStatus, parse_job_request
@@ -128,11 +128,21 @@ async def get_job(request: Request, job_id: str) -> HTTPResponse:
 @bp.delete("/<job_id:str>")
 @openapi.operation(
     "cancel_job",
-    summary="Cancel a job (idempotent)",
-    description="Answers the job: `cancelled`, or its final status if it had already ended.",
+    summary="Cancel a job (idempotent); with `purge=true`, delete it and all its data",
+    description=(
+        "Answers the job: `cancelled`, or its final status if it had already ended. "
+        "With `?purge=true` a running job is cancelled first, then the job, its results "
+        "and its frontier are deleted (the answer is the job as it was last); afterwards "
+        "the job is a 404."
+    ),
     path=JOB_ID,
+    params=[
+        openapi.query(
+            "purge", "Also delete the job and all its data", type="boolean", default=False
+        )
+    ],
     responses={200: openapi.json(schemas.JobOut, "The job")},
-    problems=(404,),
+    problems=(404, 422, 503),
 )
 async def cancel_job(request: Request, job_id: str) -> HTTPResponse:
     return json_response((await cancel(request, job_id)).as_dict())
@@ -141,6 +151,7 @@ async def cancel_job(request: Request, job_id: str) -> HTTPResponse:
 async def cancel(request: Request, job_id: str) -> Job:
     """Cancel the caller's job (idempotent): the job as it now is, or 404."""
     app = ctx(request)
+    purge = bool_param(request, "purge")
     job = await app.db.cancel_job(job_id, owner_of(request))
     if job is None:
         raise unknown_job(job_id)
@@ -148,6 +159,10 @@ async def cancel(request: Request, job_id: str) -> Job:
         await app.crawler.job_cancelled(job_id)
     app.completions.finished([job_id])
     app.pending_changed(None)
+    if purge:
+        await app.db.purge_job(job_id)
+        if app.retention is not None:
+            app.retention.purged()
     if app.webhooks is not None:
         app.webhooks.wake()
     return job

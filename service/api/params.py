@@ -44,3 +44,18 @@ def choice_param(request: Request, name: str, choices: tuple[str, ...]) -> str |
     if raw not in choices:
         raise field_error(name, f"must be one of {', '.join(choices)}")
     return str(raw)
+
+
+_TRUE = ("1", "true", "yes")
+_FALSE = ("0", "false", "no")
+
+
+def bool_param(request: Request, name: str, default: bool = False) -> bool:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in _TRUE:
+        return True
+    if raw.lower() in _FALSE:
+        return False
+    raise field_error(name, "must be true or false")

@@ -41,6 +41,7 @@ def job_limits(request: Request) -> dict[str, int]:
         "max_depth_cap": settings.max_depth_cap,
         "default_max_pages": settings.default_max_pages,
         "per_host_concurrency_cap": max(16, settings.per_host_concurrency),
+        "max_result_ttl": int(settings.max_result_ttl),
     }
 
 

@@ -1,0 +1,231 @@
+"""Retention, purge, space and an unwritable database (issue 9, item 7), on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.store.sqlite import sqlite_path
+from tests.conftest import TrawlServer, wait_until
+from tests.conftest import test_settings as settings_for
+from tests.faults.hostile_server import HostileServer
+from tests.store import pgdb
+
+pytestmark = pytest.mark.timeout(120)
+
+MakeServer = Callable[..., Awaitable[TrawlServer]]
+TABLES = ("results", "frontier")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/trawl.db"
+        return
+    reason = pgdb.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    url = pgdb.create_database("trawl_retention")
+    yield url
+    pgdb.drop_database(url)
+
+
+@pytest.fixture
+async def make_server(tmp_path: Path, database_url: str) -> AsyncIterator[MakeServer]:
+    servers: list[TrawlServer] = []
+
+    async def make(**overrides: Any) -> TrawlServer:
+        overrides.setdefault("database_url", database_url)
+        overrides.setdefault("db_pool_size", 4)
+        server = TrawlServer(settings_for(tmp_path, **overrides))
+        servers.append(server)
+        return await server.start()
+
+    yield make
+    for server in reversed(servers):
+        await server.stop()
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[HostileServer]:
+    server = await HostileServer().start()
+    yield server
+    await server.close()
+
+
+async def query(database_url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """One read straight from the database (SQL in PostgreSQL's $n style)."""
+    if database_url.startswith("sqlite"):
+        import re
+
+        lite = re.sub(r"\$\d+", "?", sql)
+        with sqlite3.connect(sqlite_path(database_url)) as conn:
+            return [tuple(row) for row in conn.execute(lite, args).fetchall()]
+    return [tuple(row) for row in await pgdb.query(database_url, sql, *args)]
+
+
+async def rows_of(database_url: str, job_id: str) -> dict[str, int]:
+    counts = {}
+    for table in (*TABLES, "jobs"):
+        column = "id" if table == "jobs" else "job_id"
+        rows = await query(
+            database_url, f"SELECT count(*) FROM {table} WHERE {column} = $1", job_id
+        )
+        counts[table] = int(rows[0][0])
+    return counts
+
+
+def seeds(hostile: HostileServer, n: int, tag: str = "p") -> list[str]:
+    return [hostile.url(f"/ok?{tag}={i}") for i in range(n)]
+
+
+# -- purge -----------------------------------------------------------------------------
+
+
+async def test_purge_deletes_a_finished_job_and_all_its_data(
+    make_server: MakeServer, hostile: HostileServer, database_url: str
+) -> None:
+    server = await make_server()
+    job = await server.submit({"urls": seeds(hostile, 5), "formats": ["html"]})
+    keep = await server.submit({"urls": seeds(hostile, 2, "keep")})
+    done = await server.wait_job(job["id"])
+    await server.wait_job(keep["id"])
+    assert (await rows_of(database_url, job["id"]))["results"] == 5
+
+    response = await server.client.delete(f"/v1/jobs/{job['id']}", params={"purge": "true"})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "completed"  # as DELETE answers a finished job
+    assert response.json()["stats"] == done["stats"]
+    assert await rows_of(database_url, job["id"]) == {"results": 0, "frontier": 0, "jobs": 0}
+    gone = await server.client.get(f"/v1/jobs/{job['id']}")
+    assert gone.status_code == 404
+    assert (await server.client.get(f"/v1/jobs/{job['id']}/results")).status_code == 404
+    assert (await server.client.delete(f"/v1/jobs/{job['id']}?purge=true")).status_code == 404
+    # Nobody else's data went with it.
+    assert (await rows_of(database_url, keep["id"]))["results"] == 2
+    assert (await server.client.get(f"/v1/jobs/{keep['id']}")).status_code == 200
+
+
+async def test_purge_cancels_a_running_job_first(
+    make_server: MakeServer, hostile: HostileServer, database_url: str
+) -> None:
+    server = await make_server(concurrency=2, per_host_concurrency=2)
+    # /stall answers headers and then nothing: the job stays running until cut off.
+    job = await server.submit({"urls": [hostile.url(f"/stall?i={i}") for i in range(6)]})
+    await server.wait_job(job["id"], {"running"})
+    response = await server.client.delete(f"/v1/jobs/{job['id']}?purge=1")
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "cancelled"
+    assert (await server.client.get(f"/v1/jobs/{job['id']}")).status_code == 404
+    await server.wait_until_idle(timeout=20)
+    assert await rows_of(database_url, job["id"]) == {"results": 0, "frontier": 0, "jobs": 0}
+
+
+async def test_purge_parameter_is_validated(make_server: MakeServer) -> None:
+    server = await make_server(role="web")
+    job = await server.submit({"url": "http://example.invalid/"})
+    response = await server.client.delete(f"/v1/jobs/{job['id']}?purge=maybe")
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "purge"
+
+
+# -- retention -------------------------------------------------------------------------
+
+
+async def test_finished_jobs_expire_after_the_server_ttl(
+    make_server: MakeServer, hostile: HostileServer, database_url: str
+) -> None:
+    server = await make_server(result_ttl=1.0, retention_interval=0.2)
+    job = await server.submit({"urls": seeds(hostile, 3)})
+    await server.wait_job(job["id"])
+
+    async def status() -> int:
+        return (await server.client.get(f"/v1/jobs/{job['id']}")).status_code
+
+    await wait_until(status, lambda code: code == 404, timeout=20)
+    assert await rows_of(database_url, job["id"]) == {"results": 0, "frontier": 0, "jobs": 0}
+
+
+async def test_a_jobs_retention_overrides_the_server_default_within_bounds(
+    make_server: MakeServer, hostile: HostileServer
+) -> None:
+    server = await make_server(max_result_ttl=3600.0, retention_interval=0.2)
+    too_long = await server.client.post(
+        "/v1/jobs", json={"url": hostile.url("/ok"), "retention": 7200}
+    )
+    assert too_long.status_code == 422
+    assert too_long.json()["errors"][0]["field"] == "retention"
+    short = await server.submit({"urls": seeds(hostile, 2, "short"), "retention": 1})
+    kept = await server.submit({"urls": seeds(hostile, 2, "kept")})  # default: keep
+    await server.wait_job(short["id"])
+    await server.wait_job(kept["id"])
+    assert short["request"]["retention"] == 1
+
+    async def status() -> int:
+        return (await server.client.get(f"/v1/jobs/{short['id']}")).status_code
+
+    await wait_until(status, lambda code: code == 404, timeout=20)
+    assert (await server.client.get(f"/v1/jobs/{kept['id']}")).status_code == 200
+
+
+async def test_expiry_runs_in_small_batches_while_the_crawl_goes_on(
+    make_server: MakeServer, hostile: HostileServer
+) -> None:
+    """Expiring a 600-result job does not stall another job's crawl or /health."""
+    server = await make_server(retention_interval=0.2, result_batch_size=50)
+    big = await server.submit(
+        {"urls": seeds(hostile, 600, "big"), "max_pages": 600, "formats": ["html"]}
+    )
+    await server.wait_job(big["id"], timeout=90)
+    crawl = await server.submit({"urls": seeds(hostile, 200, "live"), "max_pages": 200})
+    purge = asyncio.ensure_future(server.client.delete(f"/v1/jobs/{big['id']}?purge=true"))
+    latencies = []
+    while not purge.done():
+        started = time.perf_counter()
+        assert (await server.client.get("/health")).status_code == 200
+        latencies.append(time.perf_counter() - started)
+        await asyncio.sleep(0.02)
+    assert (await purge).status_code == 200
+    done = await server.wait_job(crawl["id"], timeout=60)
+    assert done["stats"]["pages_fetched"] == 200
+    assert max(latencies) < 1.0, latencies
+
+
+# -- space -----------------------------------------------------------------------------
+
+
+async def test_space_is_returned_to_the_filesystem(
+    make_server: MakeServer, hostile: HostileServer, database_url: str
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL's VACUUM is checked in tests/store")
+    server = await make_server()
+    path = Path(sqlite_path(database_url))
+
+    def size() -> int:
+        with sqlite3.connect(path) as conn:
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return path.stat().st_size
+
+    job = await server.submit(
+        {
+            "urls": [hostile.url(f"/emoji?size=400000&i={i}") for i in range(10)],
+            "formats": ["html", "text"],
+        }
+    )
+    await server.wait_job(job["id"], timeout=60)
+    full = size()
+    assert full > 4_000_000
+    response = await server.client.delete(f"/v1/jobs/{job['id']}?purge=true")
+    assert response.status_code == 200
+
+    async def probe() -> int:
+        return size()
+
+    await wait_until(probe, lambda now: now < full / 4, timeout=20)
