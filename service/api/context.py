@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     from service.crawl.fetcher import Fetcher
     from service.crawl.mapper import SiteMapper
     from service.metrics import LoopLagProbe
-    from service.retention import RetentionSweeper
     from service.progress import ProgressHub
+    from service.retention import RetentionSweeper
     from service.webhooks import WebhookDispatcher
 
 

@@ -208,7 +208,7 @@ PROBLEMS: dict[int, str] = {
     429: "Rate limited; see Retry-After",
     500: "Unexpected server error (logged); on /v2/scrape: the page could not be fetched",
     502: "The target site could not be fetched",
-    503: "Too much work queued, or the database is unreachable; see Retry-After",
+    503: "Too much work queued, or the database cannot be reached or written; see Retry-After",
     504: "Timed out waiting for the result",
 }
 DEFAULT_ERROR = "Any other error (405 method not allowed, 500, ...), in the same shape"

@@ -28,6 +28,7 @@ from service.crawl.robots import RobotsCache
 from service.crawl.scheduler import HostScheduler, Slot
 from service.crawl.worker import PageWorker, WorkerConfig, page_document
 from service.crawl.writer import ResultWriter
+from service.errors import StoreUnavailable
 from service.models import JobStatus, Outcome
 from service.settings import Settings
 from service.store.base import FrontierItem, PageRecord, Release, Store
@@ -188,6 +189,11 @@ class Crawler:
     async def _claim_loop(self) -> None:
         while not self._stop.is_set():
             try:
+                if self.writer.paused:
+                    # The database takes no writes: claiming would fail too, and fetching
+                    # more would only pile up results in memory. Resume with the writer.
+                    await asyncio.sleep(0.25)
+                    continue
                 room = self.scheduler.room()
                 # A claim is a write transaction: while the workers still have plenty
                 # buffered, wait for a worthwhile batch instead of claiming a few URLs.
@@ -226,6 +232,9 @@ class Crawler:
                 self.scheduler.add(accepted)
             except asyncio.CancelledError:
                 raise
+            except StoreUnavailable as exc:
+                logger.warning("claiming paused: %s", exc)
+                await asyncio.sleep(1.0)
             except Exception:
                 logger.exception("claiming work failed; retrying")
                 await asyncio.sleep(1.0)
@@ -346,12 +355,27 @@ class Crawler:
                 ),
             )
         if isinstance(outcome, Release):
-            self.held.pop(item.id, None)
-            await self.store.release([outcome], worker=self.worker_id)
-            self._new_work.set()
+            await self._release(outcome)
             return
         self._settling[item.host] += 1
         self.writer.add(outcome)
+
+    async def _release(self, release: Release) -> None:
+        """Put a URL back for a retry; while the database cannot be written, keep trying
+        (it stays held, so a shutdown meanwhile releases it too)."""
+        delay = 0.25
+        while True:
+            try:
+                await self.store.release([release], worker=self.worker_id)
+            except StoreUnavailable:
+                if self._stop.is_set():
+                    return
+                await asyncio.sleep(delay)
+                delay = min(5.0, delay * 2)
+                continue
+            break
+        self.held.pop(release.item.id, None)
+        self._new_work.set()
 
     def _flushed(self, records: list[PageRecord], admitted: int, completed: list[str]) -> None:
         for record in records:
