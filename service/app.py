@@ -23,6 +23,7 @@ from service.crawl.guard import AddressPolicy, policy_for
 from service.errors import ConfigError
 from service.metrics import LoopLagProbe
 from service.progress import ProgressHub
+from service.retention import RetentionSweeper
 from service.settings import Settings
 from service.store import store_for
 
@@ -144,6 +145,11 @@ async def _open(app: TrawlApp) -> None:
     context.progress = ProgressHub(store)
     context.progress.start()
     context.background.append(asyncio.create_task(context.probe.run(context.stop)))
+    # Expired jobs are deleted by whichever process leads "retention" (try_lead).
+    context.retention = RetentionSweeper(
+        store, settings.result_ttl, interval=settings.retention_interval
+    )
+    context.background.append(asyncio.create_task(context.retention.run(context.stop)))
     if settings.role in ("all", "worker"):
         from service.crawl.engine import Crawler
         from service.crawl.parsepool import ParsePool

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from service.errors import StoreUnavailable
 from service.store.base import Store
@@ -69,7 +70,9 @@ class RetentionSweeper:
         self.deleted += deleted
         if deleted or self._reclaim:
             self._reclaim = False
+            started = time.perf_counter()
             await self._store.reclaim_space()
+            logger.info("space reclaimed in %.2fs", time.perf_counter() - started)
         if deleted == JOBS_PER_SWEEP:
             self._wake.set()  # more may be due: go on after a breath, not in 30 s
         return deleted

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
-from service.errors import StoreError
+from service.errors import StoreError, StoreUnavailable
 from service.store.connection import Connection, Row
 from service.store.core import SQLStore
 from service.store.queries import load_queries
@@ -32,6 +32,16 @@ CLAIM_LOCK = 0x74_72_61_77_6C_02
 DEFAULT_POOL_SIZE = 10
 _RETRIES = 5  # deadlocks and serialisation failures are retried this often
 _TRANSIENT = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+# No write can succeed now (disk full, out of resources, read-only, connection gone);
+# the write itself is fine and is tried again later.
+_UNWRITABLE = (
+    asyncpg.InsufficientResourcesError,
+    asyncpg.ReadOnlySQLTransactionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.AdminShutdownError,
+    OSError,
+)
 _DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 # Short OLTP queries: JIT compiling them (triggered by row estimates the planner cannot
 # make for LIMITs computed per host) costs 100+ ms each.
@@ -125,6 +135,8 @@ class PostgresDatabase:
             except _TRANSIENT as exc:
                 logger.warning("transaction retried (attempt %d): %s", attempt + 1, exc)
                 await asyncio.sleep(0.01 * 2**attempt)
+            except _UNWRITABLE as exc:
+                raise StoreUnavailable(f"database cannot be written: {exc}") from exc
             except _DATABASE_ERRORS as exc:
                 raise StoreError(f"database error: {exc}") from exc
         raise StoreError("transaction kept failing (deadlock or serialisation failure)")
@@ -150,6 +162,18 @@ class PostgresDatabase:
 
     async def run_script(self, conn: Connection, sql: str) -> None:
         await conn.execute(sql)  # without parameters asyncpg runs a whole script
+
+    async def reclaim_space(self) -> None:
+        """VACUUM the tables deletions free rows in (not VACUUM FULL: it locks them).
+
+        Plain VACUUM makes the space reusable and gives the tables' empty tail pages
+        back to the filesystem; it cannot run in a transaction.
+        """
+        try:
+            async with self._p.acquire() as conn:
+                await conn.execute("VACUUM (ANALYZE) results, frontier, outbox, jobs")
+        except _DATABASE_ERRORS as exc:
+            raise StoreError(f"database error: {exc}") from exc
 
     async def try_lead(self, role: str) -> bool:
         """Whether this process holds the cluster-wide lead for `role` (taking it if free).

@@ -82,6 +82,13 @@ class Queries:
     replace_results: str
     results: str
     results_of: str
+    result_heads: str
+    # retention
+    expired_jobs: str
+    delete_results: str
+    delete_frontier: str
+    delete_job_events: str
+    delete_job: str
     # webhook outbox
     insert_event: str
     due_events: str

@@ -13,18 +13,40 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from service.errors import StoreError
+from service.errors import StoreError, StoreUnavailable
 from service.models import rfc3339
 from service.store.connection import Connection, Row
 from service.store.core import SQLStore
 from service.store.migrate import split_statements
 from service.store.queries import load_queries
+from service.urls import url_key
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 _LOCK_RETRIES = 5
+_WAL_SIZE_LIMIT = 64 * 1024 * 1024
+_VACUUM_ON_OPEN_LIMIT = 256 * 1024 * 1024  # an older file is converted at start-up up to this
+_VACUUM_SLICE = 2048  # pages freed per write transaction by reclaim_space
+# Error codes that mean "no write can succeed now", not "this write is wrong".
+_UNWRITABLE = ("SQLITE_FULL", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_CANTOPEN")
+
+
+def _url_key(url: str) -> bytes:
+    return url_key(url)
+
+
+def _unwritable(exc: sqlite3.Error) -> bool:
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith(_UNWRITABLE)
+
+
+async def _pragma(conn: aiosqlite.Connection, sql: str) -> int:
+    cursor = await conn.execute(sql)
+    row = await cursor.fetchone()
+    await cursor.close()
+    return int(row[0]) if row else 0
 
 
 def sqlite_path(database_url: str) -> str:
@@ -103,15 +125,44 @@ class SQLiteDatabase:
 
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect("PRAGMA journal_mode=WAL")
+        # Incremental auto-vacuum lets deleted jobs' pages go back to the filesystem
+        # (reclaim_space). It can only be chosen before the first table exists; older
+        # files keep what they have until a VACUUM (see _ensure_incremental_vacuum).
+        self._writer = await self._connect(
+            "PRAGMA auto_vacuum=INCREMENTAL",
+            "PRAGMA journal_mode=WAL",
+            # Without a limit the WAL file keeps its largest size after a checkpoint.
+            f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}",
+        )
         try:
+            await self._ensure_incremental_vacuum()
             self._reader = await self._connect()
         except BaseException:
             await self.close()
             raise
 
+    async def _ensure_incremental_vacuum(self) -> None:
+        conn = self._open(self._writer)
+        mode = await _pragma(conn, "PRAGMA auto_vacuum")
+        if mode == 2:
+            return
+        size = await _pragma(conn, "PRAGMA page_count") * await _pragma(conn, "PRAGMA page_size")
+        if size > _VACUUM_ON_OPEN_LIMIT:
+            logger.warning(
+                "%s predates incremental vacuum and is %d MB: deleted jobs' space is reused "
+                "but not returned to the filesystem until `VACUUM` is run once, offline",
+                self.path,
+                size >> 20,
+            )
+            return
+        logger.info("switching %s to incremental auto-vacuum (one VACUUM)", self.path)
+        await conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+        await conn.execute("VACUUM")
+
     async def _connect(self, *pragmas: str) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
+        # Unique URL keys are computed in SQL (see migration 4), by both dialects alike.
+        await conn.create_function("trawl_url_key", 1, _url_key, deterministic=True)
         for pragma in (
             f"PRAGMA busy_timeout={self._busy_timeout_ms}",
             "PRAGMA foreign_keys=ON",
@@ -152,6 +203,8 @@ class SQLiteDatabase:
                     await conn.commit()
                     return result
             except sqlite3.OperationalError as exc:
+                if _unwritable(exc):
+                    raise StoreUnavailable(f"database cannot be written: {exc}") from exc
                 if "locked" not in str(exc) and "busy" not in str(exc):
                     raise StoreError(f"database error: {exc}") from exc
                 logger.warning("database locked, retrying (attempt %d)", attempt + 1)
@@ -178,6 +231,25 @@ class SQLiteDatabase:
     async def try_lead(self, role: str) -> bool:
         """One process owns the file, so it always leads."""
         return True
+
+    async def reclaim_space(self) -> None:
+        """Free pages back to the filesystem, a slice per write transaction."""
+        while True:
+            async with self._write_lock:
+                conn = self._open(self._writer)
+                # The pragma frees a page per step of its statement: executescript steps
+                # it to the end (execute + fetchall freed one page per call here).
+                await conn.executescript(f"PRAGMA incremental_vacuum({_VACUUM_SLICE});")
+                left = await _pragma(conn, "PRAGMA freelist_count")
+            if not left:
+                break
+            await asyncio.sleep(0.01)  # let the crawl's writes in between slices
+        async with self._write_lock:
+            # Truncate the WAL too (the pages were moved through it); readers may hold
+            # it, in which case it shrinks at a later checkpoint.
+            cursor = await self._open(self._writer).execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await cursor.fetchall()
+            await cursor.close()
 
 
 class SQLiteStore(SQLStore):

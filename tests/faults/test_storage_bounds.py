@@ -91,15 +91,6 @@ async def test_a_seed_over_the_url_maximum_is_a_422_naming_it(make_server: MakeS
     assert len(response.text) < 2000  # the URL is not echoed back
 
 
-@pytest.fixture
-def pg_needs_hash_key(database_url: str, request: pytest.FixtureRequest) -> None:
-    if not database_url.startswith("sqlite"):
-        request.applymarker(
-            pytest.mark.xfail(reason="PostgreSQL btree limit: needs a hashed URL key", strict=True)
-        )
-
-
-@pytest.mark.usefixtures("pg_needs_hash_key")
 async def test_a_long_seed_under_the_maximum_is_stored(make_server: MakeServer) -> None:
     """3 KB and 8 KB seeds are fine (PostgreSQL answered 500 past its 2704-byte btree row)."""
     server = await make_server(role="web")
@@ -110,7 +101,6 @@ async def test_a_long_seed_under_the_maximum_is_stored(make_server: MakeServer) 
         assert job["stats"]["pages_discovered"] == 1
 
 
-@pytest.mark.usefixtures("pg_needs_hash_key")
 async def test_a_long_link_breaks_neither_storage_nor_other_jobs(
     make_server: MakeServer, hostile: HostileServer
 ) -> None:

@@ -50,8 +50,8 @@ FROM jobs WHERE coalesce(owner, '') = $1 AND idempotency_key = $2
 -- Two processes may insert the same idempotency key at once: the loser inserts nothing
 -- (no row returned) and replays the winner's job.
 INSERT INTO jobs (id, owner, status, created_at, request, max_pages, per_host_limit, webhook,
-                  idempotency_key, request_hash, per_host_delay, weight)
-VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                  idempotency_key, request_hash, per_host_delay, weight, retention)
+VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 ON CONFLICT ((coalesce(owner, '')), idempotency_key) WHERE idempotency_key IS NOT NULL
 DO NOTHING
 RETURNING seq
@@ -268,26 +268,28 @@ WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 
 -- name: insert_frontier
 -- Many: (job_id, url, host, depth, tag).
-INSERT INTO frontier (job_id, url, host, depth, tag)
-SELECT l.job_id, l.url, l.host, l.depth, l.tag
+INSERT INTO frontier (job_id, url, host, depth, tag, url_key)
+SELECT l.job_id, l.url, l.host, l.depth, l.tag, trawl_url_key(l.url)
 FROM unnest($1::text[], $2::text[], $3::text[], $4::integer[], $5::double precision[])
     WITH ORDINALITY AS l (job_id, url, host, depth, tag, n)
 ORDER BY l.n
-ON CONFLICT (job_id, url) DO NOTHING
+ON CONFLICT (job_id, url_key) DO NOTHING
 
 -- name: repend
 -- Many: (job_id, url, depth). Shortest-path depth: a fetched page whose links were cut at
 -- max_depth, found again at a smaller depth, is fetched again (links_cut = 2).
 UPDATE frontier f SET state = 'pending', links_cut = 2, depth = l.depth
 FROM unnest($1::text[], $2::text[], $3::integer[]) AS l (job_id, url, depth)
-WHERE f.job_id = l.job_id AND f.url = l.url AND f.depth > l.depth AND f.state = 'done'
+WHERE f.job_id = l.job_id AND f.url_key = trawl_url_key(l.url) AND f.url = l.url
+  AND f.depth > l.depth AND f.state = 'done'
   AND f.links_cut = 1
 
 -- name: shorten
 -- Many: (job_id, url, depth). Any other known URL found at a smaller depth takes it.
 UPDATE frontier f SET depth = l.depth
 FROM unnest($1::text[], $2::text[], $3::integer[]) AS l (job_id, url, depth)
-WHERE f.job_id = l.job_id AND f.url = l.url AND f.depth > l.depth
+WHERE f.job_id = l.job_id AND f.url_key = trawl_url_key(l.url) AND f.url = l.url
+  AND f.depth > l.depth
 
 -- name: refetches
 SELECT id FROM frontier WHERE id = ANY($1::bigint[]) AND links_cut = 2
@@ -306,23 +308,25 @@ UPDATE jobs SET pages_discovered = pages_discovered + $2, pages_fetched = pages_
     refetching = refetching + $6
 WHERE id = $1
 -- name: existing_results
-SELECT url FROM results WHERE job_id = $1 AND url = ANY($2::text[])
+SELECT url FROM results
+WHERE job_id = $1 AND url_key = ANY(ARRAY(SELECT trawl_url_key(u) FROM unnest($2::text[]) u))
 
 -- name: insert_results
 -- Many: (job_id, url, outcome, page). Inserted under the job's row lock, so a job's
 -- result ids grow in commit order and cursors never skip a row.
-INSERT INTO results (job_id, url, outcome, page)
-SELECT r.job_id, r.url, r.outcome, r.page
+INSERT INTO results (job_id, url, outcome, page, url_key)
+SELECT r.job_id, r.url, r.outcome, r.page, trawl_url_key(r.url)
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
     AS r (job_id, url, outcome, page, n)
 ORDER BY r.n
-ON CONFLICT (job_id, url) DO NOTHING
+ON CONFLICT (job_id, url_key) DO NOTHING
 
 -- name: replace_results
 -- Many: (job_id, url, page). A page fetched again at a smaller depth replaces its result.
 UPDATE results r SET page = u.page
 FROM unnest($1::text[], $2::text[], $3::text[]) AS u (job_id, url, page)
-WHERE r.job_id = u.job_id AND r.url = u.url AND r.outcome = 'ok'
+WHERE r.job_id = u.job_id AND r.url_key = trawl_url_key(u.url) AND r.url = u.url
+  AND r.outcome = 'ok'
 
 -- name: results
 SELECT id, page FROM results WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3
@@ -344,3 +348,33 @@ UPDATE outbox SET delivered_at = $2, attempts = attempts + 1 WHERE id = $1
 
 -- name: event_failed
 UPDATE outbox SET attempts = attempts + 1, last_error = $2, next_attempt = $3 WHERE id = $1
+
+-- name: result_heads
+-- What a job.page webhook sends per page, extracted here: the pages themselves (up to
+-- a few MB each) never reach Python.
+SELECT id, json_build_object('url', p -> 'url', 'final_url', p -> 'final_url',
+                             'status_code', p -> 'status_code', 'error', p -> 'error')::text
+FROM (SELECT id, page::json AS p FROM results WHERE job_id = $1 AND id > $2
+      ORDER BY id LIMIT $3) r
+ORDER BY id
+
+-- name: expired_jobs
+-- Finished jobs past their retention (theirs, else the server's $1; 0 keeps them).
+SELECT id FROM jobs
+WHERE status IN ('completed', 'failed', 'cancelled') AND coalesce(retention, $1) > 0
+  AND finished_at < statement_timestamp() - make_interval(secs => coalesce(retention, $1))
+ORDER BY seq LIMIT $2
+
+-- name: delete_results
+-- A batch of a purged job's results (small transactions: the crawl writes in between).
+DELETE FROM results WHERE id IN (SELECT id FROM results WHERE job_id = $1 ORDER BY id LIMIT $2)
+
+-- name: delete_frontier
+DELETE FROM frontier WHERE id IN (SELECT id FROM frontier WHERE job_id = $1 LIMIT $2)
+
+-- name: delete_job_events
+-- Delivered events go with the job; undelivered ones (its job.cancelled) still go out.
+DELETE FROM outbox WHERE job_id = $1 AND delivered_at IS NOT NULL
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = $1

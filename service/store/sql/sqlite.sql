@@ -48,8 +48,8 @@ FROM jobs WHERE coalesce(owner, '') = ?1 AND idempotency_key = ?2
 
 -- name: insert_job
 INSERT INTO jobs (id, owner, status, created_at, request, max_pages, per_host_limit, webhook,
-                  idempotency_key, request_hash, per_host_delay, weight)
-VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                  idempotency_key, request_hash, per_host_delay, weight, retention)
+VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
 ON CONFLICT (coalesce(owner, ''), idempotency_key) WHERE idempotency_key IS NOT NULL
 DO NOTHING
 RETURNING seq
@@ -240,17 +240,20 @@ WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id
 
 -- name: insert_frontier
 -- Many: (job_id, url, host, depth, tag).
-INSERT OR IGNORE INTO frontier (job_id, url, host, depth, tag) VALUES (?1, ?2, ?3, ?4, ?5)
+INSERT OR IGNORE INTO frontier (job_id, url, host, depth, tag, url_key)
+VALUES (?1, ?2, ?3, ?4, ?5, trawl_url_key(?2))
 
 -- name: repend
 -- Many: (job_id, url, depth). Shortest-path depth: a fetched page whose links were cut at
 -- max_depth, found again at a smaller depth, is fetched again (links_cut = 2).
 UPDATE frontier SET state = 'pending', links_cut = 2, depth = ?3
-WHERE job_id = ?1 AND url = ?2 AND depth > ?3 AND state = 'done' AND links_cut = 1
+WHERE job_id = ?1 AND url_key = trawl_url_key(?2) AND url = ?2 AND depth > ?3
+  AND state = 'done' AND links_cut = 1
 
 -- name: shorten
 -- Many: (job_id, url, depth). Any other known URL found at a smaller depth takes it.
-UPDATE frontier SET depth = ?3 WHERE job_id = ?1 AND url = ?2 AND depth > ?3
+UPDATE frontier SET depth = ?3
+WHERE job_id = ?1 AND url_key = trawl_url_key(?2) AND url = ?2 AND depth > ?3
 
 -- name: refetches
 SELECT id FROM frontier WHERE id IN (SELECT value FROM json_each(?1)) AND links_cut = 2
@@ -267,15 +270,18 @@ UPDATE jobs SET pages_discovered = pages_discovered + ?2, pages_fetched = pages_
     refetching = refetching + ?6
 WHERE id = ?1
 -- name: existing_results
-SELECT url FROM results WHERE job_id = ?1 AND url IN (SELECT value FROM json_each(?2))
+SELECT url FROM results
+WHERE job_id = ?1 AND url_key IN (SELECT trawl_url_key(value) FROM json_each(?2))
 
 -- name: insert_results
 -- Many: (job_id, url, outcome, page).
-INSERT OR IGNORE INTO results (job_id, url, outcome, page) VALUES (?1, ?2, ?3, ?4)
+INSERT OR IGNORE INTO results (job_id, url, outcome, page, url_key)
+VALUES (?1, ?2, ?3, ?4, trawl_url_key(?2))
 
 -- name: replace_results
 -- Many: (job_id, url, page). A page fetched again at a smaller depth replaces its result.
-UPDATE results SET page = ?3 WHERE job_id = ?1 AND url = ?2 AND outcome = 'ok'
+UPDATE results SET page = ?3
+WHERE job_id = ?1 AND url_key = trawl_url_key(?2) AND url = ?2 AND outcome = 'ok'
 -- name: results
 SELECT id, page FROM results WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3
 
@@ -296,3 +302,31 @@ UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1 WHERE id = ?1
 
 -- name: event_failed
 UPDATE outbox SET attempts = attempts + 1, last_error = ?2, next_attempt = ?3 WHERE id = ?1
+
+-- name: result_heads
+-- What a job.page webhook sends per page, extracted in SQLite: the pages themselves (up
+-- to a few MB each) never reach Python.
+SELECT id, json_object('url', page -> '$.url', 'final_url', page -> '$.final_url',
+                       'status_code', page -> '$.status_code', 'error', page -> '$.error')
+FROM results WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3
+
+-- name: expired_jobs
+-- Finished jobs past their retention (theirs, else the server's ?1; 0 keeps them).
+SELECT id FROM jobs
+WHERE status IN ('completed', 'failed', 'cancelled') AND coalesce(retention, ?1) > 0
+  AND (julianday('now') - julianday(finished_at)) * 86400.0 > coalesce(retention, ?1)
+ORDER BY seq LIMIT ?2
+
+-- name: delete_results
+-- A batch of a purged job's results (small transactions: the crawl writes in between).
+DELETE FROM results WHERE id IN (SELECT id FROM results WHERE job_id = ?1 ORDER BY id LIMIT ?2)
+
+-- name: delete_frontier
+DELETE FROM frontier WHERE id IN (SELECT id FROM frontier WHERE job_id = ?1 LIMIT ?2)
+
+-- name: delete_job_events
+-- Delivered events go with the job; undelivered ones (its job.cancelled) still go out.
+DELETE FROM outbox WHERE job_id = ?1 AND delivered_at IS NOT NULL
+
+-- name: delete_job
+DELETE FROM jobs WHERE id = ?1
