@@ -229,3 +229,84 @@ async def test_space_is_returned_to_the_filesystem(
         return size()
 
     await wait_until(probe, lambda now: now < full / 4, timeout=20)
+
+
+# -- an unwritable database ------------------------------------------------------------
+
+
+async def _freeze(server: TrawlServer, database_url: str, frozen: bool) -> None:
+    """Make the database refuse every write that needs space (disk full), or undo it."""
+    if database_url.startswith("sqlite"):
+        # SQLite's max_page_count (per connection): the writer's file cannot grow.
+        writer = server.app.ctx.store.db._writer
+        cursor = await writer.execute("PRAGMA page_count")
+        (pages,) = await cursor.fetchone()
+        await cursor.close()
+        limit = pages if frozen else 1 << 30
+        cursor = await writer.execute(f"PRAGMA max_page_count = {limit}")
+        await cursor.close()
+        return
+    # PostgreSQL: a trigger answering every write with the disk_full error class.
+    if frozen:
+        await pgdb.query(
+            database_url,
+            """
+            CREATE OR REPLACE FUNCTION test_disk_full() RETURNS trigger LANGUAGE plpgsql AS
+            $$ BEGIN RAISE EXCEPTION 'could not extend file: No space left on device'
+               USING ERRCODE = 'disk_full'; END $$
+            """,
+        )
+        for table in ("jobs", "frontier", "results", "outbox"):
+            await pgdb.query(
+                database_url,
+                f"CREATE TRIGGER test_disk_full BEFORE INSERT OR UPDATE ON {table} "
+                "FOR EACH STATEMENT EXECUTE FUNCTION test_disk_full()",
+            )
+    else:
+        for table in ("jobs", "frontier", "results", "outbox"):
+            await pgdb.query(database_url, f"DROP TRIGGER IF EXISTS test_disk_full ON {table}")
+
+
+async def test_an_unwritable_database_pauses_the_crawl_and_it_resumes_by_itself(
+    make_server: MakeServer, hostile: HostileServer, database_url: str
+) -> None:
+    server = await make_server(concurrency=4, per_host_concurrency=4)
+    job = await server.submit(
+        {
+            "urls": [hostile.url(f"/emoji?size=200000&i={i}") for i in range(40)],
+            "formats": ["html", "text"],
+        }
+    )
+    await wait_until(
+        lambda: server.job(job["id"]), lambda j: j["stats"]["pages_fetched"] >= 3, timeout=30
+    )
+    await _freeze(server, database_url, True)
+    try:
+        # New jobs: 503 problem+json with Retry-After.
+        seeds = [hostile.url("/ok?" + "x" * 2000 + str(i)) for i in range(300)]
+        refused = await server.client.post("/v1/jobs", json={"urls": seeds})
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert int(refused.headers["retry-after"]) > 0
+        # The crawl pauses: nothing more is stored, and the service stays responsive.
+        await wait_until(lambda: _paused(server), lambda paused: paused, timeout=20)
+        before = (await server.job(job["id"]))["stats"]["pages_fetched"]
+        await asyncio.sleep(1.0)
+        assert (await server.job(job["id"]))["stats"]["pages_fetched"] == before
+        assert (await server.client.get("/health")).status_code == 200
+    finally:
+        await _freeze(server, database_url, False)
+    # Writes succeed again: the crawl resumes by itself, every page stored exactly once.
+    done = await server.wait_job(job["id"], timeout=60)
+    assert done["status"] == "completed", done
+    assert done["stats"]["pages_fetched"] == 40
+    assert done["stats"]["pages_failed"] == 0
+    pages = await server.results(job["id"])
+    assert len(pages) == 40 and len({p["url"] for p in pages}) == 40
+    assert all(p["error"] is None for p in pages)
+    accepted = await server.client.post("/v1/jobs", json={"url": hostile.url("/ok?after=1")})
+    assert accepted.status_code == 202
+
+
+async def _paused(server: TrawlServer) -> bool:
+    return bool(server.crawler.writer.paused)
