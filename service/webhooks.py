@@ -5,7 +5,9 @@
 
 The dispatcher is its own task with its own small httpx client; nothing in the crawl
 loop awaits it. A lane delivers one job's due events in outbox order; lanes of different
-jobs run concurrently, so one slow receiver holds up only its own jobs. An event is
+jobs run concurrently, so one slow receiver holds up only its own jobs, and one owner
+(API key) uses at most PER_OWNER_LANES of them; receivers that time out get shorter
+attempts and a circuit breaker (service/webhook_fairness.py). An event is
 marked delivered after a 2xx, retried with exponential backoff (and jitter) after any
 other status or a network error, and given up after 410 Gone, a refused address, or
 `webhook_max_attempts` attempts. Because the outbox is in the database, a restarted
@@ -45,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from service import firecrawlhooks, metrics
+from service import webhook_fairness as fairness
 from service.crawl.fetcher import BlockedConnectError, GuardedTransport
 from service.crawl.guard import (
     BlockedAddress,
@@ -70,12 +73,16 @@ FINAL_EVENTS: dict[JobStatus, str] = {
 }
 SIGNATURE_TOLERANCE = 300  # seconds a receiver should accept between timestamp and now
 
-CONCURRENCY = 4  # lanes (jobs) delivering at once, and the client's connection limit
+CONCURRENCY = 16  # lanes (jobs) delivering at once, and the client's connection limit
+PER_OWNER_LANES = 4  # lanes one owner (API key) may use at once (webhook_fairness.py)
 POLL_INTERVAL = 0.25  # seconds between outbox polls when nobody calls wake()
 DUE_BATCH = 100  # outbox rows read per poll
+DUE_PER_OWNER = 25  # of which at most this many of one owner
 CONNECT_TIMEOUT = 5.0
 READ_TIMEOUT = 10.0
-TOTAL_TIMEOUT = 15.0  # one attempt, connect to last byte: a trickling receiver is cut off
+# One attempt, connect to last byte (a trickling receiver is cut off); shorter for a
+# receiver that timed out before (webhook_fairness.py).
+TOTAL_TIMEOUT = fairness.TOTAL_TIMEOUT
 MAX_BACKOFF = 600.0
 RESPONSE_DRAIN_BYTES = 64 * 1024  # a response body is read this far (for keep-alive), no more
 PAGE_MAX_WAIT = 2.0  # a running job's partial page batch is sent after waiting this long
@@ -203,6 +210,9 @@ class WebhookDispatcher:
         self._next_lead_check = 0.0
         self._task: asyncio.Task[None] | None = None
         self._lanes: dict[str, asyncio.Task[None]] = {}  # job id -> the task delivering for it
+        self._lane_owners: dict[str, str] = {}  # job id -> owner, for lanes of outbox events
+        self._budget = fairness.LaneBudget(PER_OWNER_LANES)
+        self._health = fairness.ReceiverHealth()
         self._streams: dict[str, _PageStream] = {}
         self._watched: set[str] = set()  # job ids to look up for a page subscription
         # Jobs whose final event went out (or was given up): their pages are done with.
@@ -333,13 +343,20 @@ class WebhookDispatcher:
         # it runs: their rows may predate the lane marking an event delivered, and a
         # second lane would send that event again.
         busy = set(self._lanes)
-        for event in await self._store.due_events(DUE_BATCH):
+        for event in await self._store.due_events(DUE_BATCH, DUE_PER_OWNER):
             if event.job_id not in busy and event.job_id not in self._lanes:
                 by_job.setdefault(event.job_id, []).append(event)
         for job_id, events in by_job.items():
             if free <= 0:
                 return
+            owner = events[0].owner
+            # Fairness: an owner past its lane budget waits for one of its own lanes; a
+            # receiver whose breaker is open is not contacted (its events stay due).
+            if not self._budget.has_room(owner) or self._health.blocked_for(events[0].url):
+                continue
             events.sort(key=lambda event: event.id)  # creation order within a job
+            self._budget.take(owner)
+            self._lane_owners[job_id] = owner
             self._spawn(job_id, self._deliver_events(events))
             free -= 1
         await self._pump_pages(free)
@@ -352,6 +369,9 @@ class WebhookDispatcher:
     def _lane_done(self, job_id: str, task: asyncio.Task[None]) -> None:
         if self._lanes.get(job_id) is task:
             del self._lanes[job_id]
+            owner = self._lane_owners.pop(job_id, None)
+            if owner is not None:
+                self._budget.give_back(owner)
         if not task.cancelled() and (exc := task.exception()) is not None:
             logger.error(
                 "webhook delivery for job %s failed",
@@ -426,6 +446,8 @@ class WebhookDispatcher:
         for event in events:
             if self._stop.is_set():
                 return  # still due in the outbox: the next process sends it
+            if self._health.blocked_for(event.url):
+                return  # the receiver's breaker opened: the rest stays due, uncharged
             await self._deliver_event(event)
 
     async def _deliver_event(self, event: OutboxEvent) -> None:
@@ -556,6 +578,9 @@ class WebhookDispatcher:
                 return Attempt(Result.STOPPED, "shutting down")
             if (stream.job_id, stream.url) in self._gone:
                 return Attempt(Result.GONE, "the receiver answered 410 Gone to this job before")
+            if blocked := self._health.blocked_for(stream.url):
+                stream.not_before = time.monotonic() + blocked
+                return Attempt(Result.STOPPED, "the receiver's circuit breaker is open")
             # Only the fields a job.page event carries leave the database (a page can be
             # megabytes; 50 of them per batch were loaded whole before).
             rows = await self._store.result_heads(stream.job_id, stream.batch_size, stream.after_id)
@@ -658,20 +683,27 @@ class WebhookDispatcher:
         if extra:
             headers.update(extra)
         status: int | None = None
+        limit = self._health.timeout_for(url)
+        self._health.starting(url)
         try:
-            async with asyncio.timeout(TOTAL_TIMEOUT):
+            async with asyncio.timeout(limit):
                 async with client.stream("POST", url, content=body, headers=headers) as response:
                     status = response.status_code
+                    self._health.answered(url)
                     await _drain(response)
         except TimeoutError:
             if status is None:
-                return Attempt(Result.RETRY, f"no response within {TOTAL_TIMEOUT:g}s")
+                self._health.failed(url, timed_out=True)
+                return Attempt(Result.RETRY, f"no response within {limit:g}s")
         except BlockedConnectError as exc:
+            self._health.answered(url)  # a refusal of ours, not the receiver's fault
             return Attempt(Result.REFUSED, str(exc))
         except httpx.InvalidURL as exc:
+            self._health.answered(url)
             return Attempt(Result.REFUSED, f"invalid webhook URL: {exc}")
         except httpx.HTTPError as exc:
             if status is None:
+                self._health.failed(url, timed_out=isinstance(exc, httpx.TimeoutException))
                 return Attempt(Result.RETRY, f"{type(exc).__name__}: {exc}".rstrip(": "))
         # A status already received decides, even if reading the body then failed.
         assert status is not None

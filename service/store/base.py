@@ -95,6 +95,7 @@ class OutboxEvent:
     url: str
     payload: str
     attempts: int
+    owner: str = ""  # the job's API key ("" without keys): webhook lanes are budgeted by it
 
 
 class IdempotencyConflict(Exception):
@@ -196,7 +197,10 @@ class Store(Protocol):
     async def reclaim_space(self) -> None: ...
 
     # Webhook outbox.
-    async def due_events(self, limit: int) -> list[OutboxEvent]: ...
+    async def due_events(self, limit: int, per_owner: int | None = None) -> list[OutboxEvent]:
+        """Undelivered events due now, oldest first, at most `per_owner` of one owner."""
+        ...
+
     async def event_delivered(self, event_id: int) -> None: ...
     async def event_failed(self, event_id: int, retry_at: float | None, error: str) -> None: ...
 

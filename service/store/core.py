@@ -653,8 +653,8 @@ class SQLStore:
 
     # -- webhook outbox ----------------------------------------------------------------
 
-    async def due_events(self, limit: int) -> list[OutboxEvent]:
-        rows = await self.db.fetch(self.q.due_events, time.time(), limit)
+    async def due_events(self, limit: int, per_owner: int | None = None) -> list[OutboxEvent]:
+        rows = await self.db.fetch(self.q.due_events, time.time(), limit, per_owner or limit)
         return [
             OutboxEvent(
                 id=r[0],
@@ -664,6 +664,7 @@ class SQLStore:
                 url=r[4],
                 payload=r[5],
                 attempts=r[6],
+                owner=r[7] or "",
             )
             for r in rows
         ]

@@ -340,8 +340,17 @@ INSERT INTO outbox (event_id, job_id, event_type, url, payload, created_at, next
 VALUES ($1, $2, $3, $4, $5, $6, $6)
 
 -- name: due_events
-SELECT id, event_id, job_id, event_type, url, payload, attempts FROM outbox
-WHERE delivered_at IS NULL AND next_attempt <= $1 ORDER BY next_attempt, id LIMIT $2
+-- At most $3 rows per owner (API key): one key's backlog of undeliverable events must
+-- not fill the read and hide another key's events from the dispatcher.
+SELECT id, event_id, job_id, event_type, url, payload, attempts, owner FROM (
+    SELECT o.id, o.event_id, o.job_id, o.event_type, o.url, o.payload, o.attempts,
+           o.next_attempt, coalesce(j.owner, '') AS owner,
+           row_number() OVER (PARTITION BY coalesce(j.owner, '')
+                              ORDER BY o.next_attempt, o.id) AS nth
+    FROM outbox o LEFT JOIN jobs j ON j.id = o.job_id
+    WHERE o.delivered_at IS NULL AND o.next_attempt <= $1
+) due
+WHERE nth <= $3 ORDER BY next_attempt, id LIMIT $2
 
 -- name: event_delivered
 UPDATE outbox SET delivered_at = $2, attempts = attempts + 1 WHERE id = $1
