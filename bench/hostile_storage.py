@@ -54,6 +54,9 @@ class Service:
             "SCRAPER_PER_HOST_CONCURRENCY": "4",
             "SCRAPER_RATE_LIMIT_PER_MINUTE": "0",
             "SCRAPER_LOG_LEVEL": "WARNING",
+            # The pages are slow to parse on purpose; the cases measure what they cost
+            # afterwards, so the parse deadline (5 s) must not cut them off.
+            "SCRAPER_PARSE_TIMEOUT": "120",
             **env,
         }
         self.proc = subprocess.Popen(

@@ -49,6 +49,9 @@ async def make_server(
     async def make(**overrides: Any) -> TrawlServer:
         overrides.setdefault("database_url", database_url)
         overrides.setdefault("db_pool_size", 4)
+        # These pages are slow to parse on purpose (20 MB of emoji); what is measured here
+        # is what they cost afterwards, so the parse deadline must not cut them off.
+        overrides.setdefault("parse_timeout", 120.0)
         server = TrawlServer(settings_for(tmp_path, **overrides))
         servers.append(server)
         return await server.start()
