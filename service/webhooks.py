@@ -582,8 +582,16 @@ class WebhookDispatcher:
                 stream.not_before = time.monotonic() + blocked
                 return Attempt(Result.STOPPED, "the receiver's circuit breaker is open")
             # Only the fields a job.page event carries leave the database (a page can be
-            # megabytes; 50 of them per batch were loaded whole before).
-            rows = await self._store.result_heads(stream.job_id, stream.batch_size, stream.after_id)
+            # megabytes; 50 of them per batch were loaded whole before). Firecrawl's page
+            # events carry the document itself, so those read whole pages.
+            if stream.firecrawl:
+                rows = await self._store.list_results(
+                    stream.job_id, None, stream.batch_size, stream.after_id
+                )
+            else:
+                rows = await self._store.result_heads(
+                    stream.job_id, stream.batch_size, stream.after_id
+                )
             if not rows:
                 stream.waiting_since = None
                 return Attempt(Result.DELIVERED, "")
