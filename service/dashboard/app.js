@@ -188,7 +188,7 @@
 
   // -- jobs list -------------------------------------------------------------------------
 
-  const list = { jobs: new Map(), order: [], cursor: null, stop: null, watched: "", timer: null };
+  const list = { jobs: new Map(), order: [], cursor: null, stop: null, watched: "", timer: null, expanded: false };
 
   function stopAll() {
     if (list.stop) list.stop();
@@ -264,7 +264,10 @@
     }, () => active.every((id) => FINAL.has(list.jobs.get(id).status)));
   }
 
-  $("jobs-more").addEventListener("click", () => loadJobs(true).catch(report("submit-error")));
+  $("jobs-more").addEventListener("click", () => {
+    list.expanded = true; // keep older pages: the periodic refresh reloads the first only
+    loadJobs(true).catch(report("submit-error"));
+  });
 
   function report(target) {
     return (error) => {
@@ -540,7 +543,10 @@
       } else {
         await loadJobs(false);
         // New jobs (from the CLI, other tabs) show up without a reload.
-        list.timer = setInterval(() => loadJobs(false).catch(() => {}), 5000);
+        list.expanded = false;
+        list.timer = setInterval(() => {
+          if (!list.expanded) loadJobs(false).catch(() => {});
+        }, 5000);
       }
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) return;
