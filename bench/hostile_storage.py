@@ -162,7 +162,7 @@ async def case_links(database_url: str, site: HostileServer) -> dict[str, Any]:
             )
         ).json()
         peak = 0.0
-        crawl = asyncio.ensure_future(wait_job(client, service.base, job["id"]))
+        crawl = asyncio.ensure_future(wait_job(client, service.base, job["id"], timeout=1500))
         worst = 0.0
         while not crawl.done():
             peak = max(peak, rss_mb(service.proc.pid))
