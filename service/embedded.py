@@ -18,6 +18,7 @@ from typing import Any
 from service.client import Job, Page
 from service.models import parse_job_request, utcnow
 from service.settings import Settings
+from service.spec import CrawlSpec
 from service.store import store_for
 from service.store.base import NewJob, Store
 
@@ -92,6 +93,7 @@ class EmbeddedEngine:
                 max_pages=int(job_request.max_pages or settings.default_max_pages),
                 request_hash=digest,
                 webhook=normalised.get("webhook"),
+                spec=CrawlSpec.from_request(job_request),
             )
         )
         self._crawler.notify_new_work()

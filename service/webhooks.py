@@ -260,8 +260,7 @@ class WebhookDispatcher:
 
     def job_loaded(self, plan: JobPlan) -> None:
         """The crawl engine took up a job: watch it if its webhook wants page batches."""
-        webhook = plan.webhook or {}
-        if "job.page" in (webhook.get("events") or ()):
+        if plan.webhook is not None and plan.webhook.wants(PAGE_EVENT):
             self.watch(plan.job_id)
 
     def watch(self, job_id: str) -> None:

@@ -15,6 +15,7 @@ from sanic import Request
 from service.api.context import ctx
 from service.errors import Conflict, Overloaded, ValidationFailed, field_error
 from service.models import Job, JobRequest, utcnow
+from service.spec import CrawlSpec
 from service.store.base import IdempotencyConflict, NewJob
 
 
@@ -78,6 +79,7 @@ async def submit_job(
         webhook=normalised.get("webhook"),
         priority=job_request.priority,
         high_priority_cap=settings.max_high_priority_jobs_per_key,
+        spec=CrawlSpec.from_request(job_request),
     )
     flight = (owner or "", key) if key else None
     if flight is not None:

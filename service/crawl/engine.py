@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import socket
@@ -222,6 +221,7 @@ class Crawler:
                 if not items:
                     continue
                 await self._load_plans({item.job_id for item in items})
+                await self._refresh_scopes(items)
                 accepted = []
                 for item in items:
                     plan = self.plans.get(item.job_id)
@@ -243,12 +243,24 @@ class Crawler:
         missing = [job_id for job_id in job_ids if job_id not in self.plans]
         if not missing:
             return
-        for job_id, (status, request) in (await self.store.job_requests(missing)).items():
-            if status.is_final:
+        try:
+            specs = await self.store.job_specs(missing)
+        except ValueError:  # one unusable stored spec: load the jobs one by one
+            specs = {}
+            for job_id in missing:
+                try:
+                    specs.update(await self.store.job_specs([job_id]))
+                except ValueError as exc:
+                    logger.exception("job %s has an unusable spec", job_id)
+                    await self.store.fail_job(
+                        job_id, {"code": "bad_request", "message": f"unusable request: {exc}"}
+                    )
+        for job_id, stored in specs.items():
+            if stored.status.is_final:
                 continue
             try:
-                plan = self.plans[job_id] = JobPlan.from_request(
-                    job_id, json.loads(request), self.settings
+                plan = self.plans[job_id] = JobPlan.from_spec(
+                    job_id, stored.spec, self.settings, stored.facts
                 )
             except Exception as exc:
                 logger.exception("job %s has an unusable request", job_id)
@@ -259,6 +271,22 @@ class Crawler:
                 continue
             if self._on_job_loaded is not None:
                 self._on_job_loaded(plan)
+
+    async def _refresh_scopes(self, items: list[FrontierItem]) -> None:
+        """Reload what jobs learnt when a claimed URL is outside this process's idea of
+        their scope: another process (or an earlier run) widened it, and stored that in
+        the transaction that admitted the URL, so the database has it now."""
+        stale = {
+            item.job_id
+            for item in items
+            if (plan := self.plans.get(item.job_id)) is not None and not plan.in_scope(item.url)
+        }
+        if not stale:
+            return
+        for job_id, stored in (await self.store.job_specs(sorted(stale))).items():
+            plan = self.plans.get(job_id)
+            if plan is not None:
+                plan.learn(stored.facts)
 
     async def _watch_jobs(self) -> None:
         """Notice jobs finished elsewhere (cancelled by another process), renew leases."""

@@ -9,9 +9,10 @@ from urllib.parse import urlsplit
 
 from service import jobheaders
 from service.crawl.linkfilter import LinkFilter
-from service.crawl.parser import ParseOptions, SelectorSpec
+from service.crawl.parser import ParseOptions
 from service.crawl.patterns import UrlPatterns
 from service.settings import Settings
+from service.spec import CrawlSpec, JobFacts, WebhookSpec
 from service.urls import registrable_domain
 
 
@@ -88,7 +89,7 @@ class JobPlan:
     per_host_delay: float | None
     adaptive_delay: bool
     max_attempts: int
-    webhook: dict[str, Any] | None
+    webhook: WebhookSpec | None
     priority: str = "normal"
     # The job's own headers and cookies, and the only origins they are sent to.
     request_headers: tuple[tuple[str, str], ...] = ()
@@ -99,61 +100,57 @@ class JobPlan:
     _filter: LinkFilter | None = None
 
     @classmethod
-    def from_request(cls, job_id: str, request: dict[str, Any], settings: Settings) -> JobPlan:
-        seeds: list[str] = request["urls"]
-        selectors: list[tuple[str, SelectorSpec]] = []
-        for name, spec in (request.get("selectors") or {}).items():
-            if isinstance(spec, str):
-                selectors.append((name, SelectorSpec(css=spec)))
-            else:
-                selectors.append(
-                    (
-                        name,
-                        SelectorSpec(
-                            css=spec["css"], attr=spec.get("attr"), all=spec.get("all", True)
-                        ),
-                    )
-                )
-        formats = frozenset(request.get("formats") or ())
-        max_depth = int(request.get("max_depth", 0))
-        max_retries = request.get("max_retries")
-        hosts = {urlsplit(seed).hostname or "" for seed in seeds}
-        max_pages = int(request.get("max_pages") or settings.default_max_pages)
-        seen = SeenFilter(seen_capacity(max_pages))
-        for seed in seeds:
+    def from_spec(
+        cls, job_id: str, spec: CrawlSpec, settings: Settings, facts: JobFacts | None = None
+    ) -> JobPlan:
+        """The plan of a job's spec, with what the job has learnt so far (`facts`)."""
+        facts = facts or JobFacts()
+        hosts = {urlsplit(seed).hostname or "" for seed in spec.urls} | set(facts.widened_hosts)
+        seen = SeenFilter(seen_capacity(spec.max_pages))
+        for seed in spec.urls:
             seen.add(seed)
+        max_retries = settings.max_retries if spec.max_retries is None else spec.max_retries
         return cls(
             job_id=job_id,
-            max_depth=max_depth,
-            max_pages=max_pages,
-            scope=request.get("scope", "same-host"),
+            max_depth=spec.max_depth,
+            max_pages=spec.max_pages,
+            scope=spec.scope,
             hosts=hosts,
             domains={registrable_domain(host) for host in hosts},
-            patterns=UrlPatterns(
-                include=tuple(request.get("include") or ()),
-                exclude=tuple(request.get("exclude") or ()),
-            ),
-            formats=formats,
+            patterns=UrlPatterns(include=spec.include, exclude=spec.exclude),
+            formats=spec.formats,
             parse_options=ParseOptions(
-                formats=formats,
-                selectors=tuple(selectors),
-                extract_links=max_depth > 0 or "links" in formats,
-                only_main_content=bool(request.get("only_main_content", False)),
-                respect_nofollow=bool(request.get("respect_nofollow", False)),
+                formats=spec.formats,
+                selectors=spec.selectors,
+                extract_links=spec.max_depth > 0 or "links" in spec.formats,
+                only_main_content=spec.only_main_content,
+                respect_nofollow=spec.respect_nofollow,
             ),
-            respect_robots=bool(request.get("respect_robots", True)),
-            follow_non_html=bool(request.get("follow_non_html", False)),
-            use_sitemap=bool(request.get("use_sitemap", False)),
-            per_host_concurrency=request.get("per_host_concurrency"),
-            per_host_delay=request.get("per_host_delay"),
-            adaptive_delay=bool(request.get("adaptive_delay", False)),
-            max_attempts=1 + (settings.max_retries if max_retries is None else int(max_retries)),
-            webhook=request.get("webhook"),
-            priority=request.get("priority") or "normal",
-            request_headers=jobheaders.outgoing(request),
-            header_origins=jobheaders.origins(seeds),
+            respect_robots=spec.respect_robots,
+            follow_non_html=spec.follow_non_html,
+            use_sitemap=spec.use_sitemap,
+            per_host_concurrency=spec.per_host_concurrency,
+            per_host_delay=spec.per_host_delay,
+            max_attempts=1 + max_retries,
+            webhook=spec.webhook,
+            adaptive_delay=spec.adaptive_delay,
+            priority=spec.priority,
+            request_headers=spec.headers,
+            header_origins=jobheaders.origins(spec.urls),
             seen=seen,
+            sitemap_origins=set(facts.sitemap_origins),
         )
+
+    @classmethod
+    def from_request(cls, job_id: str, request: dict[str, Any], settings: Settings) -> JobPlan:
+        """The plan of a stored (normalised) request; see `from_spec`."""
+        return cls.from_spec(job_id, CrawlSpec.from_normalised(request), settings)
+
+    def learn(self, facts: JobFacts) -> None:
+        """Take in facts another process (or an earlier run) stored for this job."""
+        for host in facts.widened_hosts - self.hosts:
+            self._widen(host)
+        self.sitemap_origins |= facts.sitemap_origins
 
     @property
     def seen_count(self) -> int:
@@ -220,10 +217,18 @@ class JobPlan:
         """Sitemap URLs worth offering: they count as one hop, even when max_depth is 0."""
         return self._offer(urls, 1, filtered=filtered)
 
-    def widen_to(self, final_url: str) -> None:
-        """A seed redirected (http->https, bare->www): its new host is in scope too."""
+    def widen_to(self, final_url: str) -> JobFacts | None:
+        """A seed redirected (http->https, bare->www): its new host is in scope too.
+
+        Returns the fact to store with the seed's record when the host is new.
+        """
         host = urlsplit(final_url).hostname
-        if host:
-            self.hosts.add(host)
-            self.domains.add(registrable_domain(host))
-            self._filter = None
+        if not host or host in self.hosts:
+            return None
+        self._widen(host)
+        return JobFacts(widened_hosts=frozenset({host}))
+
+    def _widen(self, host: str) -> None:
+        self.hosts.add(host)
+        self.domains.add(registrable_domain(host))
+        self._filter = None

@@ -25,6 +25,7 @@ from service.crawl.robots import RobotsCache
 from service.crawl.scheduler import HostScheduler
 from service.jsontext import compact_json
 from service.models import Outcome, rfc3339
+from service.spec import JobFacts
 from service.store.base import FrontierItem, PageRecord, Release
 
 logger = logging.getLogger(__name__)
@@ -65,17 +66,17 @@ class PageWorker:
     async def process(self, item: FrontierItem, plan: JobPlan) -> PageRecord | Release:
         outcome = await self._process(item, plan)
         if isinstance(outcome, PageRecord) and item.depth == 0 and plan.use_sitemap:
-            extra = await self._sitemap_links(item, plan)
-            if extra:
-                outcome = replace(outcome, links=outcome.links + extra)
+            origin = _origin(item.url)
+            if origin not in plan.sitemap_origins:
+                plan.sitemap_origins.add(origin)
+                extra = await self._sitemap_links(origin, plan)
+                # The origin is stored as done with the seed's record (any process).
+                done = JobFacts(sitemap_origins=frozenset({origin}))
+                facts = outcome.facts.merged(done) if outcome.facts else done
+                outcome = replace(outcome, links=outcome.links + extra, facts=facts)
         return outcome
 
-    async def _sitemap_links(self, item: FrontierItem, plan: JobPlan) -> tuple[str, ...]:
-        parts = urlsplit(item.url)
-        origin = f"{parts.scheme}://{parts.netloc}"
-        if origin in plan.sitemap_origins:
-            return ()
-        plan.sitemap_origins.add(origin)
+    async def _sitemap_links(self, origin: str, plan: JobPlan) -> tuple[str, ...]:
         listed = await self._robots.sitemaps(plan.job_id, origin)
         try:
             urls = await sitemap.discover(
@@ -179,10 +180,14 @@ class PageWorker:
             return self._record(
                 item, Outcome.OK, attempt, page_document(item, result=result, attempts=attempt)
             )
+        learnt = None
         if item.depth == 0 and result.final_url != item.url:
-            plan.widen_to(result.final_url)
+            learnt = plan.widen_to(result.final_url)
         record = await self._parse(item, plan, result, attempt)
-        return replace(record, host_free_at=free_at) if free_at else record
+        if free_at:
+            record = replace(record, host_free_at=free_at)
+        # Stored with the seed's record: every process, and a restart, widen the same way.
+        return replace(record, facts=learnt) if learnt is not None else record
 
     async def _parse(
         self, item: FrontierItem, plan: JobPlan, result: FetchResult, attempt: int
@@ -326,3 +331,8 @@ def page_document(
     if parsed is None or not parsed.fields_json:
         return head
     return head[:-1] + "," + parsed.fields_json + "}"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

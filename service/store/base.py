@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from service.models import Job, JobStats, JobStatus, Outcome
+from service.spec import CrawlSpec, JobFacts, JobSpec, WebhookSpec
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,6 +35,7 @@ class NewJob:
     priority: str = "normal"  # low | normal | high: the job's fair-queuing weight
     # A key with this many active "high" jobs gets further ones at "normal" weight.
     high_priority_cap: int = 4
+    spec: CrawlSpec | None = None  # stored with SPEC_VERSION; None: read from `request`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +67,7 @@ class PageRecord:
     # Epoch seconds before which no process should start another request to the host
     # (this request's start plus the host's spacing): politeness on a shared frontier.
     host_free_at: float | None = None
+    facts: JobFacts | None = None  # learnt from this page: stored with it, in its transaction
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,6 +130,10 @@ class Store(Protocol):
         ...
 
     async def job_requests(self, job_ids: list[str]) -> dict[str, tuple[JobStatus, str]]: ...
+    async def job_specs(self, job_ids: list[str]) -> dict[str, JobSpec]:
+        """Status, crawl spec and learnt facts of jobs (what a crawl process plans from)."""
+        ...
+
     async def get_jobs(self, job_ids: list[str]) -> list[Job]:
         """Several jobs by id in one query, whoever owns them (progress watchers)."""
         ...
@@ -243,9 +250,11 @@ def make_event(job: Job, event_type: str, data: dict[str, Any] | None = None) ->
     return event_id, json.dumps(body, separators=(",", ":"))
 
 
-def webhook_wants(webhook: dict[str, Any] | None, event_type: str) -> str | None:
-    """The webhook URL if the job's webhook subscribes to this event type."""
-    if not webhook or event_type not in webhook.get("events", ()):
-        return None
-    url = webhook.get("url")
-    return url if isinstance(url, str) else None
+def webhook_wants(webhook: str | dict[str, Any] | None, event_type: str) -> str | None:
+    """The webhook URL if the job's webhook (stored JSON, or its object) wants this event."""
+    spec = (
+        WebhookSpec.from_json(webhook)
+        if isinstance(webhook, str)
+        else WebhookSpec.from_dict(webhook)
+    )
+    return spec.url if spec is not None and spec.wants(event_type) else None

@@ -43,6 +43,7 @@ from typing import Any
 
 from service.errors import StoreError
 from service.models import Job, JobStats, JobStatus, Outcome, utcnow
+from service.spec import SPEC_VERSION, CrawlSpec, JobFacts, JobSpec
 from service.store.base import (
     FrontierItem,
     IdempotencyConflict,
@@ -163,7 +164,7 @@ class SQLStore:
             return None
         job = await self._job_in_tx(conn, job_id)
         webhook = row[0]
-        url = webhook_wants(json.loads(webhook) if webhook else None, event_type)
+        url = webhook_wants(webhook, event_type)
         if url is not None:
             event_id, payload = make_event(job, event_type)
             await conn.execute(
@@ -207,6 +208,8 @@ class SQLStore:
                 float(delay) if isinstance(delay, int | float) else None,
                 weight,
                 _retention(job.request.get("retention")),
+                job.spec.to_json() if job.spec is not None else None,
+                SPEC_VERSION if job.spec is not None else None,
             )
             if inserted is None:
                 # Another process inserted the same key since we looked: replay theirs.
@@ -290,6 +293,21 @@ class SQLStore:
             return {}
         rows = await self.db.fetch(self.q.job_requests, list(job_ids))
         return {row[0]: (JobStatus(row[1]), row[2]) for row in rows}
+
+    async def job_specs(self, job_ids: list[str]) -> dict[str, JobSpec]:
+        """Status, crawl spec and learnt facts of jobs (what a crawl process plans from)."""
+        if not job_ids:
+            return {}
+        specs: dict[str, JobSpec] = {}
+        for job_id, status, request, spec, version, widened, sitemaps in await self.db.fetch(
+            self.q.job_specs, list(job_ids)
+        ):
+            specs[job_id] = JobSpec(
+                status=JobStatus(status),
+                spec=CrawlSpec.from_row(spec, version, request),
+                facts=JobFacts.from_row(widened, sitemaps),
+            )
+        return specs
 
     async def get_jobs(self, job_ids: list[str]) -> list[Job]:
         """Several jobs by id in one query, whoever owns them (progress watchers)."""
@@ -504,6 +522,7 @@ class SQLStore:
             # Pages whose depth dropped while in flight went straight back (links_cut 2).
             refetched = len(refetches) - len(await conn.fetch(q.refetches, ids))
             await self._settled_hosts(conn, recs)
+            await self._learn(conn, job_id, job, recs)
             counts = dict.fromkeys(_COUNTER.values(), 0)
             for rec in fresh:
                 counts[_COUNTER[rec.outcome]] += 1
@@ -545,6 +564,18 @@ class SQLStore:
             free[rec.item.host] = max(free.get(rec.item.host, 0.0), at)
         await conn.execute_many(self.q.hosts_settled, sorted(free.items()))
         await self._queue_hosts(conn, {rec.item.host for rec in recs if rec.links_cut})
+
+    async def _learn(self, conn: Connection, job_id: str, job: Row, recs: list[PageRecord]) -> None:
+        """Store what these pages taught the job (a seed's redirect widens its scope)."""
+        learnt = [rec.facts for rec in recs if rec.facts]
+        if not learnt:
+            return
+        known = JobFacts.from_row(job[4], job[5])
+        facts = known
+        for new in learnt:
+            facts = facts.merged(new)
+        if facts != known:
+            await conn.execute(self.q.set_facts, job_id, *facts.row())
 
     async def _admit(
         self, conn: Connection, job_id: str, room: int, weight: float, recs: list[PageRecord]

@@ -45,6 +45,7 @@ class Queries:
     close_frontier: str
     job_requests: str
     jobs_by_id: str
+    job_specs: str
     jobs_by_status: str
     pending_count: str
     # frontier
@@ -57,6 +58,7 @@ class Queries:
     shorten: str
     refetches: str
     settle: str
+    set_facts: str
     count_pages: str
     # hosts: the host-aware claim (store/frontier.py) and host policy
     ready_hosts: str

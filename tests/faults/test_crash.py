@@ -156,3 +156,43 @@ async def test_kill_9_leaves_no_helper_processes_behind(tmp_path: Path, crawl_si
 
         left = await wait_until(survivors, lambda pids: not pids, timeout=10)
     assert left == []
+
+
+async def test_scope_widened_by_a_seed_redirect_survives_a_kill_9(
+    tmp_path: Path, crawl_site: Site
+) -> None:
+    """The seed's host redirects to the site's host: the job's same-host scope widens to
+    it, and that must be in the database (not one process's memory) so the crawl that
+    resumes after kill -9 still follows the new host's links (issue 9 item 4)."""
+    from tests.site import _redirect
+
+    with Site(host="127.0.0.2", pages=0) as entry:
+        entry.route("/", lambda handler: _redirect(301, crawl_site.url("/p/0")))
+        seed = entry.url("/")
+        database = tmp_path / "widened.db"
+        async with service(tmp_path, database) as first:
+            await first.wait_ready()
+            async with first.client() as client:
+                response = await client.post(
+                    "/v1/jobs", json={"url": seed, "max_depth": DEPTH, "max_pages": 1000}
+                )
+                assert response.status_code == 202, response.text
+                job_id: str = response.json()["id"]
+                before = await wait_until(
+                    lambda: job_of(client, job_id),
+                    lambda j: j["stats"]["pages_fetched"] >= 40,
+                    timeout=60,
+                )
+            assert before["status"] == "running", "finished before the fault; slow the site"
+            first.kill()
+            first.reap_group()
+
+        async with service(tmp_path, database) as second:
+            done, results = await finish_after_restart(second, crawl_site, job_id)
+
+    assert done["status"] == "completed", done
+    urls = {item["url"] for item in results}
+    # Everything below the redirect target, on the widened host, was crawled.
+    expected = crawl_site.expected_urls(DEPTH, seed="/p/0") - {crawl_site.url("/p/0")}
+    assert expected <= urls, f"missing after restart: {sorted(expected - urls)[:5]}"
+    assert seed in urls

@@ -674,3 +674,46 @@ async def test_a_release_only_returns_the_releasing_workers_claims(store: Store)
     assert await store.pending_count() == 0
     await store.release([Release(item=item)], worker="w1")
     assert await store.pending_count() == 1
+
+
+# -- crawl spec and learnt facts -----------------------------------------------------------
+
+
+async def test_spec_is_stored_and_read_back(store: Store) -> None:
+    from dataclasses import replace
+
+    from service.models import JobRequest
+    from service.spec import CrawlSpec
+
+    request = JobRequest.model_validate(
+        {
+            "url": url("/"),
+            "max_depth": 2,
+            "selectors": {"t": "h1", "a": {"css": "a", "attr": "href"}},
+            "webhook": {"url": HOOK, "events": ["job.page"]},
+        }
+    )
+    spec = CrawlSpec.from_request(request)
+    job = replace(new_job(url("/")), spec=spec)
+    job_id = await create(store, job)
+    stored = (await store.job_specs([job_id]))[job_id]
+    assert stored.spec == spec and stored.status is JobStatus.QUEUED
+    assert stored.spec.webhook is not None and stored.spec.webhook.wants("job.page")
+    assert not stored.facts
+
+
+async def test_facts_are_stored_with_the_record_and_seen_by_every_store(
+    make_store: MakeStore,
+) -> None:
+    from dataclasses import replace
+
+    from service.spec import JobFacts
+
+    one, two = await make_store(), await make_store()
+    job_id = await create(one, new_job(url("/")))
+    assert (await two.job_specs([job_id]))[job_id].spec.urls == (url("/"),)  # from request
+    [seed] = await one.claim(10, "w1", 60)
+    learnt = JobFacts(widened_hosts=frozenset({"b.test"}))
+    await one.record([replace(page(seed, url("/x", "b.test")), facts=learnt)])
+    facts = (await two.job_specs([job_id]))[job_id].facts
+    assert facts.widened_hosts == {"b.test"} and not facts.sitemap_origins

@@ -50,8 +50,9 @@ FROM jobs WHERE coalesce(owner, '') = $1 AND idempotency_key = $2
 -- Two processes may insert the same idempotency key at once: the loser inserts nothing
 -- (no row returned) and replays the winner's job.
 INSERT INTO jobs (id, owner, status, created_at, request, max_pages, per_host_limit, webhook,
-                  idempotency_key, request_hash, per_host_delay, weight, retention)
-VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                  idempotency_key, request_hash, per_host_delay, weight, retention,
+                  spec, spec_version)
+VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT ((coalesce(owner, '')), idempotency_key) WHERE idempotency_key IS NOT NULL
 DO NOTHING
 RETURNING seq
@@ -110,6 +111,10 @@ SELECT id, status, request FROM jobs WHERE id = ANY($1::text[])
 -- name: jobs_by_id
 SELECT seq, id, owner, status, created_at, started_at, finished_at, request, webhook,
        pages_discovered, pages_fetched, pages_failed, pages_skipped, error
+FROM jobs WHERE id = ANY($1::text[])
+
+-- name: job_specs
+SELECT id, status, request, spec, spec_version, widened_hosts, sitemap_origins
 FROM jobs WHERE id = ANY($1::text[])
 
 -- name: jobs_by_status
@@ -263,7 +268,9 @@ WHERE id = ANY($1::bigint[]) AND state = 'claimed' AND claimed_by = $2
 -- name: lock_jobs
 -- Lock order: job rows before frontier rows everywhere, jobs in id order (two writers
 -- cannot deadlock). This serialises a job's counters, max_pages room and completion.
-SELECT id, status, max_pages - pages_discovered AS room, weight FROM jobs
+SELECT id, status, max_pages - pages_discovered AS room, weight, widened_hosts,
+       sitemap_origins
+FROM jobs
 WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 
 -- name: insert_frontier
@@ -302,6 +309,12 @@ UPDATE frontier f SET attempts = r.attempts, claimed_until = NULL,
 FROM unnest($1::bigint[], $2::integer[], $3::boolean[], $4::integer[])
     AS r (id, attempts, cut, depth)
 WHERE f.id = r.id
+
+-- name: set_facts
+-- Under the job's row lock (lock_jobs), in the transaction recording the page that
+-- taught them: every process reads the same facts from then on, restarts included.
+UPDATE jobs SET widened_hosts = $2, sitemap_origins = $3 WHERE id = $1
+
 -- name: count_pages
 UPDATE jobs SET pages_discovered = pages_discovered + $2, pages_fetched = pages_fetched + $3,
     pages_failed = pages_failed + $4, pages_skipped = pages_skipped + $5,

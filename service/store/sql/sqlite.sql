@@ -48,8 +48,9 @@ FROM jobs WHERE coalesce(owner, '') = ?1 AND idempotency_key = ?2
 
 -- name: insert_job
 INSERT INTO jobs (id, owner, status, created_at, request, max_pages, per_host_limit, webhook,
-                  idempotency_key, request_hash, per_host_delay, weight, retention)
-VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                  idempotency_key, request_hash, per_host_delay, weight, retention,
+                  spec, spec_version)
+VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
 ON CONFLICT (coalesce(owner, ''), idempotency_key) WHERE idempotency_key IS NOT NULL
 DO NOTHING
 RETURNING seq
@@ -103,6 +104,10 @@ SELECT id, status, request FROM jobs WHERE id IN (SELECT value FROM json_each(?1
 -- name: jobs_by_id
 SELECT seq, id, owner, status, created_at, started_at, finished_at, request, webhook,
        pages_discovered, pages_fetched, pages_failed, pages_skipped, error
+FROM jobs WHERE id IN (SELECT value FROM json_each(?1))
+
+-- name: job_specs
+SELECT id, status, request, spec, spec_version, widened_hosts, sitemap_origins
 FROM jobs WHERE id IN (SELECT value FROM json_each(?1))
 
 -- name: jobs_by_status
@@ -235,7 +240,9 @@ WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'claimed' AND claimed_
 
 -- name: lock_jobs
 -- The writer connection's transaction already holds the file's write lock.
-SELECT id, status, max_pages - pages_discovered AS room, weight FROM jobs
+SELECT id, status, max_pages - pages_discovered AS room, weight, widened_hosts,
+       sitemap_origins
+FROM jobs
 WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id
 
 -- name: insert_frontier
@@ -264,6 +271,15 @@ UPDATE frontier SET attempts = ?2, claimed_until = NULL,
     state = CASE WHEN ?3 AND depth < ?4 THEN 'pending' ELSE 'done' END,
     links_cut = CASE WHEN ?3 AND depth < ?4 THEN 2 WHEN ?3 THEN 1 ELSE 0 END
 WHERE id = ?1
+
+-- Many: (id, attempts).
+UPDATE frontier SET state = 'done', attempts = ?2, claimed_until = NULL WHERE id = ?1
+
+-- name: set_facts
+-- Under the job's row lock (lock_jobs), in the transaction recording the page that
+-- taught them: every process reads the same facts from then on, restarts included.
+UPDATE jobs SET widened_hosts = ?2, sitemap_origins = ?3 WHERE id = ?1
+
 -- name: count_pages
 UPDATE jobs SET pages_discovered = pages_discovered + ?2, pages_fetched = pages_fetched + ?3,
     pages_failed = pages_failed + ?4, pages_skipped = pages_skipped + ?5,
