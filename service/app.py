@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import itertools
 import logging
@@ -18,14 +17,13 @@ from service.api import dashboard, docs, events, health, jobs, maps, results, sc
 from service.api.context import AppContext, TrawlApp
 from service.api.firecrawl import routes as firecrawl
 from service.api.security import RateLimiter, add_security_headers, authenticate
-from service.crawl.fetcher import Fetcher, FetchOptions
-from service.crawl.guard import AddressPolicy, policy_for
 from service.errors import ConfigError
-from service.metrics import LoopLagProbe
 from service.progress import ProgressHub
 from service.retention import RetentionSweeper
+from service.runtime import Runtime, address_policy, fetch_options
 from service.settings import Settings
-from service.store import store_for
+
+__all__ = ["address_policy", "check_exposure", "create_app", "fetch_options"]
 
 logger = logging.getLogger(__name__)
 
@@ -50,34 +48,6 @@ def check_exposure(settings: Settings) -> None:
         "who can reach this address could use the crawler. Set SCRAPER_API_KEYS=<key>[,<key>] "
         "(clients send `Authorization: Bearer <key>`), bind HOST=127.0.0.1, or set "
         "SCRAPER_INSECURE_NO_AUTH=1 if something in front of this service authenticates."
-    )
-
-
-def address_policy(settings: Settings) -> AddressPolicy:
-    """Where fetches and webhooks may connect: never this service's own API, never cloud
-    metadata unless SCRAPER_ALLOWED_NETWORKS names it."""
-    return policy_for(
-        allow_private=settings.allow_private_networks,
-        allowed_networks=settings.allowed_networks,
-        host=settings.host,
-        ports=(settings.port,),
-    )
-
-
-def fetch_options(settings: Settings) -> FetchOptions:
-    return FetchOptions(
-        user_agent=settings.user_agent,
-        connect_timeout=settings.connect_timeout,
-        read_timeout=settings.read_timeout,
-        total_timeout=settings.page_timeout,
-        max_body_bytes=settings.max_body_bytes,
-        max_decoded_bytes=2 * settings.max_body_bytes,
-        max_redirects=settings.max_redirects,
-        max_connections=max(8, settings.concurrency),
-        max_keepalive=max(8, settings.concurrency),
-        policy=address_policy(settings),
-        # Even with private networks allowed, a job must not reach this service's API.
-        own_ports=frozenset({settings.port}) if settings.port else frozenset(),
     )
 
 
@@ -137,46 +107,29 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
 async def _open(app: TrawlApp) -> None:
     context = app.ctx
     settings = context.settings
-    context.stop = asyncio.Event()
-    store = store_for(settings.database_url, pool_size=settings.db_pool_size)
-    await store.open()
-    context.store = store
-    context.probe = LoopLagProbe()
-    context.progress = ProgressHub(store)
-    context.progress.start()
-    context.background.append(asyncio.create_task(context.probe.run(context.stop)))
-    # Expired jobs are deleted by whichever process leads "retention" (try_lead).
-    context.retention = RetentionSweeper(
-        store, settings.result_ttl, interval=settings.retention_interval
+    runtime = await Runtime.open(
+        settings,
+        crawl=settings.role in ("all", "worker"),
+        on_jobs_finished=context.completions.finished,
     )
-    context.background.append(asyncio.create_task(context.retention.run(context.stop)))
-    if settings.role in ("all", "worker"):
-        from service.crawl.engine import Crawler
-        from service.crawl.parsepool import ParsePool
-        from service.webhooks import WebhookDispatcher
-
-        # Its own task and client: the crawl never waits on a webhook receiver.
-        webhooks = WebhookDispatcher(settings, store)
-        await webhooks.start()
-        context.webhooks = webhooks
-        parser = ParsePool.for_settings(settings)
-        parser.start()
-        await parser.warm_up()
-        fetcher = Fetcher(fetch_options(settings))
-        crawler = Crawler(
-            settings,
-            store,
-            fetcher,
-            parser,
-            on_job_loaded=webhooks.job_loaded,
-            on_jobs_finished=context.completions.finished,
+    context.runtime = runtime
+    context.stop = runtime.stop
+    context.store = runtime.store
+    context.probe = runtime.probe
+    context.webhooks = runtime.webhooks
+    context.fetcher = runtime.fetcher
+    context.crawler = runtime.crawler
+    try:
+        context.progress = ProgressHub(runtime.store)
+        context.progress.start()
+        # Expired jobs are deleted by whichever process leads "retention" (try_lead).
+        context.retention = RetentionSweeper(
+            runtime.store, settings.result_ttl, interval=settings.retention_interval
         )
-        await crawler.start()
-        context.crawler = crawler
-        context.fetcher = fetcher
-    else:
-        # No crawler here, but maps still fetch (through the same guards) in the request.
-        context.fetcher = Fetcher(fetch_options(settings))
+        context.background.append(asyncio.create_task(context.retention.run(context.stop)))
+    except BaseException:
+        await runtime.close()
+        raise
     logger.info(
         "trawl ready (role=%s, database=%s)", settings.role, settings.database_url.split("@")[-1]
     )
@@ -199,18 +152,11 @@ def listening_message(host: str, port: int) -> str:
 
 async def _drain(app: TrawlApp) -> None:
     context = app.ctx
-    deadline = asyncio.get_running_loop().time() + context.settings.grace_period
-    if context.stop is not None:
-        context.stop.set()
     if context.progress is not None:
         # Open event streams end now: shutdown must not wait for their clients.
         await context.progress.stop()
-    if context.crawler is not None:
-        await context.crawler.stop(context.settings.grace_period)
-    if context.webhooks is not None:
-        # In-flight deliveries may finish; one cut short stays due in the outbox.
-        remaining = deadline - asyncio.get_running_loop().time()
-        await context.webhooks.stop(max(0.0, remaining))
+    if context.runtime is not None:
+        await context.runtime.drain()
     for task in context.background:
         task.cancel()
     await asyncio.gather(*context.background, return_exceptions=True)
@@ -219,15 +165,8 @@ async def _drain(app: TrawlApp) -> None:
 
 async def _close(app: TrawlApp) -> None:
     context = app.ctx
-    crawler, context.crawler = context.crawler, None
-    fetcher, context.fetcher = context.fetcher, None
-    if crawler is None and fetcher is not None:
-        with contextlib.suppress(Exception):
-            await fetcher.aclose()
-    if crawler is not None:
-        with contextlib.suppress(Exception):
-            await crawler.fetcher.aclose()
-        crawler.parser.close()
-    if context.store is not None:
-        await context.store.close()
-        context.store = None
+    runtime, context.runtime = context.runtime, None
+    context.crawler = context.fetcher = context.webhooks = None
+    context.store = None
+    if runtime is not None:
+        await runtime.close()

@@ -8,19 +8,21 @@ fetcher, crawler) and offers the subset of `AsyncClient` the CLI uses (`submit`,
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.client import Job, Page
 from service.models import parse_job_request, utcnow
+from service.runtime import Runtime
 from service.settings import Settings
 from service.spec import CrawlSpec
-from service.store import store_for
 from service.store.base import NewJob, Store
+
+if TYPE_CHECKING:
+    from service.crawl.engine import Crawler
 
 # How often progress and new results are read from the store.
 POLL_SECONDS = 0.25
@@ -31,43 +33,27 @@ class EmbeddedEngine:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._store: Store | None = None
-        self._stack = contextlib.AsyncExitStack()
+        self._runtime: Runtime | None = None
 
     @property
     def store(self) -> Store:
-        assert self._store is not None, "use `async with EmbeddedEngine(...)`"
-        return self._store
+        assert self._runtime is not None, "use `async with EmbeddedEngine(...)`"
+        return self._runtime.store
+
+    @property
+    def _crawler(self) -> Crawler:
+        assert self._runtime is not None and self._runtime.crawler is not None
+        return self._runtime.crawler
 
     async def __aenter__(self) -> EmbeddedEngine:
-        from service.app import fetch_options
-        from service.crawl.engine import Crawler
-        from service.crawl.fetcher import Fetcher
-        from service.crawl.parsepool import ParsePool
-
-        settings = self.settings
-        stack = self._stack
-        try:
-            store = store_for(settings.database_url, pool_size=settings.db_pool_size)
-            await store.open()
-            stack.push_async_callback(store.close)
-            self._store = store
-            parser = ParsePool(settings.parser_processes)
-            parser.start()
-            stack.callback(parser.close)
-            await parser.warm_up()
-            fetcher = Fetcher(fetch_options(settings))
-            stack.push_async_callback(fetcher.aclose)
-            self._crawler = Crawler(settings, store, fetcher, parser)
-            await self._crawler.start()
-            stack.push_async_callback(self._crawler.stop, settings.grace_period)
-        except BaseException:
-            await stack.aclose()
-            raise
+        # The same parts as the worker role, but no webhook deliveries (a CLI run).
+        self._runtime = await Runtime.open(self.settings, crawl=True, webhooks=False, probe=False)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._stack.aclose()
+        runtime, self._runtime = self._runtime, None
+        if runtime is not None:
+            await runtime.close()
 
     async def submit(self, request: dict[str, Any]) -> Job:
         """Validate and store a job exactly as `POST /v1/jobs` does (ValidationFailed if bad)."""

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from service.metrics import LoopLagProbe
     from service.progress import ProgressHub
     from service.retention import RetentionSweeper
+    from service.runtime import Runtime
     from service.webhooks import WebhookDispatcher
 
 
@@ -46,6 +47,7 @@ class AppContext:
     completions: CompletionBoard = field(default_factory=CompletionBoard)
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event | None = None
+    runtime: Runtime | None = None  # what _open opened (service/runtime.py)
 
     async def pending_urls(self) -> int:
         """URLs waiting in the store, counted at most once a second (a count is a scan)."""
