@@ -105,6 +105,8 @@ class Crawler:
         self._stop = asyncio.Event()
         self._new_work = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._writer_task: asyncio.Task[None] | None = None
+        self._claiming = False  # between a claim and its URLs being held (burst mode)
         self._workers: list[asyncio.Task[None]] = []
         self._busy: dict[asyncio.Task[None], Slot] = {}
         self._policy_tasks: set[asyncio.Task[None]] = set()
@@ -118,10 +120,11 @@ class Crawler:
         recovered = await self.store.recover()
         if recovered:
             logger.info("returned %d URLs claimed by an earlier process to pending", recovered)
+        # The writer is stopped last, on its own: it flushes what the workers finished.
+        self._writer_task = asyncio.create_task(self.writer.run(self._stop), name="trawl-writer")
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="trawl-claimer"),
             asyncio.create_task(self.scheduler.pump(self._stop), name="trawl-pump"),
-            asyncio.create_task(self.writer.run(self._stop), name="trawl-writer"),
             asyncio.create_task(self._watch_jobs(), name="trawl-job-watch"),
         ]
         self._workers = [
@@ -145,9 +148,10 @@ class Crawler:
                 task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
         for task in self._tasks:
-            if task.get_name() != "trawl-writer":
-                task.cancel()
+            task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._writer_task is not None:
+            await asyncio.gather(self._writer_task, return_exceptions=True)
         with contextlib.suppress(Exception):
             await self.writer.flush()
         leftovers = list(self.held.values())
@@ -163,6 +167,28 @@ class Crawler:
                     "could not return %d URLs; a restart recovers them", len(leftovers)
                 )
         self.held.clear()
+
+    async def run_until_idle(self, *, within: float, poll: float = 0.02) -> None:
+        """Burst mode (arq's `burst=True`): start, crawl until the frontier is idle, stop.
+
+        For tests and one-shot runs of the crawl core; TimeoutError after `within`
+        seconds (the crawl is stopped either way).
+        """
+        await self.start()
+        try:
+            async with asyncio.timeout(within):
+                while True:
+                    if await self._idle():
+                        return
+                    await asyncio.sleep(poll)
+        finally:
+            await self.stop(self.settings.grace_period)
+
+    async def _idle(self) -> bool:
+        """Nothing pending in the store, held or being claimed here, no URL in work."""
+        if self.held or self._claiming or self._busy:
+            return False
+        return await self.store.pending_count() == 0
 
     def _well_fed(self) -> bool:
         return self.scheduler.buffered >= self.settings.concurrency
@@ -201,6 +227,7 @@ class Crawler:
                     continue
                 self._new_work.clear()
                 started = time.perf_counter()
+                self._claiming = True
                 items = await self.store.claim(
                     min(room, 256),
                     self.worker_id,
@@ -213,6 +240,8 @@ class Crawler:
                 )
                 metrics.CLAIM_SECONDS.observe(time.perf_counter() - started)
                 metrics.QUEUE_DEPTH.set(self.scheduler.buffered)
+                if not items:
+                    self._claiming = False  # nothing claimed: idle as far as claims go
                 if len(items) < min(room, 256):
                     # The claim took all that may be fetched now: claiming again before a
                     # settle, a submit or a retry's time would only visit the same hosts.
@@ -238,6 +267,8 @@ class Crawler:
             except Exception:
                 logger.exception("claiming work failed; retrying")
                 await asyncio.sleep(1.0)
+            finally:
+                self._claiming = False
 
     async def _load_plans(self, job_ids: set[str]) -> None:
         missing = [job_id for job_id in job_ids if job_id not in self.plans]
