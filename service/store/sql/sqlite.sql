@@ -272,9 +272,6 @@ UPDATE frontier SET attempts = ?2, claimed_until = NULL,
     links_cut = CASE WHEN ?3 AND depth < ?4 THEN 2 WHEN ?3 THEN 1 ELSE 0 END
 WHERE id = ?1
 
--- Many: (id, attempts).
-UPDATE frontier SET state = 'done', attempts = ?2, claimed_until = NULL WHERE id = ?1
-
 -- name: set_facts
 -- Under the job's row lock (lock_jobs), in the transaction recording the page that
 -- taught them: every process reads the same facts from then on, restarts included.
