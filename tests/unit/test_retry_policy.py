@@ -57,7 +57,14 @@ class FakeFetcher:
     def __init__(self, result: FetchResult) -> None:
         self.result = result
 
-    async def fetch(self, url: str, *, accept_non_html: bool = True) -> FetchResult:
+    async def fetch(
+        self,
+        url: str,
+        *,
+        accept_non_html: bool = True,
+        headers: tuple[tuple[str, str], ...] = (),
+        header_origins: frozenset[str] = frozenset(),
+    ) -> FetchResult:
         return self.result
 
 
