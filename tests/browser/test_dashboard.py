@@ -33,7 +33,9 @@ XSS_BODY = (
 async def test_list_shows_a_running_job_and_updates_it_live(
     make_server: MakeServer, site_factory: SiteFactory, open_dashboard: OpenDashboard
 ) -> None:
-    site = site_factory(pages=60, page_delay=0.05)
+    # Slow enough (61 pages x 0.5 s / 2) that the job is still running once the browser has
+    # started and loaded the list, even on a loaded machine (0.05 s let it finish first).
+    site = site_factory(pages=60, page_delay=0.5)
     trawl = await make_server()
     done_first = await trawl.submit({"url": site.url("/p/40")})
     await trawl.wait_job(done_first["id"])
