@@ -24,8 +24,9 @@ one writer connection holds the file's write lock, so the same statements cannot
 - lock order: job rows before frontier rows everywhere; closing a finished job's
   frontier skips rows a claim holds instead of waiting for them.
 - hosts: a claim reads and updates `hosts` rows under the claim lock; admits and
-  releases only bump `queued` (in host order), and a claim clears it only if nobody
-  bumped it since it read it, so no host with work is ever lost from the ready heap.
+  releases only bump `queued`, and a claim clears it only if nobody bumped it since it
+  read it, so no host with work is ever lost from the ready heap. Every transaction
+  locks the hosts rows it changes up front, in name order, after any job rows.
 
 The claim itself is host-aware (Mercator's design, see frontier.py): it walks the hosts
 whose turn came, not the pending index, and within a host jobs take turns.
@@ -408,6 +409,7 @@ class SQLStore:
                 ids = [c.item.id for c in picked.chosen]
                 taken = {row[0] for row in await conn.fetch(q.take_claims, ids, lease, worker)}
             full = set(picked.full)
+            await conn.fetch(q.lock_hosts, sorted(picked.visited))
             await conn.execute_many(
                 q.turns,
                 [
@@ -491,8 +493,12 @@ class SQLStore:
         by_job: dict[str, list[PageRecord]] = defaultdict(list)
         for rec in records:
             by_job[rec.item.job_id].append(rec)
-        # Lock every job first, in id order: see the module docstring.
+        # Lock every job first, in id order, then every host this may touch (settled or
+        # linked to), in name order: see the module docstring.
         locked = {row[0]: row for row in await conn.fetch(q.lock_jobs, sorted(by_job))}
+        touched = {rec.item.host for rec in records}
+        touched.update(host_of(link) for rec in records for link in rec.links)
+        await conn.fetch(q.lock_hosts, sorted(touched))
         finished = utcnow()
         for job_id in sorted(by_job):
             recs = by_job[job_id]

@@ -73,6 +73,7 @@ class Queries:
     queue_hosts: str
     unpark_job: str
     hosts_settled: str
+    lock_hosts: str
     host_vtimes: str
     job_finishes: str
     set_finishes: str

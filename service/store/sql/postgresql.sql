@@ -225,6 +225,12 @@ UPDATE hosts h SET next_at = CASE WHEN h.next_at >= 1e12 THEN u.free_at
 FROM unnest($1::text[], $2::double precision[]) AS u (host, free_at)
 WHERE h.host = u.host
 
+-- name: lock_hosts
+-- Every transaction that changes hosts rows locks them first, in name order (claims and
+-- records run at once on several connections; in any other order they deadlock, and
+-- each deadlock costs deadlock_timeout, a second, before the retry).
+SELECT host FROM hosts WHERE host = ANY($1::text[]) ORDER BY host FOR UPDATE
+
 -- name: host_vtimes
 SELECT host, vtime FROM hosts WHERE host = ANY($1::text[])
 

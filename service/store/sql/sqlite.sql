@@ -206,6 +206,10 @@ UPDATE hosts SET next_at = 0 WHERE next_at >= 1e12
 UPDATE hosts SET next_at = CASE WHEN next_at >= 1e12 THEN ?2 ELSE max(next_at, ?2) END
 WHERE host = ?1
 
+-- name: lock_hosts
+-- Nothing to lock: the transaction holds the file's only write lock (see PostgreSQL's).
+SELECT host FROM hosts WHERE host IN (SELECT value FROM json_each(?1))
+
 -- name: host_vtimes
 SELECT host, vtime FROM hosts WHERE host IN (SELECT value FROM json_each(?1))
 
