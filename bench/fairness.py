@@ -177,7 +177,8 @@ async def shares_part(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
         inside = [h for h in hits if edge <= h.start < edge + 5.0]
         a = sum(owners[h.host] == "A" for h in inside)
         b = len(inside) - a
-        windows.append({"from_s": round(edge - first, 1), "A": a, "B": b, "A_share": a / (a + b)})
+        share = a / (a + b) if a + b else 0.0
+        windows.append({"from_s": round(edge - first, 1), "A": a, "B": b, "A_share": share})
         edge += 5.0
     shares = [w["A_share"] for w in windows]
     return {
