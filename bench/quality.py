@@ -83,11 +83,14 @@ def _crawl(
                     raise TimeoutError(f"job {job['id']} still {job['status']}")
                 time.sleep(0.5)
                 job = client.get(f"/v1/jobs/{job['id']}").json()
-            with client.stream("GET", f"/v1/jobs/{job['id']}/results.ndjson") as stream:
-                for line in stream.iter_lines():
-                    if line.strip():
-                        item = json.loads(line)
-                        results[item["url"]] = item
+            # Split on "\n" only: iter_lines() also splits on U+2028 and other line
+            # breaks that JSON leaves unescaped inside strings.
+            response = client.get(f"/v1/jobs/{job['id']}/results.ndjson")
+            response.raise_for_status()
+            for line in response.content.split(b"\n"):
+                if line.strip():
+                    item = json.loads(line)
+                    results[item["url"]] = item
     return results, _parser_cpu(running) - before
 
 
