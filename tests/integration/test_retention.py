@@ -270,7 +270,9 @@ async def _freeze(server: TrawlServer, database_url: str, frozen: bool) -> None:
 async def test_an_unwritable_database_pauses_the_crawl_and_it_resumes_by_itself(
     make_server: MakeServer, hostile: HostileServer, database_url: str
 ) -> None:
-    server = await make_server(concurrency=4, per_host_concurrency=4)
+    # The test is about storage: a loaded machine must not turn a slow parse into a
+    # parse_timeout failure (the 5 s default), which would break the exact counts below.
+    server = await make_server(concurrency=4, per_host_concurrency=4, parse_timeout=120.0)
     job = await server.submit(
         {
             "urls": [hostile.url(f"/emoji?size=200000&i={i}") for i in range(40)],
