@@ -107,6 +107,9 @@ class Crawler:
         self._tasks: list[asyncio.Task[None]] = []
         self._writer_task: asyncio.Task[None] | None = None
         self._claiming = False  # between a claim and its URLs being held (burst mode)
+        # True while claims fail because the database takes no writes; with nothing in
+        # flight the writer never fails a write, so this is the crawl's own pause signal.
+        self.claims_paused = False
         self._workers: list[asyncio.Task[None]] = []
         self._busy: dict[asyncio.Task[None], Slot] = {}
         self._policy_tasks: set[asyncio.Task[None]] = set()
@@ -238,6 +241,7 @@ class Crawler:
                     spacing=self.settings.per_host_delay,
                     settling=self._settling,
                 )
+                self.claims_paused = False
                 metrics.CLAIM_SECONDS.observe(time.perf_counter() - started)
                 metrics.QUEUE_DEPTH.set(self.scheduler.buffered)
                 if not items:
@@ -262,6 +266,7 @@ class Crawler:
             except asyncio.CancelledError:
                 raise
             except StoreUnavailable as exc:
+                self.claims_paused = True
                 logger.warning("claiming paused: %s", exc)
                 await asyncio.sleep(1.0)
             except Exception:
