@@ -21,8 +21,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from service.crawl.fetcher import Fetcher, FetchOptions
-from service.crawl.guard import AddressPolicy, policy_for
 from service.metrics import LoopLagProbe
+from service.network.guard import AddressPolicy, policy_for
 from service.settings import Settings
 from service.store import store_for
 from service.store.base import Store

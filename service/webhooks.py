@@ -48,14 +48,14 @@ import httpx
 
 from service import firecrawlhooks, metrics
 from service import webhook_fairness as fairness
-from service.crawl.fetcher import BlockedConnectError, GuardedTransport
-from service.crawl.guard import (
+from service.models import JobStatus, rfc3339, utcnow
+from service.network.guard import (
     BlockedAddress,
     CredentialsInURL,
     check_url_host_literal,
     policy_for,
 )
-from service.models import JobStatus, rfc3339, utcnow
+from service.network.transport import BlockedConnectError, GuardedTransport
 from service.settings import Settings
 from service.store.base import OutboxEvent, Store, encode_cursor, webhook_wants
 

@@ -29,9 +29,9 @@ from service.crawl.fetcher import (
     Fetcher,
     FetchOptions,
     FetchResult,
-    GuardedTransport,
 )
-from service.crawl.guard import AddressPolicy, IPNetwork
+from service.network.guard import AddressPolicy, IPNetwork
+from service.network.transport import GuardedTransport
 from tests.faults.hostile_server import BINARY_BODY, OK_BODY, HostileServer, zeros_bomb
 
 pytestmark = pytest.mark.timeout(20)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from service.crawl.guard import (
+from service.network.guard import (
     CLOUD_METADATA_NETWORKS,
     AddressPolicy,
     BlockedAddress,

@@ -9,13 +9,13 @@ import httpx
 import pytest
 
 from service.crawl.fetcher import FetchError, FetchResult, _classify
-from service.crawl.guard import BlockedAddress
 from service.crawl.parsepool import ParsePool
 from service.crawl.plan import JobPlan
 from service.crawl.robots import RobotsCache
 from service.crawl.scheduler import HostScheduler
 from service.crawl.worker import PageWorker, WorkerConfig
 from service.models import Outcome
+from service.network.guard import BlockedAddress
 from service.settings import Settings
 from service.store.base import FrontierItem, PageRecord, Release
 

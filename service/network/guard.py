@@ -1,6 +1,6 @@
 """SSRF address policy: which IP addresses the crawler may connect to.
 
-The policy is enforced where it cannot be raced: the fetcher's network backend calls
+The policy is enforced where it cannot be raced: the guarded transport's backend calls
 `resolve_checked()` and connects to the very addresses it returns (DNS rebinding has no
 window). `check_url_host_literal()` is a cheap, pure pre-check for the submit path.
 """

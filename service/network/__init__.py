@@ -1,0 +1,1 @@
+"""Outbound connections shared by crawl fetches and webhooks: policy, backend, transport."""
