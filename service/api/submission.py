@@ -15,8 +15,9 @@ from sanic import Request
 from service.api.context import ctx
 from service.errors import Conflict, Overloaded, ValidationFailed, field_error
 from service.models import Job, JobRequest, utcnow
+from service.settings import Settings
 from service.spec import CrawlSpec
-from service.store.base import IdempotencyConflict, NewJob
+from service.store.base import IdempotencyConflict, NewJob, Store
 
 
 def owner_of(request: Request) -> str | None:
@@ -35,7 +36,11 @@ def idempotency_key(request: Request, header: str = "idempotency-key") -> str | 
 
 def job_limits(request: Request) -> dict[str, int]:
     """The server caps a job request is validated against."""
-    settings = ctx(request).settings
+    return limits_of(ctx(request).settings)
+
+
+def limits_of(settings: Settings) -> dict[str, int]:
+    """The server caps a job request is validated against (without a request)."""
     return {
         "max_urls_per_job": settings.max_urls_per_job,
         "max_pages_cap": settings.max_pages_cap,
@@ -63,6 +68,47 @@ async def submit_job(
     if queue_seeds and await app.pending_urls() >= settings.max_pending_urls:
         raise Overloaded(30, "Too many URLs are waiting to be crawled; retry later.")
     owner = owner_of(request)
+    flight = (owner or "", key) if key else None
+    if flight is not None:
+        if flight in app.in_flight_keys:
+            raise Conflict("A request with this Idempotency-Key is still being processed.")
+        app.in_flight_keys.add(flight)
+    try:
+        job, created = await store_job(
+            app.db, settings, job_request, owner=owner, key=key, queue_seeds=queue_seeds
+        )
+    except IdempotencyConflict:
+        raise ValidationFailed(
+            "This Idempotency-Key was used with a different request body.",
+            errors=[{"field": "Idempotency-Key", "message": "reused with a different body"}],
+        ) from None
+    finally:
+        if flight is not None:
+            app.in_flight_keys.discard(flight)
+    if created and queue_seeds:
+        app.pending_changed(job.stats.pages_discovered)
+    if app.crawler is not None and queue_seeds:
+        app.crawler.notify_new_work()
+    if app.webhooks is not None:
+        app.webhooks.wake()
+    return job, created
+
+
+async def store_job(
+    store: Store,
+    settings: Settings,
+    job_request: JobRequest,
+    *,
+    owner: str | None,
+    key: str | None = None,
+    queue_seeds: bool = True,
+) -> tuple[Job, bool]:
+    """Store a validated job for `owner` (the step under `submit_job`, without HTTP: the
+    schedules' ticker submits through it); returns (job, created).
+
+    Raises IdempotencyConflict when `key` was used with another request. The caller wakes
+    the crawler and the webhook dispatcher.
+    """
     normalised = job_request.normalised()
     request_hash = hashlib.sha256(
         json.dumps(normalised, sort_keys=True, separators=(",", ":")).encode()
@@ -81,25 +127,4 @@ async def submit_job(
         high_priority_cap=settings.max_high_priority_jobs_per_key,
         spec=CrawlSpec.from_request(job_request),
     )
-    flight = (owner or "", key) if key else None
-    if flight is not None:
-        if flight in app.in_flight_keys:
-            raise Conflict("A request with this Idempotency-Key is still being processed.")
-        app.in_flight_keys.add(flight)
-    try:
-        job, created = await app.db.create_job(new_job)
-    except IdempotencyConflict:
-        raise ValidationFailed(
-            "This Idempotency-Key was used with a different request body.",
-            errors=[{"field": "Idempotency-Key", "message": "reused with a different body"}],
-        ) from None
-    finally:
-        if flight is not None:
-            app.in_flight_keys.discard(flight)
-    if created and queue_seeds:
-        app.pending_changed(job.stats.pages_discovered)
-    if app.crawler is not None and queue_seeds:
-        app.crawler.notify_new_work()
-    if app.webhooks is not None:
-        app.webhooks.wake()
-    return job, created
+    return await store.create_job(new_job)
