@@ -1,10 +1,14 @@
-"""The crawl engine: claims URLs from the store and runs them through the workers.
+"""The crawl engine: claims URLs from the store and runs them through the fetch tasks.
 
-    store --claim--> HostScheduler --ready queue--> N worker tasks --> ResultWriter --> store
+    store --claim--> HostScheduler --ready queue--> N fetch tasks --> ResultWriter --> store
+
+"Worker" in this codebase is the process role (`python -m service worker`, whose id
+claims rows in the store); inside a process the concurrency is N *fetch tasks*, each
+running one URL at a time through the per-URL *pipeline* (crawl/pipeline.py).
 
 Shutdown (`stop`) is the delicate part: stop claiming, let in-flight pages finish
 within the grace period, cancel the rest, flush the writer, then put every URL this
-process still holds back to pending, so a restart (or another worker) picks it up.
+process still holds back to pending, so a restart (or another process) picks it up.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ from collections.abc import Callable
 
 from service import metrics
 from service.crawl.fetcher import Fetcher
+from service.crawl.hosthealth import HostHealth
 from service.crawl.parsepool import ParsePool
+from service.crawl.pipeline import PagePipeline, PipelineConfig, page_document
 from service.crawl.plan import JobPlan
 from service.crawl.robots import RobotsCache
 from service.crawl.scheduler import HostScheduler, Slot
-from service.crawl.worker import PageWorker, WorkerConfig, page_document
 from service.crawl.writer import ResultWriter
 from service.errors import StoreUnavailable
 from service.models import JobStatus, Outcome
@@ -73,6 +78,7 @@ class Crawler:
             per_key=settings.max_concurrency_per_key or None,
             on_policy=self._share_policy if shared else None,
         )
+        self.health = HostHealth()
         self.robots = RobotsCache(fetcher, settings.user_agent)
         self.writer = ResultWriter(
             store,
@@ -80,18 +86,19 @@ class Crawler:
             interval=settings.result_flush_interval,
             on_flushed=self._flushed,
         )
-        self.worker = PageWorker(
+        self.pipeline = PagePipeline(
             fetcher=fetcher,
             parser=parser,
             robots=self.robots,
             scheduler=self.scheduler,
-            config=WorkerConfig(
+            health=self.health,
+            config=PipelineConfig(
                 retry_base_delay=settings.retry_base_delay,
                 host_failure_threshold=settings.host_failure_threshold,
             ),
         )
         # Claims are host-aware on every store: at most a host's limit of claimed URLs,
-        # counted across all workers. A private frontier (SQLite) also claims twice as many
+        # counted across all processes. A private frontier (SQLite) also claims twice as many
         # again ahead, so the next request of a host is here when its delay ends; a shared
         # one (PostgreSQL) claims no more than the limit, so other processes get the rest,
         # and the store reserves each host's spacing.
@@ -110,7 +117,7 @@ class Crawler:
         # True while claims fail because the database takes no writes; with nothing in
         # flight the writer never fails a write, so this is the crawl's own pause signal.
         self.claims_paused = False
-        self._workers: list[asyncio.Task[None]] = []
+        self._fetch_tasks: list[asyncio.Task[None]] = []
         self._busy: dict[asyncio.Task[None], Slot] = {}
         self._policy_tasks: set[asyncio.Task[None]] = set()
         # Per host: pages finished and handed to the writer, not yet recorded. Their rows
@@ -123,15 +130,15 @@ class Crawler:
         recovered = await self.store.recover()
         if recovered:
             logger.info("returned %d URLs claimed by an earlier process to pending", recovered)
-        # The writer is stopped last, on its own: it flushes what the workers finished.
+        # The writer is stopped last, on its own: it flushes what the fetch tasks finished.
         self._writer_task = asyncio.create_task(self.writer.run(self._stop), name="trawl-writer")
         self._tasks = [
             asyncio.create_task(self._claim_loop(), name="trawl-claimer"),
             asyncio.create_task(self.scheduler.pump(self._stop), name="trawl-pump"),
             asyncio.create_task(self._watch_jobs(), name="trawl-job-watch"),
         ]
-        self._workers = [
-            asyncio.create_task(self._work_loop(), name=f"trawl-worker-{i}")
+        self._fetch_tasks = [
+            asyncio.create_task(self._fetch_loop(), name=f"trawl-fetch-{i}")
             for i in range(self.settings.concurrency)
         ]
 
@@ -140,16 +147,16 @@ class Crawler:
         self._stop.set()
         self._new_work.set()
         deadline = time.monotonic() + grace
-        # Idle workers wait on the ready queue: cancel them now; busy ones may finish.
-        for task in self._workers:
+        # Idle fetch tasks wait on the ready queue: cancel them now; busy ones may finish.
+        for task in self._fetch_tasks:
             if task not in self._busy:
                 task.cancel()
-        busy = [task for task in self._workers if task in self._busy]
+        busy = [task for task in self._fetch_tasks if task in self._busy]
         if busy:
             _, pending = await asyncio.wait(busy, timeout=max(0.0, deadline - time.monotonic()))
             for task in pending:
                 task.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*self._fetch_tasks, return_exceptions=True)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -223,7 +230,7 @@ class Crawler:
                     await asyncio.sleep(0.25)
                     continue
                 room = self.scheduler.room()
-                # A claim is a write transaction: while the workers still have plenty
+                # A claim is a write transaction: while the fetch tasks still have plenty
                 # buffered, wait for a worthwhile batch instead of claiming a few URLs.
                 if room <= 0 or (room < self._claim_batch and self._well_fed()):
                     await self.scheduler.wait_for_room(0.5, at_least=self._claim_batch)
@@ -380,12 +387,12 @@ class Crawler:
             return None, None
         if plan.adaptive_delay:
             floor = plan.per_host_delay or 0.0
-            return plan.per_host_concurrency, self.scheduler.auto_delay(item.host, floor)
+            return plan.per_host_concurrency, self.health.auto_delay(item.host, floor)
         return plan.per_host_concurrency, plan.per_host_delay
 
     # -- working ---------------------------------------------------------------------
 
-    async def _work_loop(self) -> None:
+    async def _fetch_loop(self) -> None:
         task = asyncio.current_task()
         assert task is not None
         while not self._stop.is_set():
@@ -405,11 +412,11 @@ class Crawler:
             self.held.pop(item.id, None)
             return
         try:
-            outcome = await self.worker.process(item, plan)
+            outcome = await self.pipeline.process(item, plan)
         except asyncio.CancelledError:
             raise  # shutdown: the item stays held and is released by stop()
         except Exception as exc:
-            logger.exception("worker failed on %s", item.url, extra={"job_id": item.job_id})
+            logger.exception("pipeline failed on %s", item.url, extra={"job_id": item.job_id})
             outcome = PageRecord(
                 item=item,
                 outcome=Outcome.FAILED,
@@ -451,7 +458,7 @@ class Crawler:
             metrics.PAGES.labels(outcome=record.outcome.value).inc()
         # A private frontier: settled pages free room, so claim again at once. A shared one
         # (per-host caps in the claim): re-claiming on every settle would let this process
-        # take each freed host slot before the other workers' next poll, starving them.
+        # take each freed host slot before the other processes' next poll, starving them.
         if admitted or not self._shared:
             self._new_work.set()
         for job_id in completed:

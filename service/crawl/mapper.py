@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 
 from service.crawl import sitemap
 from service.crawl.fetcher import Fetcher
+from service.crawl.pipeline import HTML_TYPES
 from service.crawl.plan import JobPlan
 from service.crawl.robots import RobotsCache
-from service.crawl.worker import HTML_TYPES
 from service.urls import looks_like_non_html
 
 logger = logging.getLogger(__name__)

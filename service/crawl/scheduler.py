@@ -4,14 +4,16 @@ Claimed URLs wait in per-host queues (Mercator's back queues). Hosts sit in one 
 heaps: a timer heap ordered by the time their spacing delay ends, and a ready heap of
 hosts that may start a request now, ordered by priority (the weight of the job at the
 head of the host's queue) and then by how long they have waited. The pump moves due
-hosts from the timer heap to the ready heap and hands the workers' ready queue one URL
-per ready host at a time, so workers only ever see URLs they can fetch now, and a slow
-or rate-limited host never parks a worker.
+hosts from the timer heap to the ready heap and hands the fetch tasks' ready queue one
+URL per ready host at a time, so fetch tasks only ever see URLs they can fetch now, and a
+slow or rate-limited host never parks a fetch task.
 
 Fair sharing across API keys: while more than one key has work here, a key is held to
-its share of the workers (`per_key`, else an equal share of `ready_size`). The share is
-work-conserving unless `per_key` is set: when nothing else can start, a key may take
-idle workers beyond its share.
+its share of the fetch tasks (`per_key`, else an equal share of `ready_size`). The share
+is work-conserving unless `per_key` is set: when nothing else can start, a key may take
+idle fetch tasks beyond its share.
+
+Host health (failure counts, adaptive delay) lives in crawl/hosthealth.py.
 """
 
 from __future__ import annotations
@@ -28,12 +30,6 @@ from dataclasses import dataclass, field
 
 from service.store.base import FrontierItem
 
-# Adaptive politeness, as Scrapy's AutoThrottle: aim at this many requests in flight per
-# host (delay = latency / target), start at AUTO_START, double on 429/503 and errors.
-AUTO_TARGET_CONCURRENCY = 1.0
-AUTO_START = 0.5
-AUTO_MAX = 60.0
-
 
 @dataclass(slots=True)
 class _Host:
@@ -43,14 +39,12 @@ class _Host:
     delay: float = 0.0  # floor for start-to-start spacing (Crawl-delay, job option)
     last_start: float = 0.0
     spacing: float = 0.0  # the spacing applied to the last URL handed out
-    failures: int = 0
     armed: bool = False  # in the timer or the ready heap
-    auto: float | None = None  # adaptive delay (AutoThrottle), once a response was seen
 
 
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """What a worker was given: the URL and the limits its host is held to."""
+    """What a fetch task was given: the URL and the limits its host is held to."""
 
     item: FrontierItem
     host: str
@@ -71,7 +65,7 @@ class HostScheduler:
         on_policy: Callable[[str, float | None, float | None], None] | None = None,
     ) -> None:
         self._ready: asyncio.Queue[Slot] = asyncio.Queue(maxsize=ready_size)
-        self._workers = ready_size
+        self._tasks = ready_size
         self._hosts: dict[str, _Host] = {}
         self._timers: list[tuple[float, int, str]] = []
         self._runnable: list[tuple[float, int, str]] = []
@@ -165,50 +159,13 @@ class HostScheduler:
             state.last_start = max(state.last_start, sent_at)
             state.next_allowed = max(state.next_allowed, sent_at + state.spacing)
 
-    def observe(
-        self, host: str, *, latency: float, status: int | None, failed: bool, floor: float
-    ) -> None:
-        """Adaptive delay: follow the host's latency, back off when it struggles."""
-        state = self._state(host)
-        current = state.auto if state.auto is not None else max(floor, AUTO_START)
-        if failed or status in (429, 503):
-            new = max(current * 2, 1.0)
-        else:
-            target = latency / AUTO_TARGET_CONCURRENCY
-            new = max(target, (current + target) / 2)
-            # Error pages and redirects are small and fast: they must not lower the delay.
-            if status != 200 and new <= current:
-                new = current
-        state.auto = min(AUTO_MAX, max(floor, new))
-
-    def auto_delay(self, host: str, floor: float) -> float:
-        """The host's adaptive delay (before any response: the starting one)."""
-        state = self._hosts.get(host)
-        if state is None or state.auto is None:
-            return max(floor, AUTO_START)
-        return max(floor, state.auto)
-
-    def note_failure(self, host: str) -> int:
-        state = self._state(host)
-        state.failures += 1
-        return state.failures
-
-    def note_success(self, host: str) -> None:
-        state = self._hosts.get(host)
-        if state is not None:
-            state.failures = 0
-
-    def failures(self, host: str) -> int:
-        state = self._hosts.get(host)
-        return state.failures if state else 0
-
     def _state(self, host: str) -> _Host:
         state = self._hosts.get(host)
         if state is None:
             state = self._hosts[host] = _Host()
         return state
 
-    # -- workers -----------------------------------------------------------------------
+    # -- fetch tasks -----------------------------------------------------------------
 
     async def get(self) -> Slot:
         slot = await self._ready.get()
@@ -217,7 +174,7 @@ class HostScheduler:
         return slot
 
     def done(self, slot: Slot) -> None:
-        """A worker finished with a URL: free its host slot and its key's share."""
+        """A fetch task finished with a URL: free its host slot and its key's share."""
         owner = slot.item.owner
         self._key_active[owner] -= 1
         self._key_load[owner] -= 1
@@ -228,9 +185,7 @@ class HostScheduler:
         state = self._hosts.get(slot.host)
         if state is not None:
             state.active -= 1
-            idle = (
-                not state.items and state.active <= 0 and state.failures == 0 and state.auto is None
-            )
+            idle = not state.items and state.active <= 0
             if idle and state.next_allowed <= time.monotonic() and state.delay == 0:
                 del self._hosts[slot.host]
             else:
@@ -262,7 +217,7 @@ class HostScheduler:
             return self._per_key
         if len(self._key_load) <= 1:
             return math.inf
-        return math.ceil(self._workers / len(self._key_load))
+        return math.ceil(self._tasks / len(self._key_load))
 
     def _unpark_keys(self) -> None:
         for owner in list(self._key_parked):
@@ -307,11 +262,11 @@ class HostScheduler:
             state.armed = False
             # Back in line behind the other ready hosts (round robin), not after a pass.
             self._arm(host, state, now)
-        # Work-conserving: a worker that would stay idle takes work beyond its key's share,
-        # the least served key first. Workers are all taken when the dispatched URLs
+        # Work-conserving: a fetch task that would stay idle takes work beyond its key's
+        # share, the least served key first. Fetch tasks are all taken when the dispatched URLs
         # (in flight or waiting in the ready queue) reach their number.
         over_share.sort(key=lambda h: self._key_active[self._hosts[h].items[0].owner])
-        idle = self._workers - sum(self._key_active.values())
+        idle = self._tasks - sum(self._key_active.values())
         for host in over_share:
             state = self._hosts[host]
             item = state.items[0]
@@ -367,7 +322,7 @@ class HostScheduler:
         return dropped
 
     def drain(self) -> list[FrontierItem]:
-        """Everything not yet taken by a worker (shutdown puts it back in the store)."""
+        """Everything not yet taken by a fetch task (shutdown puts it back in the store)."""
         items: list[FrontierItem] = []
         while not self._ready.empty():
             slot = self._ready.get_nowait()

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from service.crawl.worker import page_document
+from service.crawl.pipeline import page_document
 from service.errors import StoreUnavailable
 from service.models import Outcome
 from service.store.base import PageRecord, RecordSummary, Store

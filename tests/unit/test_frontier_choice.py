@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from service.crawl.hosthealth import HostHealth
 from service.crawl.scheduler import HostScheduler
 from service.store.base import FrontierItem
 from service.store.frontier import Candidate, pick, tag_links, weight_of
@@ -118,18 +119,18 @@ async def test_scheduler_starts_high_priority_hosts_first() -> None:
 
 
 def test_adaptive_delay_follows_latency_and_backs_off() -> None:
-    scheduler = HostScheduler(ready_size=1, capacity=10, per_host_limit=1, per_host_delay=0)
-    assert scheduler.auto_delay("h", floor=0.0) == 0.5  # before any response
+    health = HostHealth()
+    assert health.auto_delay("h", floor=0.0) == 0.5  # before any response
     for _ in range(12):
-        scheduler.observe("h", latency=0.1, status=200, failed=False, floor=0.0)
-    assert 0.1 <= scheduler.auto_delay("h", floor=0.0) < 0.11  # converges on the latency
-    scheduler.observe("h", latency=0.01, status=503, failed=False, floor=0.0)
-    assert scheduler.auto_delay("h", floor=0.0) == 1.0  # doubled, at least 1 s
-    scheduler.observe("h", latency=0.01, status=404, failed=False, floor=0.0)
-    assert scheduler.auto_delay("h", floor=0.0) == 1.0  # small error pages never lower it
+        health.observe("h", latency=0.1, status=200, failed=False, floor=0.0)
+    assert 0.1 <= health.auto_delay("h", floor=0.0) < 0.11  # converges on the latency
+    health.observe("h", latency=0.01, status=503, failed=False, floor=0.0)
+    assert health.auto_delay("h", floor=0.0) == 1.0  # doubled, at least 1 s
+    health.observe("h", latency=0.01, status=404, failed=False, floor=0.0)
+    assert health.auto_delay("h", floor=0.0) == 1.0  # small error pages never lower it
     for _ in range(10):
-        scheduler.observe("h", latency=0.0, status=None, failed=True, floor=0.0)
-    assert scheduler.auto_delay("h", floor=0.0) == 60.0  # the ceiling
+        health.observe("h", latency=0.0, status=None, failed=True, floor=0.0)
+    assert health.auto_delay("h", floor=0.0) == 60.0  # the ceiling
     for _ in range(30):
-        scheduler.observe("h", latency=0.01, status=200, failed=False, floor=0.3)
-    assert scheduler.auto_delay("h", floor=0.3) == 0.3  # never below the job's own delay
+        health.observe("h", latency=0.01, status=200, failed=False, floor=0.3)
+    assert health.auto_delay("h", floor=0.3) == 0.3  # never below the job's own delay

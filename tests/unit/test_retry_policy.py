@@ -1,4 +1,4 @@
-"""One retry policy: the fetcher classifies each failure once, the worker follows it."""
+"""One retry policy: the fetcher classifies each failure once, the pipeline follows it."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ import httpx
 import pytest
 
 from service.crawl.fetcher import FetchError, FetchResult, _classify
+from service.crawl.hosthealth import HostHealth
 from service.crawl.parsepool import ParsePool
+from service.crawl.pipeline import PagePipeline, PipelineConfig
 from service.crawl.plan import JobPlan
 from service.crawl.robots import RobotsCache
 from service.crawl.scheduler import HostScheduler
-from service.crawl.worker import PageWorker, WorkerConfig
 from service.models import Outcome
 from service.network.guard import BlockedAddress
 from service.settings import Settings
@@ -87,19 +88,21 @@ def result_for(error: FetchError | None, retryable: bool, status: int | None) ->
 async def decide(result: FetchResult, attempts: int = 0) -> tuple[PageRecord | Release, int]:
     fetcher = FakeFetcher(result)
     scheduler = HostScheduler(ready_size=4, capacity=16, per_host_limit=2, per_host_delay=0.0)
-    worker = PageWorker(
+    health = HostHealth()
+    pipeline = PagePipeline(
         fetcher=fetcher,  # type: ignore[arg-type]
         parser=ParsePool(1),
         robots=RobotsCache(fetcher, "Trawl"),  # type: ignore[arg-type]
         scheduler=scheduler,
-        config=WorkerConfig(retry_base_delay=0.01),
+        health=health,
+        config=PipelineConfig(retry_base_delay=0.01),
     )
     plan = JobPlan.from_request(
         "job", {"urls": [URL], "respect_robots": False, "max_retries": 2}, Settings()
     )
     item = FrontierItem(id=1, job_id="job", url=URL, host="a.test", depth=0, attempts=attempts)
-    outcome = await worker.process(item, plan)
-    return outcome, scheduler.failures("a.test")
+    outcome = await pipeline.process(item, plan)
+    return outcome, health.failures("a.test")
 
 
 @pytest.mark.parametrize("name", sorted(ERROR_CLASSES))

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from service import metrics
 from service.crawl import sitemap
 from service.crawl.fetcher import Fetcher, FetchResult
+from service.crawl.hosthealth import HostHealth
 from service.crawl.parsepool import ParseOutput, ParsePool, ParserCrashed, ParseTimeout
 from service.crawl.parser import ParseError
 from service.crawl.plan import JobPlan
@@ -33,19 +34,19 @@ logger = logging.getLogger(__name__)
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 # Whether a fetch is worth retrying is decided once, by the fetcher (FetchResult.retryable:
 # timeouts, resets, refused connections, temporary DNS failures, 429 and 5xx; never
-# NXDOMAIN, a failed certificate, a refused address or a body too large). The worker
+# NXDOMAIN, a failed certificate, a refused address or a body too large). The pipeline
 # only follows that verdict; a host's failure count goes up only for retryable errors.
 MAX_RETRY_AFTER = 300.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class WorkerConfig:
+class PipelineConfig:
     retry_base_delay: float = 1.0
     retry_max_delay: float = 60.0
     host_failure_threshold: int = 10
 
 
-class PageWorker:
+class PagePipeline:
     """Turns a claimed URL into a PageRecord or a Release."""
 
     def __init__(
@@ -55,12 +56,14 @@ class PageWorker:
         parser: ParsePool,
         robots: RobotsCache,
         scheduler: HostScheduler,
-        config: WorkerConfig,
+        health: HostHealth,
+        config: PipelineConfig,
     ) -> None:
         self._fetcher = fetcher
         self._parser = parser
         self._robots = robots
         self._scheduler = scheduler
+        self._health = health
         self._config = config
 
     async def process(self, item: FrontierItem, plan: JobPlan) -> PageRecord | Release:
@@ -94,7 +97,7 @@ class PageWorker:
 
     async def _process(self, item: FrontierItem, plan: JobPlan) -> PageRecord | Release:
         attempt = item.attempts + 1
-        if self._scheduler.failures(item.host) >= self._config.host_failure_threshold:
+        if self._health.failures(item.host) >= self._config.host_failure_threshold:
             return self._failed(
                 item,
                 attempt,
@@ -127,7 +130,7 @@ class PageWorker:
             header_origins=plan.header_origins,
         )
         if plan.adaptive_delay:
-            self._scheduler.observe(
+            self._health.observe(
                 item.host,
                 latency=result.elapsed_ms / 1000,
                 status=result.status_code,
@@ -148,11 +151,11 @@ class PageWorker:
             return retry
         if result.error is not None:
             if result.retryable:  # retries used up; an unreachable host counts
-                self._scheduler.note_failure(item.host)
+                self._health.note_failure(item.host)
             return self._failed(
                 item, attempt, result.error.code, result.error.message, result=result
             )
-        self._scheduler.note_success(item.host)
+        self._health.note_success(item.host)
         status = result.status_code or 0
         if status >= 400:
             return self._failed(item, attempt, "http_error", f"HTTP {status}", result=result)
@@ -206,7 +209,7 @@ class PageWorker:
             return self._failed(item, attempt, "parse_timeout", str(exc), result=result)
         except ParserCrashed as exc:
             return self._failed(item, attempt, "parser_crashed", str(exc), result=result)
-        except Exception as exc:  # a parser bug must not kill the worker
+        except Exception as exc:  # a parser bug must not kill the fetch task
             logger.exception("parser failed on %s", item.url)
             return self._failed(
                 item,
@@ -245,7 +248,7 @@ class PageWorker:
         if attempt >= plan.max_attempts:
             return None
         if result.error is not None:
-            failures = self._scheduler.note_failure(item.host)
+            failures = self._health.note_failure(item.host)
             if failures >= self._config.host_failure_threshold:
                 return None
         backoff = min(
