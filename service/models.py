@@ -203,7 +203,7 @@ class Webhook(BaseModel):
     url: StrictStr
     events: list[WebhookEvent] = Field(default_factory=_default_events)
     page_batch_size: StrictInt = Field(default=50, ge=1, le=1000)
-    # Jobs submitted through /v2 get Firecrawl-shaped bodies (service.firecrawlhooks).
+    # Jobs submitted through /v2 get Firecrawl-shaped bodies (service.webhooks.firecrawl).
     format: Literal["trawl", "firecrawl.crawl", "firecrawl.batch_scrape"] = Field(
         default="trawl", description="Body shape: Trawl's events, or Firecrawl's"
     )

@@ -30,7 +30,7 @@ from service.store.base import Store
 if TYPE_CHECKING:
     from service.crawl.engine import Crawler
     from service.crawl.parsepool import ParsePool
-    from service.webhooks import WebhookDispatcher
+    from service.webhooks.dispatcher import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ class Runtime:
             return
         from service.crawl.engine import Crawler
         from service.crawl.parsepool import ParsePool
-        from service.webhooks import WebhookDispatcher
+        from service.webhooks.dispatcher import WebhookDispatcher
 
         if webhooks:
             # Its own task and client: the crawl never waits on a webhook receiver.

@@ -10,6 +10,7 @@ were read) is `JobFacts`, persisted with the job in the transaction that learns 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from service import jobheaders
 from service.crawl.parser import SelectorSpec
 from service.models import JobRequest, JobStatus
 
-SPEC_VERSION = 1
+SPEC_VERSION = 2  # 2: the webhook's format, metadata and headers (1 is read from the request)
 
 # Stored requests were validated against the server's caps when they were submitted;
 # reading one back must not refuse it because a cap has since been lowered.
@@ -31,29 +32,53 @@ _NO_CAPS = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class WebhookSpec:
-    """Where a job's events go and which ones."""
+    """Where a job's events go, which ones, and in which shape."""
 
     url: str
     events: tuple[str, ...]
     page_batch_size: int = 50
+    # "trawl", or "firecrawl.crawl" / "firecrawl.batch_scrape" for jobs submitted
+    # through /v2 (service.webhooks.firecrawl shapes those bodies).
+    format: str = "trawl"
+    metadata: Mapping[str, Any] | None = None  # echoed in every Firecrawl-format body
+    headers: tuple[tuple[str, str], ...] = ()  # sent with every delivery (the real values)
 
     def wants(self, event_type: str) -> bool:
         return event_type in self.events
+
+    @property
+    def firecrawl(self) -> bool:
+        return self.format.startswith("firecrawl.")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> WebhookSpec | None:
         """From the webhook object of a normalised request (None stays None)."""
         if not data or not isinstance(data.get("url"), str):
             return None
+        metadata = data.get("metadata")
         return cls(
             url=data["url"],
             events=tuple(data.get("events") or ()),
             page_batch_size=int(data.get("page_batch_size") or 50),
+            format=str(data.get("format") or "trawl"),
+            metadata=metadata if isinstance(metadata, dict) else None,
+            headers=tuple((str(k), str(v)) for k, v in (data.get("headers") or {}).items()),
         )
 
     @classmethod
     def from_json(cls, text: str | None) -> WebhookSpec | None:
         return cls.from_dict(json.loads(text)) if text else None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stored form (`from_dict` reads it back)."""
+        return {
+            "url": self.url,
+            "events": list(self.events),
+            "page_batch_size": self.page_batch_size,
+            "format": self.format,
+            "metadata": dict(self.metadata) if self.metadata is not None else None,
+            "headers": dict(self.headers),
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,7 +143,12 @@ class CrawlSpec:
             headers=jobheaders.outgoing(request.normalised()),
             webhook=(
                 WebhookSpec(
-                    url=hook.url, events=tuple(hook.events), page_batch_size=hook.page_batch_size
+                    url=hook.url,
+                    events=tuple(hook.events),
+                    page_batch_size=hook.page_batch_size,
+                    format=hook.format,
+                    metadata=hook.metadata,
+                    headers=tuple((hook.headers or {}).items()),
                 )
                 if hook is not None
                 else None
@@ -154,22 +184,16 @@ class CrawlSpec:
             "max_retries": self.max_retries,
             "priority": self.priority,
             "headers": [list(pair) for pair in self.headers],
-            "webhook": (
-                {
-                    "url": self.webhook.url,
-                    "events": list(self.webhook.events),
-                    "page_batch_size": self.webhook.page_batch_size,
-                }
-                if self.webhook is not None
-                else None
-            ),
+            "webhook": self.webhook.as_dict() if self.webhook is not None else None,
         }
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_row(cls, spec: str | None, version: int | None, request: str) -> CrawlSpec:
         """The stored spec; jobs stored before specs were (version NULL) from their request."""
-        if spec is None or version is None:
+        if spec is None or version is None or version == 1:
+            # Version 1 left out the webhook's format, metadata and headers: the request,
+            # stored alongside, has them all.
             return cls.from_normalised(json.loads(request))
         if version != SPEC_VERSION:
             raise ValueError(f"unknown crawl spec version {version}")

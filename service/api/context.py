@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from service.progress import ProgressHub
     from service.retention import RetentionSweeper
     from service.runtime import Runtime
-    from service.webhooks import WebhookDispatcher
+    from service.webhooks.dispatcher import WebhookDispatcher
 
 
 # Not slotted: sanic-ext stores its own attributes on app.ctx.

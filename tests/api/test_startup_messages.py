@@ -52,16 +52,16 @@ async def test_the_webhook_secret_warning_comes_with_the_first_delivery(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from service.settings import Settings
-    from service.webhooks import WebhookDispatcher
+    from service.webhooks.delivery import Sender
 
     caplog.set_level(logging.WARNING)
-    dispatcher = WebhookDispatcher(Settings(webhook_secret=""), store=None)  # type: ignore[arg-type]
+    sender = Sender(Settings(webhook_secret=""))
     assert not caplog.records
     for _ in range(2):
-        await dispatcher._attempt("http://example.invalid/", "job.completed", "e", "j", b"{}", 1)
+        await sender.post("http://example.invalid/", "job.completed", "e", "j", b"{}", 1)
     warnings = [r for r in caplog.records if "SCRAPER_WEBHOOK_SECRET" in r.getMessage()]
     assert len(warnings) == 1
-    signed = WebhookDispatcher(Settings(webhook_secret="s"), store=None)  # type: ignore[arg-type]
+    signed = Sender(Settings(webhook_secret="s"))
     caplog.clear()
-    await signed._attempt("http://example.invalid/", "job.completed", "e", "j", b"{}", 1)
+    await signed.post("http://example.invalid/", "job.completed", "e", "j", b"{}", 1)
     assert not caplog.records

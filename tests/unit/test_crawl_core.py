@@ -105,6 +105,26 @@ def test_spec_round_trips_through_its_stored_form() -> None:
     assert legacy.urls == ("http://a.test/",) and legacy.scope == "same-host"
 
 
+def test_the_spec_carries_a_firecrawl_webhook_whole() -> None:
+    from service.spec import SPEC_VERSION
+
+    hook = {
+        "url": "https://hooks.test/fc",
+        "events": ["job.page", "job.completed"],
+        "format": "firecrawl.crawl",
+        "metadata": {"run": 7},
+        "headers": {"Authorization": "Bearer x"},
+    }
+    original = spec(url="http://a.test/", webhook=hook)
+    assert original.webhook is not None and original.webhook.firecrawl
+    assert original.webhook.headers == (("Authorization", "Bearer x"),)
+    assert CrawlSpec.from_row(original.to_json(), SPEC_VERSION, "{}") == original
+    # Version 1 left the format, metadata and headers out: the stored request has them.
+    request = json.dumps({"urls": ["http://a.test/"], "webhook": hook})
+    old = CrawlSpec.from_row('{"urls": []}', 1, request)
+    assert old.webhook == original.webhook
+
+
 # -- scheduler ---------------------------------------------------------------------------
 
 

@@ -342,6 +342,6 @@ def test_webhooks_use_the_same_own_api_guard() -> None:
 
     settings = Settings(host="0.0.0.0", port=8123, allow_private_networks=True)
     dispatcher = WebhookDispatcher(settings, store=None)  # type: ignore[arg-type]
-    policy = dispatcher._policy
+    policy = dispatcher.sender.policy
     assert policy.own.covers("127.0.0.2", 8123) and policy.own.covers("::1", 8123)
     assert not policy.allows("169.254.169.254")
