@@ -8,18 +8,16 @@ fetcher, crawler) and offers the subset of `AsyncClient` the CLI uses (`submit`,
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from service.client import Job, Page
-from service.models import parse_job_request, utcnow
+from service.models import parse_job_request
 from service.runtime import Runtime
 from service.settings import Settings
-from service.spec import CrawlSpec
-from service.store.base import NewJob, Store
+from service.store.base import Store
+from service.submission import limits_of, store_job
 
 if TYPE_CHECKING:
     from service.crawl.engine import Crawler
@@ -57,31 +55,8 @@ class EmbeddedEngine:
 
     async def submit(self, request: dict[str, Any]) -> Job:
         """Validate and store a job exactly as `POST /v1/jobs` does (ValidationFailed if bad)."""
-        settings = self.settings
-        job_request = parse_job_request(
-            request,
-            {
-                "max_urls_per_job": settings.max_urls_per_job,
-                "max_pages_cap": settings.max_pages_cap,
-                "max_depth_cap": settings.max_depth_cap,
-                "default_max_pages": settings.default_max_pages,
-                "per_host_concurrency_cap": max(16, settings.per_host_concurrency),
-            },
-        )
-        normalised = job_request.normalised()
-        digest = hashlib.sha256(json.dumps(normalised, sort_keys=True).encode()).hexdigest()
-        job, _ = await self.store.create_job(
-            NewJob(
-                id=str(uuid.uuid4()),
-                created_at=utcnow(),
-                request=normalised,
-                seeds=tuple(job_request.urls),
-                max_pages=int(job_request.max_pages or settings.default_max_pages),
-                request_hash=digest,
-                webhook=normalised.get("webhook"),
-                spec=CrawlSpec.from_request(job_request),
-            )
-        )
+        job_request = parse_job_request(request, limits_of(self.settings))
+        job, _ = await store_job(self.store, self.settings, job_request, owner=None)
         self._crawler.notify_new_work()
         return Job.from_dict(job.as_dict())
 
