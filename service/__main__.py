@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         check_migrations(settings.database_url)
         configure(settings.log_level, settings.log_format)
         if settings.role == "worker":
-            from service.worker_main import run_worker
+            from service.worker_role import run_worker
 
             return run_worker(settings)
         from service.app import create_app

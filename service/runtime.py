@@ -8,7 +8,7 @@ environment) and, if a step fails, closes what was already open before re-raisin
 Shutdown has two phases, as a server needs: `drain()` stops taking work and lets the
 crawl and the webhook deliveries finish within the grace period; `close()` (which
 drains first if that has not happened) releases the rest in reverse order. The web
-server (app.py), the worker role (worker_main.py) and the CLI's embedded engine
+server (app.py), the worker role (worker_role.py) and the CLI's embedded engine
 (embedded.py) all run on this.
 """
 

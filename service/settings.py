@@ -39,7 +39,7 @@ class Settings:
     metrics_token: str = ""  # bearer token for /metrics (API keys work too)
     webhook_secret: str = ""
     webhook_retry_base: float = 1.0  # seconds before the first retry; doubles per attempt
-    webhook_max_attempts: int = 15  # about 1.5 hours of receiver outage at base 1 s
+    webhook_max_attempts: int = 15  # ~57 min of outage at base 1 s: 1+2+...+512 s, 4 x 600 s
 
     # Crawling.
     concurrency: int = 32

@@ -1,4 +1,4 @@
-"""`python -m service worker`: crawl workers only, no HTTP server (scale-out role)."""
+"""`python -m service worker`: the worker process role, crawl engine only, no HTTP server."""
 
 from __future__ import annotations
 
