@@ -52,6 +52,8 @@ class Settings:
     parser_max_pages: int = 2000  # a parser process is replaced after this many pages
     parser_max_memory_mb: int = 512  # ... or once its resident memory passes this
     frontier_buffer: int = 8192  # claimed URLs held in memory, across all hosts
+    parse_queue_size: int = 0  # fetched pages waiting for a parser; 0 = concurrency
+    parse_queue_mb: int = 64  # ... and at most this many MB of their bodies
     max_concurrency_per_key: int = 0  # 0: an equal share of the workers per active key
     max_high_priority_jobs_per_key: int = 4  # more active "high" jobs run as "normal"
     max_retries: int = 3
@@ -142,6 +144,10 @@ class Settings:
             ),
             frontier_buffer=reader.integer(
                 "SCRAPER_FRONTIER_BUFFER", defaults.frontier_buffer, minimum=16
+            ),
+            parse_queue_size=reader.integer("SCRAPER_PARSE_QUEUE_SIZE", 0, minimum=0),
+            parse_queue_mb=reader.integer(
+                "SCRAPER_PARSE_QUEUE_MB", defaults.parse_queue_mb, minimum=1
             ),
             max_concurrency_per_key=reader.integer("SCRAPER_MAX_CONCURRENCY_PER_KEY", 0, minimum=0),
             max_high_priority_jobs_per_key=reader.integer(

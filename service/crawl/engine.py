@@ -1,6 +1,11 @@
 """The crawl engine: claims URLs from the store and runs them through the fetch tasks.
 
-    store --claim--> HostScheduler --ready queue--> N fetch tasks --> ResultWriter --> store
+    store --claim--> HostScheduler --ready queue--> N fetch tasks --ParseQueue--> M parse tasks
+          <--record-- ResultWriter <-----------------------------------------------'
+
+A fetch task frees its fetch slot and its host's in-flight slot once the body is read;
+the page waits in the bounded parse queue for one of the parse tasks (about two per
+parser process), so a slow parser never holds a fetch slot or a host.
 
 "Worker" in this codebase is the process role (`python -m service worker`, whose id
 claims rows in the store); inside a process the concurrency is N *fetch tasks*, each
@@ -27,7 +32,8 @@ from service import metrics
 from service.crawl.fetcher import Fetcher
 from service.crawl.hosthealth import HostHealth
 from service.crawl.parsepool import ParsePool
-from service.crawl.pipeline import PagePipeline, PipelineConfig, page_document
+from service.crawl.parsequeue import ParseQueue
+from service.crawl.pipeline import Fetched, PagePipeline, PipelineConfig, page_document
 from service.crawl.plan import JobPlan
 from service.crawl.robots import RobotsCache
 from service.crawl.scheduler import HostScheduler, Slot
@@ -119,6 +125,14 @@ class Crawler:
         self.claims_paused = False
         self._fetch_tasks: list[asyncio.Task[None]] = []
         self._busy: dict[asyncio.Task[None], Slot] = {}
+        self.parse_queue: ParseQueue[tuple[Fetched | PageRecord, JobPlan]] = ParseQueue(
+            max_items=settings.parse_queue_size or settings.concurrency,
+            max_bytes=settings.parse_queue_mb * 1024 * 1024,
+        )
+        self._parse_tasks: list[asyncio.Task[None]] = []
+        self._parsing = 0  # handed to the parse stage (queued or being parsed)
+        self._parse_idle = asyncio.Event()
+        self._parse_idle.set()
         self._policy_tasks: set[asyncio.Task[None]] = set()
         # Per host: pages finished and handed to the writer, not yet recorded. Their rows
         # are still claimed, but they hold no host slot (the claim's per-host cap).
@@ -141,6 +155,12 @@ class Crawler:
             asyncio.create_task(self._fetch_loop(), name=f"trawl-fetch-{i}")
             for i in range(self.settings.concurrency)
         ]
+        # Two per parser process: one parsing, one ready with the next page, so a child
+        # never waits for the event loop between pages.
+        self._parse_tasks = [
+            asyncio.create_task(self._parse_loop(), name=f"trawl-parse-{i}")
+            for i in range(2 * max(1, self.settings.parser_processes))
+        ]
 
     async def stop(self, grace: float) -> None:
         """Drain: see the module docstring. Never raises."""
@@ -157,6 +177,16 @@ class Crawler:
             for task in pending:
                 task.cancel()
         await asyncio.gather(*self._fetch_tasks, return_exceptions=True)
+        # Pages already fetched are parsed within what is left of the grace period; the
+        # rest stay held and go back to pending below.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self._parse_idle.wait(), timeout=max(0.0, deadline - time.monotonic())
+            )
+        for task in self._parse_tasks:
+            task.cancel()
+        await asyncio.gather(*self._parse_tasks, return_exceptions=True)
+        self.parse_queue.drain()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -196,7 +226,7 @@ class Crawler:
 
     async def _idle(self) -> bool:
         """Nothing pending in the store, held or being claimed here, no URL in work."""
-        if self.held or self._claiming or self._busy:
+        if self.held or self._claiming or self._busy or self._parsing:
             return False
         return await self.store.pending_count() == 0
 
@@ -400,36 +430,78 @@ class Crawler:
             self._busy[task] = slot
             metrics.IN_FLIGHT.inc()
             try:
-                await self._handle(slot.item)
+                await self._fetch(slot)
             finally:
-                metrics.IN_FLIGHT.dec()
-                self._busy.pop(task, None)
-                self.scheduler.done(slot)
+                if self._busy.pop(task, None) is not None:
+                    metrics.IN_FLIGHT.dec()
+                    self.scheduler.done(slot)
 
-    async def _handle(self, item: FrontierItem) -> None:
+    async def _fetch(self, slot: Slot) -> None:
+        """One URL's fetch stage; what it fetched goes on to the parse stage."""
+        item = slot.item
         plan = self.plans.get(item.job_id)
         if plan is None or plan.cancelled:
             self.held.pop(item.id, None)
             return
         try:
-            outcome = await self.pipeline.process(item, plan)
+            outcome = await self.pipeline.fetch(item, plan)
         except asyncio.CancelledError:
             raise  # shutdown: the item stays held and is released by stop()
         except Exception as exc:
-            logger.exception("pipeline failed on %s", item.url, extra={"job_id": item.job_id})
-            outcome = PageRecord(
-                item=item,
-                outcome=Outcome.FAILED,
-                attempts=item.attempts + 1,
-                page_json=page_document(
-                    item, error=("internal_error", type(exc).__name__), attempts=item.attempts + 1
-                ),
-            )
+            outcome = self._internal_error(item, exc)
+        # The body is read: the fetch slot and the host's in-flight slot are free (the
+        # host's spacing still counts from this request's start).
+        task = asyncio.current_task()
+        if task is not None and self._busy.pop(task, None) is not None:
+            metrics.IN_FLIGHT.dec()
+            self.scheduler.done(slot)
         if isinstance(outcome, Release):
             await self._release(outcome)
             return
+        # From here on the page holds no host slot: claims do not count it (settling).
         self._settling[item.host] += 1
-        self.writer.add(outcome)
+        if isinstance(outcome, PageRecord) and not self.pipeline.needs_finish(outcome, plan):
+            self.writer.add(outcome)
+            return
+        self._parsing += 1
+        self._parse_idle.clear()
+        size = outcome.size if isinstance(outcome, Fetched) else 0
+        try:
+            await self.parse_queue.put((outcome, plan), size)  # waits while it is full
+        except BaseException:
+            self._parsed()
+            raise
+
+    async def _parse_loop(self) -> None:
+        while True:
+            outcome, plan = await self.parse_queue.get()
+            try:
+                try:
+                    record = await self.pipeline.finish(outcome, plan)
+                except asyncio.CancelledError:
+                    raise  # shutdown: the item stays held and is released by stop()
+                except Exception as exc:
+                    record = self._internal_error(outcome.item, exc)
+                self.writer.add(record)
+            finally:
+                self._parsed()
+
+    def _parsed(self) -> None:
+        self._parsing -= 1
+        if self._parsing <= 0:
+            self._parse_idle.set()
+
+    @staticmethod
+    def _internal_error(item: FrontierItem, exc: Exception) -> PageRecord:
+        logger.error("pipeline failed on %s", item.url, exc_info=exc, extra={"job_id": item.job_id})
+        return PageRecord(
+            item=item,
+            outcome=Outcome.FAILED,
+            attempts=item.attempts + 1,
+            page_json=page_document(
+                item, error=("internal_error", type(exc).__name__), attempts=item.attempts + 1
+            ),
+        )
 
     async def _release(self, release: Release) -> None:
         """Put a URL back for a retry; while the database cannot be written, keep trying

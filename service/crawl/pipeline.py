@@ -1,5 +1,8 @@
 """One URL's journey: robots -> fetch -> classify -> parse -> a record for the store.
 
+Two stages: `fetch` (robots, the request, the verdict; it holds a fetch task and its
+host's slot) and `finish` (the parse in a parser process, a seed's sitemap; it holds
+neither). The engine runs them in different tasks with a bounded queue between them.
 Page-level failures are data: every path ends in a PageRecord (a result, possibly with
 an `error`) or a Release (try again later). Nothing here raises past `process`.
 """
@@ -46,6 +49,21 @@ class PipelineConfig:
     host_failure_threshold: int = 10
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fetched:
+    """A page whose body is read, waiting for the parse stage."""
+
+    item: FrontierItem
+    result: FetchResult
+    attempt: int
+    free_at: float | None  # when its host may start the next request (epoch seconds)
+    facts: JobFacts | None  # what the job learnt from it (a seed's redirect widens scope)
+
+    @property
+    def size(self) -> int:
+        return len(self.result.body)
+
+
 class PagePipeline:
     """Turns a claimed URL into a PageRecord or a Release."""
 
@@ -67,17 +85,51 @@ class PagePipeline:
         self._config = config
 
     async def process(self, item: FrontierItem, plan: JobPlan) -> PageRecord | Release:
-        outcome = await self._process(item, plan)
-        if isinstance(outcome, PageRecord) and item.depth == 0 and plan.use_sitemap:
+        """Both stages in one go (tests, and anything without a parse queue)."""
+        outcome = await self.fetch(item, plan)
+        if isinstance(outcome, Release):
+            return outcome
+        return await self.finish(outcome, plan)
+
+    async def fetch(self, item: FrontierItem, plan: JobPlan) -> Fetched | PageRecord | Release:
+        """The fetch stage: robots, the request, the verdict on the response. A page to
+        parse comes back as Fetched; anything settled without a parser as its record."""
+        return await self._fetch(item, plan)
+
+    def needs_finish(self, outcome: Fetched | PageRecord, plan: JobPlan) -> bool:
+        """Whether `finish` has work for this outcome (a parse, or a seed's sitemap)."""
+        if isinstance(outcome, Fetched):
+            return True
+        return self._wants_sitemap(outcome.item, plan)
+
+    async def finish(self, outcome: Fetched | PageRecord, plan: JobPlan) -> PageRecord:
+        """The parse stage: parse a fetched page; a seed also reads its site's sitemap."""
+        if isinstance(outcome, Fetched):
+            record = await self._parse(outcome.item, plan, outcome.result, outcome.attempt)
+            if outcome.free_at:
+                record = replace(record, host_free_at=outcome.free_at)
+            if outcome.facts is not None:
+                # Stored with the seed's record: every process, and a restart, widen the
+                # same way.
+                record = replace(record, facts=outcome.facts)
+        else:
+            record = outcome
+        item = record.item
+        if self._wants_sitemap(item, plan):
             origin = _origin(item.url)
-            if origin not in plan.sitemap_origins:
-                plan.sitemap_origins.add(origin)
-                extra = await self._sitemap_links(origin, plan)
-                # The origin is stored as done with the seed's record (any process).
-                done = JobFacts(sitemap_origins=frozenset({origin}))
-                facts = outcome.facts.merged(done) if outcome.facts else done
-                outcome = replace(outcome, links=outcome.links + extra, facts=facts)
-        return outcome
+            plan.sitemap_origins.add(origin)
+            extra = await self._sitemap_links(origin, plan)
+            # The origin is stored as done with the seed's record (any process).
+            done = JobFacts(sitemap_origins=frozenset({origin}))
+            facts = record.facts.merged(done) if record.facts else done
+            record = replace(record, links=record.links + extra, facts=facts)
+        return record
+
+    @staticmethod
+    def _wants_sitemap(item: FrontierItem, plan: JobPlan) -> bool:
+        return (
+            item.depth == 0 and plan.use_sitemap and _origin(item.url) not in plan.sitemap_origins
+        )
 
     async def _sitemap_links(self, origin: str, plan: JobPlan) -> tuple[str, ...]:
         listed = await self._robots.sitemaps(plan.job_id, origin)
@@ -95,7 +147,7 @@ class PagePipeline:
             return ()
         return plan.sitemap_links(urls, filtered=True)
 
-    async def _process(self, item: FrontierItem, plan: JobPlan) -> PageRecord | Release:
+    async def _fetch(self, item: FrontierItem, plan: JobPlan) -> Fetched | PageRecord | Release:
         attempt = item.attempts + 1
         if self._health.failures(item.host) >= self._config.host_failure_threshold:
             return self._failed(
@@ -186,11 +238,7 @@ class PagePipeline:
         learnt = None
         if item.depth == 0 and result.final_url != item.url:
             learnt = plan.widen_to(result.final_url)
-        record = await self._parse(item, plan, result, attempt)
-        if free_at:
-            record = replace(record, host_free_at=free_at)
-        # Stored with the seed's record: every process, and a restart, widen the same way.
-        return replace(record, facts=learnt) if learnt is not None else record
+        return Fetched(item=item, result=result, attempt=attempt, free_at=free_at, facts=learnt)
 
     async def _parse(
         self, item: FrontierItem, plan: JobPlan, result: FetchResult, attempt: int

@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -15,7 +16,8 @@ import pytest
 from service.crawl import sitemap
 from service.crawl.engine import Crawler
 from service.crawl.fetcher import Fetcher
-from service.crawl.parsepool import ParsePool
+from service.crawl.parsepool import ParseOutput, ParsePool
+from service.crawl.parsequeue import ParseQueue
 from service.crawl.plan import JobPlan
 from service.crawl.robots import RobotsCache
 from service.crawl.scheduler import HostScheduler
@@ -298,3 +300,82 @@ async def test_engine_retries_a_transient_failure(tmp_path: Path) -> None:
         assert calls["/p/1"] == 2
     finally:
         await store.close()
+
+
+class GatedParser(ParsePool):
+    """Parses only once `gate` is set: a parser that has fallen behind."""
+
+    def __init__(self, settings: Settings, gate: asyncio.Event) -> None:
+        base = ParsePool.for_settings(settings)
+        super().__init__(settings.parser_processes, base.limits)
+        self.gate = gate
+
+    async def parse(self, *args: Any, **kwargs: Any) -> ParseOutput:
+        await self.gate.wait()
+        return await super().parse(*args, **kwargs)
+
+
+async def test_a_fetch_frees_its_host_before_the_parse(tmp_path: Path) -> None:
+    """One request at a time per host, and the parser holds every page: all four pages
+    are still fetched (the fetch slot and the host's slot are free once the body is
+    read), then parsed once the parser catches up."""
+    gate = asyncio.Event()
+    seeds = [f"http://a.test/s/{i}" for i in range(4)]
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/robots.txt":
+            return respond(404)
+        fetched.add(request.url.path)
+        if len(fetched) == len(seeds):
+            gate.set()
+        return html("<html><body>leaf</body></html>")
+
+    fetched: set[str] = set()
+    settings = Settings(
+        database_url=f"sqlite:///{tmp_path}/core.db",
+        parser_processes=1,
+        concurrency=4,
+        per_host_concurrency=1,
+    )
+    store = SQLiteStore.from_url(settings.database_url)
+    await store.open()
+    job_spec = spec(urls=seeds, max_depth=0)
+    await store.create_job(
+        NewJob(
+            id="job-1",
+            created_at=utcnow(),
+            request=JobRequest.model_validate({"max_pages": 100, "urls": seeds}).normalised(),
+            seeds=job_spec.urls,
+            max_pages=job_spec.max_pages,
+            spec=job_spec,
+        )
+    )
+    parser = GatedParser(settings, gate)
+    parser.start()
+    await parser.warm_up()
+    try:
+        crawler = Crawler(settings, store, fetcher(handle, settings), parser)
+        await crawler.run_until_idle(within=30)
+        assert crawler.scheduler.max_active_seen["a.test"] == 1
+        job = await store.get_job("job-1", None)
+        assert job is not None and job.stats.pages_fetched == 4
+    finally:
+        parser.close()
+        await store.close()
+
+
+async def test_parse_queue_is_bounded_by_count_and_bytes() -> None:
+    queue: ParseQueue[str] = ParseQueue(max_items=2, max_bytes=100)
+    await queue.put("huge", 500)  # an empty queue takes one page, however large
+    blocked = asyncio.create_task(queue.put("next", 1))
+    await asyncio.sleep(0)
+    assert not blocked.done() and len(queue) == 1  # over the byte bound: the fetch waits
+    assert await queue.get() == "huge"
+    await asyncio.wait_for(blocked, 5)
+    await queue.put("third", 1)
+    fourth = asyncio.create_task(queue.put("fourth", 1))
+    await asyncio.sleep(0)
+    assert not fourth.done() and len(queue) == 2  # over the count bound
+    assert [await queue.get(), await queue.get()] == ["next", "third"]
+    await asyncio.wait_for(fourth, 5)
+    assert queue.drain() == ["fourth"] and queue.bytes == 0
