@@ -33,15 +33,19 @@ from service import jobheaders
 from service.errors import ValidationFailed
 from service.urls import MAX_URL_LENGTH, canonicalize_url
 
-FORMATS = ("metadata", "text", "markdown", "links", "html")
-Format = Literal["metadata", "text", "markdown", "links", "html"]
-WebhookEvent = Literal["job.started", "job.page", "job.completed", "job.failed", "job.cancelled"]
+# `changes` (a diff against the previous version) has content only on a recrawl's results.
+FORMATS = ("metadata", "text", "markdown", "links", "html", "changes")
+Format = Literal["metadata", "text", "markdown", "links", "html", "changes"]
+WebhookEvent = Literal[
+    "job.started", "job.page", "job.completed", "job.failed", "job.cancelled", "job.changed"
+]
 WEBHOOK_EVENTS: tuple[str, ...] = (
     "job.started",
     "job.page",
     "job.completed",
     "job.failed",
     "job.cancelled",
+    "job.changed",
 )
 
 MAX_SELECTOR_LENGTH = 500
@@ -67,6 +71,15 @@ class Outcome(StrEnum):
     OK = "ok"
     FAILED = "failed"
     SKIPPED = "skipped"
+
+
+class Change(StrEnum):
+    """How a recrawl's result compares with the previous job's (service/changes.py)."""
+
+    NEW = "new"
+    CHANGED = "changed"
+    UNCHANGED = "unchanged"
+    REMOVED = "removed"
 
 
 def utcnow() -> datetime:
@@ -497,11 +510,35 @@ def _describe(error: Any) -> dict[str, str]:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeCounts:
+    """A recrawl's results by `change`."""
+
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    removed: int = 0
+
+    @property
+    def found_changes(self) -> bool:
+        """Anything a watcher is told about (job.changed): new, changed or removed pages."""
+        return bool(self.new or self.changed or self.removed)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "new": self.new,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class JobStats:
     pages_discovered: int = 0
     pages_fetched: int = 0
     pages_failed: int = 0
     pages_skipped: int = 0
+    changes: ChangeCounts | None = None  # a recrawl's; None for other jobs
 
     @property
     def pages_queued(self) -> int:
@@ -509,14 +546,17 @@ class JobStats:
             0, self.pages_discovered - self.pages_fetched - self.pages_failed - self.pages_skipped
         )
 
-    def as_dict(self) -> dict[str, int]:
-        return {
+    def as_dict(self) -> dict[str, Any]:
+        stats: dict[str, Any] = {
             "pages_discovered": self.pages_discovered,
             "pages_queued": self.pages_queued,
             "pages_fetched": self.pages_fetched,
             "pages_failed": self.pages_failed,
             "pages_skipped": self.pages_skipped,
         }
+        if self.changes is not None:
+            stats["changes"] = self.changes.as_dict()
+        return stats
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -531,6 +571,7 @@ class Job:
     error: dict[str, Any] | None = None
     owner: str | None = None
     seq: int = 0
+    recrawl_of: str | None = None  # the job this one recrawls
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -542,4 +583,5 @@ class Job:
             "request": jobheaders.redact(self.request),
             "stats": self.stats.as_dict(),
             "error": self.error,
+            "recrawl_of": self.recrawl_of,
         }

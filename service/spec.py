@@ -106,6 +106,10 @@ class CrawlSpec:
     # What the job sends to its seeds' origins: its headers, then its cookies as Cookie.
     headers: tuple[tuple[str, str], ...] = ()
     webhook: WebhookSpec | None = None
+    # A recrawl (service/recrawl.py): the job it compares with, and whether its pages may
+    # be revalidated (a 304 keeps the previous result, so it must hold what this asks for).
+    recrawl_of: str | None = None
+    revalidate: bool = False
 
     @classmethod
     def from_request(cls, request: JobRequest) -> CrawlSpec:
@@ -186,6 +190,9 @@ class CrawlSpec:
             "headers": [list(pair) for pair in self.headers],
             "webhook": self.webhook.as_dict() if self.webhook is not None else None,
         }
+        if self.recrawl_of is not None:
+            data["recrawl_of"] = self.recrawl_of
+            data["revalidate"] = self.revalidate
         return json.dumps(data, separators=(",", ":"))
 
     @classmethod
@@ -222,6 +229,8 @@ class CrawlSpec:
             priority=data["priority"],
             headers=tuple((name, value) for name, value in data["headers"]),
             webhook=WebhookSpec.from_dict(data["webhook"]),
+            recrawl_of=data.get("recrawl_of"),
+            revalidate=bool(data.get("revalidate", False)),
         )
 
 

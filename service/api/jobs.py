@@ -12,10 +12,17 @@ from sanic.response import json as json_response
 from service.api import openapi, schemas
 from service.api.context import ctx
 from service.api.params import bool_param, choice_param, cursor_param, int_param
-from service.api.submission import idempotency_key, job_limits, owner_of, submit_job
-from service.errors import BadRequest, NotFound, UnsupportedMedia
+from service.api.submission import (
+    idempotency_key,
+    job_limits,
+    owner_of,
+    submit_job,
+    submit_recrawl,
+)
+from service.errors import BadRequest, UnsupportedMedia
 from service.models import Job, JobRequest, JobStatus, parse_job_request
 from service.store.base import encode_cursor
+from service.submission import unknown_job
 
 bp = Blueprint("jobs", url_prefix="/v1/jobs")
 
@@ -70,6 +77,48 @@ async def create_job(request: Request) -> HTTPResponse:
     return json_response(job.as_dict(), status=202, headers=headers)
 
 
+@bp.post("/<job_id:str>/recrawl")
+@openapi.operation(
+    "recrawl_job",
+    summary="Recrawl a job: fetch its pages again and say what changed",
+    description=(
+        "Starts a new job from this (ended) job's request, with the body's fields "
+        "replacing the stored ones (validated like a job request; an empty body or `{}` "
+        "changes nothing). It fetches the previous job's pages again, revalidating them "
+        "with their `ETag` / `Last-Modified` (a `304` is not downloaded again: the result "
+        "is the previous one), and discovers new pages by the usual rules. Each result "
+        "has `change` (`new`, `changed`, `unchanged`, `removed`) and "
+        "`previous_fetched_at`; the job has `recrawl_of` and `stats.changes`."
+    ),
+    path=JOB_ID,
+    body=openapi.Body(
+        schema=schemas.RecrawlOverrides, required=False, examples=schemas.RECRAWL_EXAMPLES
+    ),
+    params=(openapi.IDEMPOTENCY_KEY,),
+    responses={
+        202: openapi.json(
+            schemas.JobOut,
+            "Accepted: the recrawl job; poll `Location: /v1/jobs/{id}`",
+            headers={"Location": "string", "Idempotent-Replayed": "string"},
+        )
+    },
+    problems=(400, 404, 409, 413, 415, 422, 503),
+)
+async def recrawl_job(request: Request, job_id: str) -> HTTPResponse:
+    overrides = read_json_body(request) if request.body else None
+    job, created = await submit_recrawl(
+        ctx(request),
+        job_id,
+        overrides,
+        owner=owner_of(request),
+        key=idempotency_key(request),
+    )
+    headers = {"Location": f"/v1/jobs/{job.id}"}
+    if not created:
+        headers["Idempotent-Replayed"] = "true"
+    return json_response(job.as_dict(), status=202, headers=headers)
+
+
 @bp.get("")
 @openapi.operation(
     "list_jobs",
@@ -105,12 +154,6 @@ async def load_job(request: Request, job_id: str) -> Job:
     if job is None:
         raise unknown_job(job_id)
     return job
-
-
-def unknown_job(job_id: str) -> NotFound:
-    # Echo a bounded amount of what the client sent: ids are 36 characters.
-    shown = job_id if len(job_id) <= 64 else job_id[:63] + "…"
-    return NotFound(f"No job with id {shown!r}.")
 
 
 @bp.get("/<job_id:str>")

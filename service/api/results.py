@@ -19,7 +19,7 @@ from service.api import openapi, schemas
 from service.api.context import ctx
 from service.api.jobs import JOB_ID, load_job
 from service.api.params import choice_param, cursor_param, int_param
-from service.models import Outcome
+from service.models import Change, Outcome
 from service.store.base import Store, encode_cursor
 
 bp = Blueprint("results", url_prefix="/v1/jobs")
@@ -27,6 +27,13 @@ bp = Blueprint("results", url_prefix="/v1/jobs")
 _OUTCOMES = tuple(o.value for o in Outcome)
 _OUTCOME = openapi.query(
     "outcome", "Only results with this outcome", type="string", enum=list(_OUTCOMES)
+)
+_CHANGES = tuple(c.value for c in Change)
+_CHANGE = openapi.query(
+    "change",
+    "A recrawl's results of this kind of change only (other jobs' results have none)",
+    type="string",
+    enum=list(_CHANGES),
 )
 
 
@@ -39,11 +46,18 @@ class ResultRows:
     """A job's stored results after a position, read in chunks that fit a byte budget."""
 
     def __init__(
-        self, store: Store, job_id: str, outcome: Outcome | None, after: int, budget: int
+        self,
+        store: Store,
+        job_id: str,
+        outcome: Outcome | None,
+        after: int,
+        budget: int,
+        change: Change | None = None,
     ) -> None:
         self._store = store
         self._job_id = job_id
         self._outcome = outcome
+        self._change = change
         self._after = after
         self._budget = max(1, budget)
         self._buffer: deque[tuple[int, str]] = deque()
@@ -72,7 +86,9 @@ class ResultRows:
         else:
             size = _FIRST_READ
         size = max(1, min(size, wanted))
-        rows = await self._store.list_results(self._job_id, self._outcome, size, self._after)
+        rows = await self._store.list_results(
+            self._job_id, self._outcome, size, self._after, self._change
+        )
         if len(rows) < size:
             self._exhausted = True
         if rows:
@@ -85,6 +101,11 @@ class ResultRows:
 def _outcome(request: Request) -> Outcome | None:
     value = choice_param(request, "outcome", _OUTCOMES)
     return Outcome(value) if value else None
+
+
+def _change(request: Request) -> Change | None:
+    value = choice_param(request, "change", _CHANGES)
+    return Change(value) if value else None
 
 
 def _stream_type(request: Request) -> str:
@@ -109,12 +130,14 @@ def _stream_type(request: Request) -> str:
         openapi.query("limit", "Page size", type="integer", minimum=1, maximum=1000, default=50),
         openapi.query("cursor", "`next_cursor` of the previous page", type="string"),
         _OUTCOME,
+        _CHANGE,
     ),
     responses={200: openapi.json(schemas.PageList, "A page of results")},
     problems=(404, 422),
 )
 async def list_results(request: Request, job_id: str) -> None:
     outcome = _outcome(request)
+    change = _change(request)
     limit = int_param(request, "limit", 50, 1, 1000)
     after = cursor_param(request) or 0
     # The status is read before the rows: a job is marked finished in the transaction
@@ -122,7 +145,7 @@ async def list_results(request: Request, job_id: str) -> None:
     job = await load_job(request, job_id)
     app = ctx(request)
     budget = app.settings.max_response_bytes
-    rows = ResultRows(app.db, job_id, outcome, after, budget)
+    rows = ResultRows(app.db, job_id, outcome, after, budget, change)
     first = await rows.peek(limit + 1)
     response = await request.respond(content_type="application/json")
     # The pages are stored as JSON documents: splice them in rather than re-encode.
@@ -167,7 +190,7 @@ async def list_results(request: Request, job_id: str) -> None:
         "clients that only take binary bodies."
     ),
     path=JOB_ID,
-    params=(_OUTCOME,),
+    params=(_OUTCOME, _CHANGE),
     responses={
         200: openapi.content(
             "One PageOut JSON document per line",
@@ -181,13 +204,15 @@ async def list_results(request: Request, job_id: str) -> None:
 )
 async def stream_results(request: Request, job_id: str) -> None:
     outcome = _outcome(request)
+    change = _change(request)
     await load_job(request, job_id)
     app = ctx(request)
     response = await request.respond(content_type=_stream_type(request))
     # Small pages are sent in batches (fewer writes), big ones one by one.
     batch: list[str] = []
     batch_size = 0
-    async for _, page in ResultRows(app.db, job_id, outcome, 0, app.settings.max_response_bytes):
+    rows = ResultRows(app.db, job_id, outcome, 0, app.settings.max_response_bytes, change)
+    async for _, page in rows:
         batch.append(page)
         batch_size += len(page)
         if len(batch) >= 100 or batch_size >= 256 * 1024:

@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from service.models import JobRequest
 
 JobStatusName = Literal["queued", "running", "completed", "failed", "cancelled"]
+
+
+class ChangeCounts(BaseModel):
+    new: int = Field(description="Not in the previous job's results")
+    changed: int = Field(description="Another main-content text (or an error where it was not)")
+    unchanged: int = Field(description="A 304 answer, or the same main-content hash")
+    removed: int = Field(description="Gone (404/410), or not reached by this job")
 
 
 class Stats(BaseModel):
@@ -23,6 +30,9 @@ class Stats(BaseModel):
     pages_fetched: int = Field(description="Fetched and stored without error")
     pages_failed: int = Field(description="Fetch or parse failed for good")
     pages_skipped: int = Field(description="Not fetched on purpose (robots.txt, filters, caps)")
+    changes: ChangeCounts | None = Field(
+        default=None, description="A recrawl's results by `change` (absent on other jobs)"
+    )
 
 
 class ErrorDetail(BaseModel):
@@ -41,6 +51,9 @@ class JobOut(BaseModel):
     request: JobRequest = Field(description="The request as validated and normalised")
     stats: Stats
     error: ErrorDetail | None
+    recrawl_of: str | None = Field(
+        default=None, description="The job this one recrawls (`POST /v1/jobs/{id}/recrawl`)"
+    )
 
 
 class JobList(BaseModel):
@@ -56,7 +69,9 @@ class PageOut(BaseModel):
     depth: int
     status_code: int | None
     content_type: str | None
-    fetched_at: str = Field(description="RFC 3339")
+    fetched_at: str = Field(
+        description="RFC 3339; on a recrawl's `removed` page not reached, when that was found"
+    )
     elapsed_ms: float | None
     size: int | None = None
     attempts: int = 1
@@ -77,6 +92,28 @@ class PageOut(BaseModel):
     )
     links_dropped: int | None = Field(
         default=None, description="Links longer than 8192 characters, left out"
+    )
+    change: Literal["new", "changed", "unchanged", "removed"] | None = Field(
+        default=None,
+        description=(
+            "A recrawl's results only: how the page compares with the previous job's "
+            "(`unchanged`: a 304, or the same main-content hash; `removed`: now 404/410, "
+            "or not reached by this job)"
+        ),
+    )
+    previous_fetched_at: str | None = Field(
+        default=None, description="A recrawl's results: when the previous job fetched the page"
+    )
+    changes: str | None = Field(
+        default=None,
+        description=(
+            "With the `changes` format, on a `changed` page: a unified diff of the "
+            "main-content text against the previous version (at most 64 KiB)"
+        ),
+    )
+    not_modified: bool | None = Field(
+        default=None,
+        description="The server answered 304: this is the previous result, not downloaded again",
     )
     error: ErrorDetail | None
 
@@ -159,6 +196,34 @@ JOB_REQUEST_EXAMPLES: dict[str, dict[str, Any]] = {
                 "url": "https://hooks.example.com/trawl",
                 "events": ["job.completed", "job.failed"],
             },
+        },
+    },
+}
+
+
+def _optional(annotation: Any) -> Any:
+    return annotation | None
+
+
+# POST /v1/jobs/{id}/recrawl: any job request field, each replacing the stored one.
+RecrawlOverrides: type[BaseModel] = create_model(  # type: ignore[call-overload]
+    "RecrawlOverrides",
+    __config__=ConfigDict(extra="forbid"),
+    __doc__="Fields of the previous job's request to replace (all optional).",
+    url=(str | None, Field(default=None, description="One seed URL, replacing `urls`")),
+    **{
+        name: (_optional(info.annotation), Field(default=None, description=info.description))
+        for name, info in JobRequest.model_fields.items()
+    },
+)
+
+RECRAWL_EXAMPLES: dict[str, dict[str, Any]] = {
+    "as_before": {"summary": "The same job again", "value": {}},
+    "with_diffs": {
+        "summary": "With a diff of each changed page, and a webhook when anything changed",
+        "value": {
+            "formats": ["metadata", "text", "links", "changes"],
+            "webhook": {"url": "https://hooks.example.com/trawl", "events": ["job.changed"]},
         },
     },
 }

@@ -102,6 +102,7 @@ class Crawler:
                 retry_base_delay=settings.retry_base_delay,
                 host_failure_threshold=settings.host_failure_threshold,
             ),
+            history=store,
         )
         # Claims are host-aware on every store: at most a host's limit of claimed URLs,
         # counted across all processes. A private frontier (SQLite) also claims twice as many

@@ -23,6 +23,7 @@ from typing import Protocol, TypeVar
 
 import httpx
 
+from service.changes import Conditional
 from service.jobheaders import origin
 from service.network.guard import (
     AddressPolicy,
@@ -104,6 +105,7 @@ class PageFetcher(Protocol):
         accept_non_html: bool = True,
         headers: tuple[tuple[str, str], ...] = (),
         header_origins: frozenset[str] = frozenset(),
+        conditional: Conditional | None = None,
     ) -> FetchResult: ...
 
 
@@ -333,11 +335,13 @@ class Fetcher:
         accept_non_html: bool = True,
         headers: tuple[tuple[str, str], ...] = (),
         header_origins: frozenset[str] = frozenset(),
+        conditional: Conditional | None = None,
     ) -> FetchResult:
         """Fetch `url`, following redirects; page-level failures are in `.error`.
 
         `headers` (a job's own) go only to hops whose origin is in `header_origins`: a
-        redirect elsewhere does not carry them.
+        redirect elsewhere does not carry them. `conditional` (a recrawl's) goes only to
+        the URL its validators came from; a 304 answer comes back as it is.
 
         With `accept_non_html=False` a response whose Content-Type is present and not
         HTML is not read: status and headers are returned with an empty body, no error.
@@ -347,7 +351,7 @@ class Fetcher:
         total = self._options.total_timeout
         try:
             async with asyncio.timeout(total):
-                await self._follow(progress, accept_non_html, headers, header_origins)
+                await self._follow(progress, accept_non_html, headers, header_origins, conditional)
         except TimeoutError:
             progress.fail("timeout", f"page not complete within {total:g}s", retryable=True)
         except _Failure as exc:
@@ -368,12 +372,15 @@ class Fetcher:
         accept_non_html: bool,
         headers: tuple[tuple[str, str], ...],
         header_origins: frozenset[str],
+        conditional: Conditional | None = None,
     ) -> None:
         target = self._checked_url(progress.url)
         seen = {_loop_key(target)}
         while True:
             progress.start_hop(str(target))
             extra = list(headers) if headers and origin(str(target)) in header_origins else None
+            if conditional is not None and str(target) == conditional.url:
+                extra = [*(extra or ()), *conditional.headers()]
             async with self._client.stream(
                 "GET", target, headers=extra, extensions={"trace": progress.trace}
             ) as response:

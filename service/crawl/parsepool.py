@@ -29,6 +29,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
+from service import changes
 from service.crawl.linkfilter import LinkFilter
 from service.crawl.parser import ParsedPage, ParseOptions, parse_page
 from service.crawl.sitemap import SitemapFile, parse_sitemap
@@ -52,6 +53,9 @@ class ParseOutput:
     title: str | None
     canonical: str | None = None  # <link rel=canonical>, absolute and canonicalised
     links_dropped: int = 0  # links longer than MAX_URL_LENGTH, left out
+    # With ParseOptions.digest: the main content's hash and compressed text (changes.py).
+    content_hash: str | None = None
+    content: bytes | None = None
 
 
 DEFAULT_MAX_FORMAT_BYTES = 2 * 1024 * 1024
@@ -437,6 +441,12 @@ def _parse(
         title=parsed.title,
         canonical=canonical if canonical and len(canonical) <= MAX_URL_LENGTH else None,
         links_dropped=dropped,
+        content_hash=changes.digest(parsed.main_text) if parsed.main_text is not None else None,
+        content=(
+            changes.compress(parsed.main_text, max_format_bytes)
+            if parsed.main_text is not None
+            else None
+        ),
     )
     return output, _rss()
 

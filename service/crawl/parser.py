@@ -88,6 +88,8 @@ class ParseOptions:
     respect_nofollow: bool = False
     max_links: int = 5000
     max_text_chars: int = 2_000_000
+    # Also the main content's plain text (ParsedPage.main_text): what recrawls compare.
+    digest: bool = False
 
     def __post_init__(self) -> None:
         unknown = self.formats - FORMATS
@@ -112,6 +114,7 @@ class ParsedPage:
     metadata: dict[str, str]
     data: dict[str, list[str]]
     encoding: str | None
+    main_text: str | None = None  # with ParseOptions.digest
 
 
 def validate_selector(css: str) -> None:
@@ -202,6 +205,16 @@ def _parse(document: str, encoding: str, url: str, options: ParseOptions) -> Par
         if markdown is None:  # markdownify recursed too deep: plain text is valid markdown
             markdown = plain_text(roots, options.max_text_chars, False)
 
+    main_text = None
+    if options.digest:
+        if options.only_main_content and text is not None:
+            main_text = text
+        else:
+            # Last: extracting the main content detaches the boilerplate from the tree.
+            if not options.only_main_content or not roots:
+                roots = main_content(soup, scan.main, scan.articles)
+            main_text = plain_text(roots, options.max_text_chars, False)
+
     return ParsedPage(
         title=_title(scan),
         text=text,
@@ -212,6 +225,7 @@ def _parse(document: str, encoding: str, url: str, options: ParseOptions) -> Par
         metadata=metadata if "metadata" in formats else {},
         data=data,
         encoding=encoding,
+        main_text=main_text,
     )
 
 
@@ -227,6 +241,7 @@ def _empty_page(options: ParseOptions) -> ParsedPage:
         metadata={},
         data={name: [] for name, _ in options.selectors},
         encoding=None,
+        main_text="" if options.digest else None,
     )
 
 

@@ -10,6 +10,7 @@ an `error`) or a Release (try again later). Nothing here raises past `process`.
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import time
@@ -18,7 +19,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from service import metrics
+from service import changes, metrics, recrawl
+from service.changes import PageVersion, PreviousPage
 from service.crawl import sitemap
 from service.crawl.fetcher import Fetcher, FetchResult
 from service.crawl.hosthealth import HostHealth
@@ -58,6 +60,7 @@ class Fetched:
     attempt: int
     free_at: float | None  # when its host may start the next request (epoch seconds)
     facts: JobFacts | None  # what the job learnt from it (a seed's redirect widens scope)
+    previous: PreviousPage | None = None  # a recrawl's: the page's previous result
 
     @property
     def size(self) -> int:
@@ -76,7 +79,9 @@ class PagePipeline:
         scheduler: HostScheduler,
         health: HostHealth,
         config: PipelineConfig,
+        history: recrawl.PageHistory | None = None,
     ) -> None:
+        self._history = history  # a recrawl's previous results (the store)
         self._fetcher = fetcher
         self._parser = parser
         self._robots = robots
@@ -94,7 +99,13 @@ class PagePipeline:
     async def fetch(self, item: FrontierItem, plan: JobPlan) -> Fetched | PageRecord | Release:
         """The fetch stage: robots, the request, the verdict on the response. A page to
         parse comes back as Fetched; anything settled without a parser as its record."""
-        return await self._fetch(item, plan)
+        previous = None
+        if plan.recrawl_of is not None and self._history is not None:
+            previous = await recrawl.previous_page(self._history, plan.recrawl_of, item.url)
+        outcome = await self._fetch(item, plan, previous)
+        if plan.recrawl_of is not None and isinstance(outcome, PageRecord):
+            outcome = await recrawl.compare(outcome, previous, plan.formats)
+        return outcome
 
     def needs_finish(self, outcome: Fetched | PageRecord, plan: JobPlan) -> bool:
         """Whether `finish` has work for this outcome (a parse, or a seed's sitemap)."""
@@ -106,6 +117,8 @@ class PagePipeline:
         """The parse stage: parse a fetched page; a seed also reads its site's sitemap."""
         if isinstance(outcome, Fetched):
             record = await self._parse(outcome.item, plan, outcome.result, outcome.attempt)
+            if plan.recrawl_of is not None:
+                record = await recrawl.compare(record, outcome.previous, plan.formats)
             if outcome.free_at:
                 record = replace(record, host_free_at=outcome.free_at)
             if outcome.facts is not None:
@@ -147,7 +160,9 @@ class PagePipeline:
             return ()
         return plan.sitemap_links(urls, filtered=True)
 
-    async def _fetch(self, item: FrontierItem, plan: JobPlan) -> Fetched | PageRecord | Release:
+    async def _fetch(
+        self, item: FrontierItem, plan: JobPlan, previous: PreviousPage | None
+    ) -> Fetched | PageRecord | Release:
         attempt = item.attempts + 1
         if self._health.failures(item.host) >= self._config.host_failure_threshold:
             return self._failed(
@@ -175,11 +190,13 @@ class PagePipeline:
 
         spacing = self._scheduler.request_started(item.host)
         # Without follow_non_html a body that is not HTML by its Content-Type is not read.
+        conditional = changes.conditional(previous) if plan.revalidate else None
         result = await self._fetcher.fetch(
             item.url,
             accept_non_html=plan.follow_non_html,
             headers=plan.request_headers,
             header_origins=plan.header_origins,
+            conditional=conditional,
         )
         if plan.adaptive_delay:
             self._health.observe(
@@ -209,6 +226,10 @@ class PagePipeline:
             )
         self._health.note_success(item.host)
         status = result.status_code or 0
+        if status == 304 and conditional is not None and previous is not None:
+            # Not modified: not downloaded again; the previous result carries on.
+            record = recrawl.unchanged(item, previous, result, attempt)
+            return replace(record, host_free_at=free_at) if free_at else record
         if status >= 400:
             return self._failed(item, attempt, "http_error", f"HTTP {status}", result=result)
         if result.content_type not in HTML_TYPES and not _sniff_html(result):
@@ -230,15 +251,27 @@ class PagePipeline:
                             "(follow_non_html is false)",
                         ),
                     ),
+                    result,
                 )
             # Asked for: keep what we know about it, extract nothing.
             return self._record(
-                item, Outcome.OK, attempt, page_document(item, result=result, attempts=attempt)
+                item,
+                Outcome.OK,
+                attempt,
+                page_document(item, result=result, attempts=attempt),
+                result,
             )
         learnt = None
         if item.depth == 0 and result.final_url != item.url:
             learnt = plan.widen_to(result.final_url)
-        return Fetched(item=item, result=result, attempt=attempt, free_at=free_at, facts=learnt)
+        return Fetched(
+            item=item,
+            result=result,
+            attempt=attempt,
+            free_at=free_at,
+            facts=learnt,
+            previous=previous,
+        )
 
     async def _parse(
         self, item: FrontierItem, plan: JobPlan, result: FetchResult, attempt: int
@@ -276,6 +309,7 @@ class PagePipeline:
             follow = (parsed.canonical, *follow)
         links = plan.new_links(tuple(follow), item.depth, filtered=True)
         page = page_document(item, result=result, parsed=parsed, attempts=attempt)
+        etag, modified = changes.validators(result.headers)
         return PageRecord(
             item=item,
             outcome=Outcome.OK,
@@ -283,6 +317,12 @@ class PagePipeline:
             attempts=attempt,
             links=links,
             links_cut=plan.cuts_links(item.depth) and bool(follow),
+            version=PageVersion(
+                etag=etag,
+                last_modified=modified,
+                content_hash=parsed.content_hash,
+                content=parsed.content,
+            ),
         )
 
     def _maybe_retry(
@@ -316,11 +356,45 @@ class PagePipeline:
     ) -> PageRecord:
         """A page that failed for good: a result carrying the error."""
         page = page_document(item, result=result, error=(code, message), attempts=attempt)
-        return self._record(item, Outcome.FAILED, attempt, page)
+        return self._record(item, Outcome.FAILED, attempt, page, result)
 
     @staticmethod
-    def _record(item: FrontierItem, outcome: Outcome, attempt: int, page: str) -> PageRecord:
-        return PageRecord(item=item, outcome=outcome, page_json=page, attempts=attempt)
+    def _record(
+        item: FrontierItem,
+        outcome: Outcome,
+        attempt: int,
+        page: str,
+        result: FetchResult | None = None,
+    ) -> PageRecord:
+        return PageRecord(
+            item=item,
+            outcome=outcome,
+            page_json=page,
+            attempts=attempt,
+            version=_unparsed_version(page, result),
+        )
+
+
+def _unparsed_version(page: str, result: FetchResult | None) -> PageVersion:
+    """The version of a result that was not parsed: its fingerprint (changes.py) and,
+    when it was fetched without error, its validators. The document is small (no body)."""
+    document = json.loads(page)
+    error = (document.get("error") or {}).get("code")
+    status = document.get("status_code")
+    etag, modified = (None, None)
+    if result is not None and error is None:
+        etag, modified = changes.validators(result.headers)
+    return PageVersion(
+        etag=etag,
+        last_modified=modified,
+        content_hash=changes.fingerprint(
+            status=status,
+            content_type=document.get("content_type"),
+            size=document.get("size"),
+            error=error,
+        ),
+        gone=status in changes.GONE_STATUSES,
+    )
 
 
 def _sniff_html(result: FetchResult) -> bool:

@@ -97,6 +97,8 @@ class JobPlan:
     seen: SeenFilter = field(default_factory=lambda: SeenFilter(1024))
     sitemap_origins: set[str] = field(default_factory=set)
     cancelled: bool = False
+    recrawl_of: str | None = None  # the job a recrawl compares with
+    revalidate: bool = False  # send the previous validators (conditional requests)
     _filter: LinkFilter | None = None
 
     @classmethod
@@ -120,11 +122,14 @@ class JobPlan:
             patterns=UrlPatterns(include=spec.include, exclude=spec.exclude),
             formats=spec.formats,
             parse_options=ParseOptions(
-                formats=spec.formats,
+                formats=spec.formats - {"changes"},  # computed here, not by the parser
                 selectors=spec.selectors,
                 extract_links=spec.max_depth > 0 or "links" in spec.formats,
                 only_main_content=spec.only_main_content,
                 respect_nofollow=spec.respect_nofollow,
+                # Every job keeps its main content's hash and text: any job may be
+                # recrawled later (about 1 ms a page on the bench site, see changes.py).
+                digest=True,
             ),
             respect_robots=spec.respect_robots,
             follow_non_html=spec.follow_non_html,
@@ -139,6 +144,8 @@ class JobPlan:
             header_origins=jobheaders.origins(spec.urls),
             seen=seen,
             sitemap_origins=set(facts.sitemap_origins),
+            recrawl_of=spec.recrawl_of,
+            revalidate=spec.revalidate,
         )
 
     @classmethod

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
-from service.models import Job, JobStats, JobStatus, Outcome
+from service.changes import PageVersion, PreviousPage
+from service.models import Change, Job, JobStats, JobStatus, Outcome
 from service.spec import CrawlSpec, JobFacts, JobSpec, WebhookSpec
 
 
@@ -36,6 +37,11 @@ class NewJob:
     # A key with this many active "high" jobs gets further ones at "normal" weight.
     high_priority_cap: int = 4
     spec: CrawlSpec | None = None  # stored with SPEC_VERSION; None: read from `request`
+    # A recrawl: the job it compares with, and that job's pages to fetch again (url,
+    # depth), queued after the seeds within max_pages; facts it starts from (its scope).
+    recrawl_of: str | None = None
+    revisits: tuple[tuple[str, int], ...] = ()
+    facts: JobFacts | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,6 +74,10 @@ class PageRecord:
     # (this request's start plus the host's spacing): politeness on a shared frontier.
     host_free_at: float | None = None
     facts: JobFacts | None = None  # learnt from this page: stored with it, in its transaction
+    # What a later recrawl compares this result with; how it compares with the previous
+    # job's (a recrawl's results only).
+    version: PageVersion | None = None
+    change: Change | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -184,9 +194,25 @@ class Store(Protocol):
 
     # Results.
     async def list_results(
-        self, job_id: str, outcome: Outcome | None, limit: int, after_id: int
+        self,
+        job_id: str,
+        outcome: Outcome | None,
+        limit: int,
+        after_id: int,
+        change: Change | None = None,
     ) -> list[tuple[int, str]]: ...
-    def iter_results(self, job_id: str, outcome: Outcome | None) -> AsyncIterator[str]: ...
+    def iter_results(
+        self, job_id: str, outcome: Outcome | None, change: Change | None = None
+    ) -> AsyncIterator[str]: ...
+
+    # Recrawls.
+    async def previous_pages(self, job_id: str, urls: list[str]) -> dict[str, PreviousPage]:
+        """The results of `urls` in job `job_id` (the job a recrawl compares with)."""
+        ...
+
+    async def revisit_urls(self, job_id: str, limit: int) -> list[tuple[str, int]]:
+        """A job's result URLs with their depths, shallowest first (a recrawl's seeds)."""
+        ...
 
     async def result_heads(self, job_id: str, limit: int, after_id: int) -> list[tuple[int, str]]:
         """Results as `{url, final_url, status_code, error}` JSON (job.page webhooks)."""

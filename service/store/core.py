@@ -38,12 +38,22 @@ import asyncio
 import json
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from service.changes import PreviousPage
 from service.errors import StoreError
-from service.models import Job, JobStats, JobStatus, Outcome, utcnow
+from service.models import (
+    Change,
+    ChangeCounts,
+    Job,
+    JobStats,
+    JobStatus,
+    Outcome,
+    rfc3339,
+    utcnow,
+)
 from service.spec import SPEC_VERSION, CrawlSpec, JobFacts, JobSpec
 from service.store.base import (
     FrontierItem,
@@ -65,6 +75,8 @@ _ACTIVE = ("queued", "running")
 _RESULT_PAGE = 500  # rows per query when streaming results
 _PURGE_BATCH = 200  # rows deleted per transaction when a job is purged
 _EXPIRY_SWEEP = 1.0  # seconds between a store's sweeps for expired claims (shared frontier)
+_REQUEST_HASH = 19  # job_by_key's column after the job's
+CHANGED_URLS = 100  # URLs listed in a job.changed event
 _COUNTER = {
     Outcome.OK: "pages_fetched",
     Outcome.FAILED: "pages_failed",
@@ -88,6 +100,7 @@ def job_from_row(row: Row) -> Job:
     (seq, job_id, owner, status, created, started, finished, request, _webhook, d, f, x, s, err) = (
         tuple(row)[:14]
     )
+    recrawl_of, new, changed, unchanged, removed = tuple(row)[14:19]
     created_at = _moment(created)
     if created_at is None:
         raise StoreError(f"job {job_id} has no created_at")
@@ -100,8 +113,19 @@ def job_from_row(row: Row) -> Job:
         started_at=_moment(started),
         finished_at=_moment(finished),
         request=json.loads(request),
-        stats=JobStats(pages_discovered=d, pages_fetched=f, pages_failed=x, pages_skipped=s),
+        stats=JobStats(
+            pages_discovered=d,
+            pages_fetched=f,
+            pages_failed=x,
+            pages_skipped=s,
+            changes=(
+                ChangeCounts(new=new, changed=changed, unchanged=unchanged, removed=removed)
+                if recrawl_of is not None
+                else None
+            ),
+        ),
         error=json.loads(err) if err else None,
+        recrawl_of=recrawl_of,
     )
 
 
@@ -116,6 +140,26 @@ def _item_from_row(row: Row) -> FrontierItem:
         owner=row[6],
         weight=float(row[7]),
     )
+
+
+def _result_row(job_id: str, rec: PageRecord) -> tuple[Any, ...]:
+    """insert_results' parameters for one record."""
+    v = rec.version
+    return (
+        job_id,
+        rec.item.url,
+        rec.outcome.value,
+        rec.page_json,
+        rec.change.value if rec.change is not None else None,
+        v.etag if v is not None else None,
+        v.last_modified if v is not None else None,
+        v.content_hash if v is not None else None,
+        v.content if v is not None else None,
+    )
+
+
+# Events a transition emits before its own, made from the changed job in its transaction.
+EventSource = Callable[[Connection, Job], Awaitable[list[tuple[str, dict[str, Any] | None]]]]
 
 
 class SQLStore:
@@ -157,20 +201,29 @@ class SQLStore:
         return job_from_row(row)
 
     async def _transition(
-        self, conn: Connection, sql: str, job_id: str, *args: Any, event_type: str
+        self,
+        conn: Connection,
+        sql: str,
+        job_id: str,
+        *args: Any,
+        event_type: str,
+        before: EventSource | None = None,
     ) -> Job | None:
-        """Run a guarded status UPDATE (... RETURNING webhook); if it changed the row, emit."""
+        """Run a guarded status UPDATE (... RETURNING webhook); if it changed the row, emit
+        (after the events `before` makes of the changed job, if it makes any)."""
         row = await conn.fetch_one(sql, job_id, *args)
         if row is None:
             return None
         job = await self._job_in_tx(conn, job_id)
         webhook = row[0]
-        url = webhook_wants(webhook, event_type)
-        if url is not None:
-            event_id, payload = make_event(job, event_type)
-            await conn.execute(
-                self.q.insert_event, event_id, job.id, event_type, url, payload, time.time()
-            )
+        events = await before(conn, job) if before is not None else []
+        for kind, data in [*events, (event_type, None)]:
+            url = webhook_wants(webhook, kind)
+            if url is not None:
+                event_id, payload = make_event(job, kind, data)
+                await conn.execute(
+                    self.q.insert_event, event_id, job.id, kind, url, payload, time.time()
+                )
         return job
 
     async def create_job(self, job: NewJob) -> tuple[Job, bool]:
@@ -181,7 +234,7 @@ class SQLStore:
             existing = await conn.fetch_one(q.job_by_key, job.owner or "", job.idempotency_key)
             if existing is None:
                 return None
-            if existing[14] != job.request_hash:
+            if existing[_REQUEST_HASH] != job.request_hash:
                 raise IdempotencyConflict(job.idempotency_key)
             return job_from_row(existing), False
 
@@ -211,6 +264,7 @@ class SQLStore:
                 _retention(job.request.get("retention")),
                 job.spec.to_json() if job.spec is not None else None,
                 SPEC_VERSION if job.spec is not None else None,
+                job.recrawl_of,
             )
             if inserted is None:
                 # Another process inserted the same key since we looked: replay theirs.
@@ -219,6 +273,12 @@ class SQLStore:
                     raise StoreError("idempotency key conflict without a job")
                 return found
             seeds = dict.fromkeys(job.seeds[: job.max_pages], 0)
+            for url, depth in job.revisits:  # a recrawl's: after the seeds, within max_pages
+                if len(seeds) >= job.max_pages:
+                    break
+                seeds.setdefault(url, depth)
+            if job.facts:
+                await conn.execute(q.set_facts, job.id, *job.facts.row())
             added = await self._enqueue(conn, job.id, seeds, weight)
             await conn.execute(q.set_discovered, job.id, added)
             return await self._job_in_tx(conn, job.id), True
@@ -515,10 +575,7 @@ class SQLStore:
             fresh = [rec for rec in unique if rec.item.url not in already]
             summary.duplicates += len(recs) - len(fresh)
             summary.stored += len(fresh)
-            await conn.execute_many(
-                q.insert_results,
-                [(job_id, rec.item.url, rec.outcome.value, rec.page_json) for rec in fresh],
-            )
+            await conn.execute_many(q.insert_results, [_result_row(job_id, rec) for rec in fresh])
             ids = [rec.item.id for rec in recs]
             refetches = {row[0] for row in await conn.fetch(q.refetches, ids)}
             await conn.execute_many(
@@ -554,12 +611,55 @@ class SQLStore:
                 counts["pages_skipped"],
                 repended - refetched,
             )
+            recrawl_of = job[6]
+            if recrawl_of is not None:
+                await self._count_changes(conn, job_id, recrawl_of, fresh)
             done = await self._transition(
-                conn, q.complete_job, job_id, finished, event_type="job.completed"
+                conn,
+                q.complete_job,
+                job_id,
+                finished,
+                event_type="job.completed",
+                before=self._changed_event if recrawl_of is not None else None,
             )
             if done is not None:
                 summary.completed_jobs.append(job_id)
         return summary
+
+    async def _count_changes(
+        self, conn: Connection, job_id: str, recrawl_of: str, fresh: list[PageRecord]
+    ) -> None:
+        """Count a recrawl's new results by change; when this batch is the job's last,
+        report the previous job's pages it never reached as removed (before it completes,
+        so the completion event carries the final counts)."""
+        counts = dict.fromkeys(Change, 0)
+        for rec in fresh:
+            if rec.change is not None:
+                counts[rec.change] += 1
+        if await conn.fetch_one(self.q.completable, job_id) is not None:
+            counts[Change.REMOVED] += await conn.execute(
+                self.q.insert_removed, job_id, recrawl_of, rfc3339(utcnow())
+            )
+        if any(counts.values()):
+            await conn.execute(
+                self.q.count_changes,
+                job_id,
+                counts[Change.NEW],
+                counts[Change.CHANGED],
+                counts[Change.UNCHANGED],
+                counts[Change.REMOVED],
+            )
+
+    async def _changed_event(
+        self, conn: Connection, job: Job
+    ) -> list[tuple[str, dict[str, Any] | None]]:
+        """A completed recrawl's job.changed event, when it found anything to tell."""
+        counts = job.stats.changes
+        if counts is None or not counts.found_changes:
+            return []
+        rows = await conn.fetch(self.q.changed_urls, job.id, CHANGED_URLS)
+        pages = [{"url": row[0], "change": row[1]} for row in rows]
+        return [("job.changed", {"changes": counts.as_dict(), "pages": pages})]
 
     async def _settled_hosts(self, conn: Connection, recs: list[PageRecord]) -> None:
         """Settled hosts have room again (back in line if parked); on a shared frontier
@@ -634,9 +734,23 @@ class SQLStore:
     # -- results ---------------------------------------------------------------------
 
     async def list_results(
-        self, job_id: str, outcome: Outcome | None, limit: int, after_id: int
+        self,
+        job_id: str,
+        outcome: Outcome | None,
+        limit: int,
+        after_id: int,
+        change: Change | None = None,
     ) -> list[tuple[int, str]]:
-        if outcome is None:
+        if change is not None:
+            rows = await self.db.fetch(
+                self.q.results_of_change,
+                job_id,
+                after_id,
+                limit,
+                change.value,
+                outcome.value if outcome is not None else None,
+            )
+        elif outcome is None:
             rows = await self.db.fetch(self.q.results, job_id, after_id, limit)
         else:
             rows = await self.db.fetch(self.q.results_of, job_id, after_id, limit, outcome.value)
@@ -646,15 +760,31 @@ class SQLStore:
         rows = await self.db.fetch(self.q.result_heads, job_id, after_id, limit)
         return [(row[0], row[1]) for row in rows]
 
-    async def iter_results(self, job_id: str, outcome: Outcome | None) -> AsyncIterator[str]:
+    async def iter_results(
+        self, job_id: str, outcome: Outcome | None, change: Change | None = None
+    ) -> AsyncIterator[str]:
         after = 0
         while True:
-            rows = await self.list_results(job_id, outcome, _RESULT_PAGE, after)
+            rows = await self.list_results(job_id, outcome, _RESULT_PAGE, after, change)
             for _, page in rows:
                 yield page
             if len(rows) < _RESULT_PAGE:
                 return
             after = rows[-1][0]
+
+    # -- recrawls ----------------------------------------------------------------------
+
+    async def previous_pages(self, job_id: str, urls: list[str]) -> dict[str, PreviousPage]:
+        """The results of `urls` in job `job_id` (the job a recrawl compares with)."""
+        if not urls:
+            return {}
+        rows = await self.db.fetch(self.q.previous_pages, job_id, list(urls))
+        return {row[0]: PreviousPage.from_row(*tuple(row)[:8]) for row in rows}
+
+    async def revisit_urls(self, job_id: str, limit: int) -> list[tuple[str, int]]:
+        """A job's result URLs with their depths, shallowest first (a recrawl's seeds)."""
+        rows = await self.db.fetch(self.q.revisit_urls, job_id, limit)
+        return [(row[0], int(row[1])) for row in rows]
 
     # -- retention ---------------------------------------------------------------------
 

@@ -86,6 +86,14 @@ class Queries:
     results: str
     results_of: str
     result_heads: str
+    # recrawls
+    results_of_change: str
+    previous_pages: str
+    revisit_urls: str
+    count_changes: str
+    completable: str
+    insert_removed: str
+    changed_urls: str
     # retention
     expired_jobs: str
     delete_results: str

@@ -8,6 +8,7 @@ import ssl
 import httpx
 import pytest
 
+from service.changes import Conditional
 from service.crawl.fetcher import FetchError, FetchResult, _classify
 from service.crawl.hosthealth import HostHealth
 from service.crawl.parsepool import ParsePool
@@ -65,6 +66,7 @@ class FakeFetcher:
         accept_non_html: bool = True,
         headers: tuple[tuple[str, str], ...] = (),
         header_origins: frozenset[str] = frozenset(),
+        conditional: Conditional | None = None,
     ) -> FetchResult:
         return self.result
 

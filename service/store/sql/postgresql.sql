@@ -30,12 +30,14 @@ UPDATE schema_migrations SET checksum = $2 WHERE version = $1 AND checksum IS NU
 
 -- name: job
 SELECT seq, id, owner, status, created_at, started_at, finished_at, request, webhook,
-       pages_discovered, pages_fetched, pages_failed, pages_skipped, error
+       pages_discovered, pages_fetched, pages_failed, pages_skipped, error,
+       recrawl_of, changes_new, changes_changed, changes_unchanged, changes_removed
 FROM jobs WHERE id = $1
 
 -- name: job_of_owner
 SELECT seq, id, owner, status, created_at, started_at, finished_at, request, webhook,
-       pages_discovered, pages_fetched, pages_failed, pages_skipped, error
+       pages_discovered, pages_fetched, pages_failed, pages_skipped, error,
+       recrawl_of, changes_new, changes_changed, changes_unchanged, changes_removed
 FROM jobs WHERE id = $1 AND coalesce(owner, '') = $2
 
 -- name: lock_job_of_owner
@@ -43,7 +45,8 @@ SELECT status FROM jobs WHERE id = $1 AND coalesce(owner, '') = $2 FOR UPDATE
 
 -- name: job_by_key
 SELECT seq, id, owner, status, created_at, started_at, finished_at, request, webhook,
-       pages_discovered, pages_fetched, pages_failed, pages_skipped, error, request_hash
+       pages_discovered, pages_fetched, pages_failed, pages_skipped, error,
+       recrawl_of, changes_new, changes_changed, changes_unchanged, changes_removed, request_hash
 FROM jobs WHERE coalesce(owner, '') = $1 AND idempotency_key = $2
 
 -- name: insert_job
@@ -51,8 +54,8 @@ FROM jobs WHERE coalesce(owner, '') = $1 AND idempotency_key = $2
 -- (no row returned) and replays the winner's job.
 INSERT INTO jobs (id, owner, status, created_at, request, max_pages, per_host_limit, webhook,
                   idempotency_key, request_hash, per_host_delay, weight, retention,
-                  spec, spec_version)
-VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                  spec, spec_version, recrawl_of)
+VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT ((coalesce(owner, '')), idempotency_key) WHERE idempotency_key IS NOT NULL
 DO NOTHING
 RETURNING seq
@@ -66,7 +69,8 @@ UPDATE jobs SET pages_discovered = $2 WHERE id = $1
 
 -- name: list_jobs
 SELECT seq, id, owner, status, created_at, started_at, finished_at, request, webhook,
-       pages_discovered, pages_fetched, pages_failed, pages_skipped, error
+       pages_discovered, pages_fetched, pages_failed, pages_skipped, error,
+       recrawl_of, changes_new, changes_changed, changes_unchanged, changes_removed
 FROM jobs
 WHERE coalesce(owner, '') = $1 AND ($2::text IS NULL OR status = $2)
   AND ($3::bigint IS NULL OR seq < $3)
@@ -110,7 +114,8 @@ SELECT id, status, request FROM jobs WHERE id = ANY($1::text[])
 
 -- name: jobs_by_id
 SELECT seq, id, owner, status, created_at, started_at, finished_at, request, webhook,
-       pages_discovered, pages_fetched, pages_failed, pages_skipped, error
+       pages_discovered, pages_fetched, pages_failed, pages_skipped, error,
+       recrawl_of, changes_new, changes_changed, changes_unchanged, changes_removed
 FROM jobs WHERE id = ANY($1::text[])
 
 -- name: job_specs
@@ -275,7 +280,7 @@ WHERE id = ANY($1::bigint[]) AND state = 'claimed' AND claimed_by = $2
 -- Lock order: job rows before frontier rows everywhere, jobs in id order (two writers
 -- cannot deadlock). This serialises a job's counters, max_pages room and completion.
 SELECT id, status, max_pages - pages_discovered AS room, weight, widened_hosts,
-       sitemap_origins
+       sitemap_origins, recrawl_of
 FROM jobs
 WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE
 
@@ -331,12 +336,16 @@ SELECT url FROM results
 WHERE job_id = $1 AND url_key = ANY(ARRAY(SELECT trawl_url_key(u) FROM unnest($2::text[]) u))
 
 -- name: insert_results
--- Many: (job_id, url, outcome, page). Inserted under the job's row lock, so a job's
--- result ids grow in commit order and cursors never skip a row.
-INSERT INTO results (job_id, url, outcome, page, url_key)
-SELECT r.job_id, r.url, r.outcome, r.page, trawl_url_key(r.url)
-FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY
-    AS r (job_id, url, outcome, page, n)
+-- Many: (job_id, url, outcome, page, change, etag, last_modified, content_hash, content).
+-- Inserted under the job's row lock, so a job's result ids grow in commit order and
+-- cursors never skip a row.
+INSERT INTO results (job_id, url, outcome, page, url_key, change, etag, last_modified,
+                     content_hash, content)
+SELECT r.job_id, r.url, r.outcome, r.page, trawl_url_key(r.url), r.change, r.etag,
+       r.last_modified, r.content_hash, r.content
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+            $7::text[], $8::text[], $9::bytea[]) WITH ORDINALITY
+    AS r (job_id, url, outcome, page, change, etag, last_modified, content_hash, content, n)
 ORDER BY r.n
 ON CONFLICT (job_id, url_key) DO NOTHING
 
@@ -353,6 +362,61 @@ SELECT id, page FROM results WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3
 -- name: results_of
 SELECT id, page FROM results WHERE job_id = $1 AND id > $2 AND outcome = $4
 ORDER BY id LIMIT $3
+
+-- name: results_of_change
+-- A recrawl's results of one kind of change ($4), of one outcome too unless $5 is NULL.
+SELECT id, page FROM results
+WHERE job_id = $1 AND change = $4 AND id > $2 AND ($5::text IS NULL OR outcome = $5)
+ORDER BY id LIMIT $3
+
+-- name: previous_pages
+-- What a recrawl compares a URL with: its result in the previous job.
+SELECT url, outcome, page, change, etag, last_modified, content_hash, content FROM results
+WHERE job_id = $1 AND url_key = ANY(ARRAY(SELECT trawl_url_key(u) FROM unnest($2::text[]) u))
+
+-- name: revisit_urls
+-- A recrawl fetches its previous job's pages again at the depths they had. The frontier
+-- rows give the depth (a result's is inside its document); results "removed" by an
+-- earlier recrawl have none, so they are not fetched again.
+SELECT f.url, f.depth FROM results r
+JOIN frontier f ON f.job_id = r.job_id AND f.url_key = r.url_key AND f.url = r.url
+WHERE r.job_id = $1 ORDER BY f.depth, r.id LIMIT $2
+
+-- name: count_changes
+UPDATE jobs SET changes_new = changes_new + $2, changes_changed = changes_changed + $3,
+    changes_unchanged = changes_unchanged + $4, changes_removed = changes_removed + $5
+WHERE id = $1
+
+-- name: completable
+-- Whether complete_job would complete the job now (under its row lock).
+SELECT 1 FROM jobs WHERE id = $1 AND status = 'running' AND refetching = 0
+  AND pages_discovered = pages_fetched + pages_failed + pages_skipped
+
+-- name: insert_removed
+-- A recrawl completing: every page of the previous job ($2) it has no result for was not
+-- reached (out of its scope, filters or max_pages now) and is reported removed, as of
+-- the completion time (its fetched_at).
+INSERT INTO results (job_id, url, outcome, page, url_key, change)
+SELECT $1, p.url, 'skipped',
+       json_build_object('url', p.url, 'final_url', NULL, 'depth', p.page::json -> 'depth',
+                         'status_code', NULL, 'content_type', NULL, 'fetched_at', $3::text,
+                         'elapsed_ms', NULL, 'size', NULL, 'attempts', 0,
+                         'title', p.page::json -> 'title',
+                         'error', json_build_object('code', 'not_reached', 'message',
+                             'fetched by the previous job; not reached by this one (no longer in '
+                             || 'its scope, filters, depth or max_pages)'),
+                         'change', 'removed',
+                         'previous_fetched_at', p.page::json -> 'fetched_at')::text,
+       p.url_key, 'removed'
+FROM results p
+WHERE p.job_id = $2 AND p.change IS DISTINCT FROM 'removed'
+  AND NOT EXISTS (SELECT 1 FROM results r WHERE r.job_id = $1 AND r.url_key = p.url_key)
+ORDER BY p.id
+
+-- name: changed_urls
+-- The first $2 URLs a recrawl found new, changed or removed (the job.changed event).
+SELECT url, change FROM results
+WHERE job_id = $1 AND change IN ('new', 'changed', 'removed') ORDER BY id LIMIT $2
 
 -- name: insert_event
 INSERT INTO outbox (event_id, job_id, event_type, url, payload, created_at, next_attempt)

@@ -30,12 +30,14 @@ UPDATE schema_migrations SET checksum = ?2 WHERE version = ?1 AND checksum IS NU
 
 -- name: job
 SELECT seq, id, owner, status, created_at, started_at, finished_at, request, webhook,
-       pages_discovered, pages_fetched, pages_failed, pages_skipped, error
+       pages_discovered, pages_fetched, pages_failed, pages_skipped, error,
+       recrawl_of, changes_new, changes_changed, changes_unchanged, changes_removed
 FROM jobs WHERE id = ?1
 
 -- name: job_of_owner
 SELECT seq, id, owner, status, created_at, started_at, finished_at, request, webhook,
-       pages_discovered, pages_fetched, pages_failed, pages_skipped, error
+       pages_discovered, pages_fetched, pages_failed, pages_skipped, error,
+       recrawl_of, changes_new, changes_changed, changes_unchanged, changes_removed
 FROM jobs WHERE id = ?1 AND coalesce(owner, '') = ?2
 
 -- name: lock_job_of_owner
@@ -43,14 +45,15 @@ SELECT status FROM jobs WHERE id = ?1 AND coalesce(owner, '') = ?2
 
 -- name: job_by_key
 SELECT seq, id, owner, status, created_at, started_at, finished_at, request, webhook,
-       pages_discovered, pages_fetched, pages_failed, pages_skipped, error, request_hash
+       pages_discovered, pages_fetched, pages_failed, pages_skipped, error,
+       recrawl_of, changes_new, changes_changed, changes_unchanged, changes_removed, request_hash
 FROM jobs WHERE coalesce(owner, '') = ?1 AND idempotency_key = ?2
 
 -- name: insert_job
 INSERT INTO jobs (id, owner, status, created_at, request, max_pages, per_host_limit, webhook,
                   idempotency_key, request_hash, per_host_delay, weight, retention,
-                  spec, spec_version)
-VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+                  spec, spec_version, recrawl_of)
+VALUES (?1, ?2, 'queued', ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
 ON CONFLICT (coalesce(owner, ''), idempotency_key) WHERE idempotency_key IS NOT NULL
 DO NOTHING
 RETURNING seq
@@ -64,7 +67,8 @@ UPDATE jobs SET pages_discovered = ?2 WHERE id = ?1
 
 -- name: list_jobs
 SELECT seq, id, owner, status, created_at, started_at, finished_at, request, webhook,
-       pages_discovered, pages_fetched, pages_failed, pages_skipped, error
+       pages_discovered, pages_fetched, pages_failed, pages_skipped, error,
+       recrawl_of, changes_new, changes_changed, changes_unchanged, changes_removed
 FROM jobs
 WHERE coalesce(owner, '') = ?1 AND (?2 IS NULL OR status = ?2) AND (?3 IS NULL OR seq < ?3)
 ORDER BY seq DESC LIMIT ?4
@@ -103,7 +107,8 @@ SELECT id, status, request FROM jobs WHERE id IN (SELECT value FROM json_each(?1
 
 -- name: jobs_by_id
 SELECT seq, id, owner, status, created_at, started_at, finished_at, request, webhook,
-       pages_discovered, pages_fetched, pages_failed, pages_skipped, error
+       pages_discovered, pages_fetched, pages_failed, pages_skipped, error,
+       recrawl_of, changes_new, changes_changed, changes_unchanged, changes_removed
 FROM jobs WHERE id IN (SELECT value FROM json_each(?1))
 
 -- name: job_specs
@@ -245,7 +250,7 @@ WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'claimed' AND claimed_
 -- name: lock_jobs
 -- The writer connection's transaction already holds the file's write lock.
 SELECT id, status, max_pages - pages_discovered AS room, weight, widened_hosts,
-       sitemap_origins
+       sitemap_origins, recrawl_of
 FROM jobs
 WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id
 
@@ -291,9 +296,10 @@ SELECT url FROM results
 WHERE job_id = ?1 AND url_key IN (SELECT trawl_url_key(value) FROM json_each(?2))
 
 -- name: insert_results
--- Many: (job_id, url, outcome, page).
-INSERT OR IGNORE INTO results (job_id, url, outcome, page, url_key)
-VALUES (?1, ?2, ?3, ?4, trawl_url_key(?2))
+-- Many: (job_id, url, outcome, page, change, etag, last_modified, content_hash, content).
+INSERT OR IGNORE INTO results (job_id, url, outcome, page, url_key, change, etag,
+                               last_modified, content_hash, content)
+VALUES (?1, ?2, ?3, ?4, trawl_url_key(?2), ?5, ?6, ?7, ?8, ?9)
 
 -- name: replace_results
 -- Many: (job_id, url, page). A page fetched again at a smaller depth replaces its result.
@@ -305,6 +311,60 @@ SELECT id, page FROM results WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3
 -- name: results_of
 SELECT id, page FROM results WHERE job_id = ?1 AND id > ?2 AND outcome = ?4
 ORDER BY id LIMIT ?3
+
+-- name: results_of_change
+-- A recrawl's results of one kind of change (?4), of one outcome too unless ?5 is NULL.
+SELECT id, page FROM results
+WHERE job_id = ?1 AND change = ?4 AND id > ?2 AND (?5 IS NULL OR outcome = ?5)
+ORDER BY id LIMIT ?3
+
+-- name: previous_pages
+-- What a recrawl compares a URL with: its result in the previous job.
+SELECT url, outcome, page, change, etag, last_modified, content_hash, content FROM results
+WHERE job_id = ?1 AND url_key IN (SELECT trawl_url_key(value) FROM json_each(?2))
+
+-- name: revisit_urls
+-- A recrawl fetches its previous job's pages again at the depths they had. The frontier
+-- rows give the depth (a result's is inside its document); results "removed" by an
+-- earlier recrawl have none, so they are not fetched again.
+SELECT f.url, f.depth FROM results r
+JOIN frontier f ON f.job_id = r.job_id AND f.url_key = r.url_key AND f.url = r.url
+WHERE r.job_id = ?1 ORDER BY f.depth, r.id LIMIT ?2
+
+-- name: count_changes
+UPDATE jobs SET changes_new = changes_new + ?2, changes_changed = changes_changed + ?3,
+    changes_unchanged = changes_unchanged + ?4, changes_removed = changes_removed + ?5
+WHERE id = ?1
+
+-- name: completable
+-- Whether complete_job would complete the job now (under its row lock).
+SELECT 1 FROM jobs WHERE id = ?1 AND status = 'running' AND refetching = 0
+  AND pages_discovered = pages_fetched + pages_failed + pages_skipped
+
+-- name: insert_removed
+-- A recrawl completing: every page of the previous job (?2) it has no result for was not
+-- reached (out of its scope, filters or max_pages now) and is reported removed, as of
+-- the completion time (its fetched_at).
+INSERT INTO results (job_id, url, outcome, page, url_key, change)
+SELECT ?1, p.url, 'skipped',
+       json_object('url', p.url, 'final_url', NULL, 'depth', p.page ->> '$.depth',
+                   'status_code', NULL, 'content_type', NULL, 'fetched_at', ?3,
+                   'elapsed_ms', NULL, 'size', NULL, 'attempts', 0,
+                   'title', p.page ->> '$.title',
+                   'error', json_object('code', 'not_reached', 'message',
+                       'fetched by the previous job; not reached by this one (no longer in '
+                       || 'its scope, filters, depth or max_pages)'),
+                   'change', 'removed', 'previous_fetched_at', p.page ->> '$.fetched_at'),
+       p.url_key, 'removed'
+FROM results p
+WHERE p.job_id = ?2 AND p.change IS NOT 'removed'
+  AND NOT EXISTS (SELECT 1 FROM results r WHERE r.job_id = ?1 AND r.url_key = p.url_key)
+ORDER BY p.id
+
+-- name: changed_urls
+-- The first ?2 URLs a recrawl found new, changed or removed (the job.changed event).
+SELECT url, change FROM results
+WHERE job_id = ?1 AND change IN ('new', 'changed', 'removed') ORDER BY id LIMIT ?2
 
 -- name: insert_event
 INSERT INTO outbox (event_id, job_id, event_type, url, payload, created_at, next_attempt)

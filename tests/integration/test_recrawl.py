@@ -1,0 +1,211 @@
+"""Recrawls end to end: a real Trawl server recrawling a local site that changes between runs.
+
+The site serves pages from a dict the test edits between jobs. An honouring site sends
+ETag and Last-Modified and answers 304 to a matching conditional request; an ignoring
+site sends neither and answers 200 every time. Each site counts its full (200) answers per
+path, so a test sees which downloads a 304 saved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from email.utils import formatdate
+from typing import Any
+
+from tests.conftest import TrawlServer
+from tests.site import Response, Site, SiteFactory, SiteHandler
+
+HTML = "text/html; charset=utf-8"
+LAST_MODIFIED = formatdate(1_700_000_000, usegmt=True)
+
+
+def page(title: str, text: str, links: tuple[str, ...] = (), nav: str = "Home") -> str:
+    """A page with chrome (nav, footer) around its main content."""
+    anchors = "".join(f'<li><a href="{href}">{href}</a></li>' for href in links)
+    return (
+        f"<!DOCTYPE html><html><head><title>{html.escape(title)}</title></head><body>"
+        f"<nav><ul><li>{html.escape(nav)}</li></ul></nav>"
+        f"<main><h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
+        f"<ul>{anchors}</ul></main>"
+        f"<footer>Footer for {html.escape(nav)}</footer></body></html>"
+    )
+
+
+@dataclass
+class ChangingSite:
+    """Pages the test edits between runs, served with or without validators."""
+
+    site: Site
+    honour: bool  # send ETag/Last-Modified and answer 304 when they match
+    pages: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (status, html)
+    full: Counter[str] = field(default_factory=Counter)  # 200 answers per path
+    not_modified: Counter[str] = field(default_factory=Counter)  # 304 answers per path
+    conditional: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set(self, path: str, body: str, status: int = 200) -> None:
+        with self.lock:
+            self.pages[path] = (status, body)
+        self.site.route(path, self._serve)
+
+    def drop(self, path: str, status: int = 404) -> None:
+        self.set(path, page("Gone", "This page is gone."), status)
+
+    def url(self, path: str) -> str:
+        return self.site.url(path)
+
+    def reset_counts(self) -> None:
+        with self.lock:
+            self.full.clear()
+            self.not_modified.clear()
+            self.conditional.clear()
+
+    def _serve(self, handler: SiteHandler) -> Response:
+        path = handler.route_path
+        with self.lock:
+            status, body = self.pages[path]
+        asked = {
+            name: value
+            for name, value in handler.headers.items()
+            if name.lower() in ("if-none-match", "if-modified-since")
+        }
+        if asked:
+            with self.lock:
+                self.conditional.append((path, asked))
+        if not self.honour or status != 200:
+            if status == 200:
+                with self.lock:
+                    self.full[path] += 1
+            return Response(status=status, body=body.encode(), content_type=HTML)
+        etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:16] + '"'
+        validators = {"ETag": etag, "Last-Modified": LAST_MODIFIED}
+        match = handler.headers.get("If-None-Match")
+        if match is not None and etag in [tag.strip() for tag in match.split(",")]:
+            with self.lock:
+                self.not_modified[path] += 1
+            return Response(status=304, headers=validators, content_type=HTML)
+        with self.lock:
+            self.full[path] += 1
+        return Response(status=200, body=body.encode(), content_type=HTML, headers=validators)
+
+
+def changing_site(site_factory: SiteFactory, *, honour: bool) -> ChangingSite:
+    return ChangingSite(site=site_factory(pages=0), honour=honour)
+
+
+def first_version(s: ChangingSite) -> None:
+    s.set("/", page("Home", "Welcome.", ("/a", "/b", "/c", "/d", "/g", "/h")))
+    s.set("/a", page("A", "Alpha, first edition."))
+    s.set("/b", page("B", "Bravo stays the same."))
+    s.set("/c", page("C", "Charlie stays the same too."))
+    s.set("/d", page("D", "Delta will be deleted."))
+    s.set("/g", page("G", "Golf will be gone for good."))
+    s.set("/h", page("H", "Hotel keeps its content.", nav="Old menu"))
+
+
+def second_version(s: ChangingSite) -> None:
+    """A edited, E added (linked from the home page), D 404, G 410, H's chrome only."""
+    s.set("/", page("Home", "Welcome.", ("/a", "/b", "/c", "/d", "/g", "/h", "/e")))
+    s.set("/a", page("A", "Alpha, second edition with more words."))
+    s.drop("/d", 404)
+    s.drop("/g", 410)
+    s.set("/h", page("H", "Hotel keeps its content.", nav="New menu"))
+    s.set("/e", page("E", "Echo is new."))
+
+
+async def recrawl(trawl: TrawlServer, job_id: str, body: Any = None) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {} if body is None else {"json": body}
+    response = await trawl.client.post(f"/v1/jobs/{job_id}/recrawl", **kwargs)
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == f"/v1/jobs/{response.json()['id']}"
+    job: dict[str, Any] = response.json()
+    return job
+
+
+def by_url(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {item["url"]: item for item in results}
+
+
+async def crawl_twice(
+    trawl: TrawlServer, s: ChangingSite, overrides: Any = None, **request: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    first_version(s)
+    body = {"url": s.url("/"), "max_depth": 1, "formats": ["metadata", "text", "links"]}
+    first = await trawl.submit(body | request)
+    done = await trawl.wait_job(first["id"])
+    assert done["status"] == "completed", done
+    second_version(s)
+    s.reset_counts()
+    job = await recrawl(trawl, first["id"], overrides)
+    assert job["recrawl_of"] == first["id"]
+    finished = await trawl.wait_job(job["id"])
+    assert finished["status"] == "completed", finished
+    return done, finished
+
+
+EXPECTED = {
+    # Only a link was added: its main content is the same, yet it was downloaded (other
+    # bytes), so the new link was followed.
+    "/": "unchanged",
+    "/a": "changed",
+    "/b": "unchanged",
+    "/c": "unchanged",
+    "/d": "removed",  # 404
+    "/g": "removed",  # 410
+    "/h": "unchanged",  # only the nav and footer changed: the main content did not
+    "/e": "new",
+}
+
+
+async def test_recrawl_classifies_every_page_and_saves_downloads_with_304(
+    trawl: TrawlServer, site_factory: SiteFactory
+) -> None:
+    s = changing_site(site_factory, honour=True)
+    first, done = await crawl_twice(trawl, s)
+    results = await trawl.results(done["id"])
+    pages = by_url(results)
+    assert {url: item["change"] for url, item in pages.items()} == {
+        s.url(path): change for path, change in EXPECTED.items()
+    }
+    assert done["stats"]["changes"] == {"new": 1, "changed": 1, "unchanged": 4, "removed": 2}
+    assert "changes" not in first["stats"] and first["recrawl_of"] is None
+
+    # Every page fetched before was asked for conditionally; the unchanged ones that the
+    # server could vouch for (B, C: same bytes) were not downloaded again.
+    asked = {path for path, _ in s.conditional}
+    assert asked == {"/", "/a", "/b", "/c", "/d", "/g", "/h"}
+    assert s.not_modified == Counter({"/b": 1, "/c": 1})
+    assert s.full == Counter({"/": 1, "/a": 1, "/h": 1, "/e": 1})
+
+    # A 304 page carries the previous content, re-dated; it says it was not downloaded.
+    b = pages[s.url("/b")]
+    assert b["text"] and "Bravo stays the same." in b["text"]
+    assert b["not_modified"] is True and b["status_code"] == 200
+    previous = by_url(await trawl.results(first["id"]))
+    assert b["previous_fetched_at"] == previous[s.url("/b")]["fetched_at"]
+    assert b["fetched_at"] > b["previous_fetched_at"]
+    assert pages[s.url("/e")]["previous_fetched_at"] is None
+    assert pages[s.url("/d")]["status_code"] == 404
+    assert pages[s.url("/d")]["error"]["code"] == "http_error"
+    # A plain job's results have no change fields at all.
+    assert all("change" not in item for item in previous.values())
+
+
+async def test_recrawl_without_validators_classifies_by_content(
+    trawl: TrawlServer, site_factory: SiteFactory
+) -> None:
+    s = changing_site(site_factory, honour=False)
+    _, done = await crawl_twice(trawl, s)
+    pages = by_url(await trawl.results(done["id"]))
+    assert {url: item["change"] for url, item in pages.items()} == {
+        s.url(path): change for path, change in EXPECTED.items()
+    }
+    # Nothing to revalidate with: no conditional request, every live page downloaded.
+    assert s.conditional == []
+    assert s.not_modified == Counter()
+    assert s.full == Counter({path: 1 for path in ("/", "/a", "/b", "/c", "/h", "/e")})
+    assert not any(item.get("not_modified") for item in pages.values())
