@@ -2,6 +2,7 @@
 
     python bench/quality_inproc.py [--systems trawl,trawl-main,trafilatura,readability]
                                    [--workers 2] [--limit N] [--type forum] [--dump DIR]
+                                   [--half even|odd]
 
 Each page's bytes go through Trawl's parse_page (text and markdown, with and without
 only_main_content) and through the baselines, in worker processes; predictions are scored
@@ -89,6 +90,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--type", default=None)
+    parser.add_argument(
+        "--half",
+        choices=("even", "odd"),
+        default=None,
+        help="pages with even or odd ids: tune on one half, check on the other",
+    )
     parser.add_argument("--dump", default=None, help="write predictions as DIR/<system>.json")
     parser.add_argument("--full", action="store_true", help="the full table, not F1 only")
     args = parser.parse_args()
@@ -97,6 +104,9 @@ def main() -> None:
     pages, truth = load_pages(directory)
     if args.type:
         pages = [p for p in pages if p.page_type == args.type]
+    if args.half:
+        parity = 0 if args.half == "even" else 1
+        pages = [p for p in pages if int(p.file_id) % 2 == parity]
     if args.limit:
         pages = pages[:: max(1, len(pages) // args.limit)][: args.limit]
     truth = {p.file_id: truth[p.file_id] for p in pages}

@@ -19,8 +19,10 @@ one over the root's descendants, linear in the size of the page; nothing here re
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
+from typing import Any
 
 from bs4 import BeautifulSoup, Tag
 from bs4.element import NavigableString, PageElement, RubyParenthesisString, RubyTextString
@@ -85,6 +87,27 @@ _CHROME_HEADING = re.compile(
     r"about the author|tags\b|categories\b)",
     re.IGNORECASE,
 )
+# On a product page, the sections after the description: reviews, "also bought", ...
+_PRODUCT_TAIL_HEADING = re.compile(
+    r"(?:(?:customer |product )?reviews?\b|ratings?\b|(?:customer )?testimonials|"
+    r"frequently bought|customers (?:also|who)|recently viewed|similar (?:products|items)|"
+    r"related (?:products|items)|featured products|complete (?:the|your) (?:look|order)|"
+    r"shop the look|you (?:may|might) also|more from|people also)",
+    re.IGNORECASE,
+)
+# ... and the blocks named like them.
+_PRODUCT_CHROME_WORDS = re.compile(
+    r"(?:^|[\s_-])(?:reviews?|ratings?|testimonials?|upsells?|cross-?sells?|"
+    r"recommendations?|recently-viewed|also-bought|carousel|wishlist|add-to-cart|"
+    r"cart|quantity|price|prices|shipping|delivery|payment|klarna|afterpay)(?:$|[\s_-])",
+    re.IGNORECASE,
+)
+_PRODUCT_TYPES = frozenset({"Product", "ProductGroup", "IndividualProduct", "ProductModel"})
+_THREAD_TYPES = frozenset({"DiscussionForumPosting", "QAPage"})
+# JSON-LD blocks longer than this are not parsed (the page kind is a hint, not a cost).
+_JSON_LD_MAX = 100_000
+_OG_KINDS = re.compile(r"^og:type$")
+_PRODUCT_ITEMTYPE = re.compile(r"schema\.org/(?:Product|IndividualProduct|ProductGroup)\b")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 # The root is the deepest element holding at least this share of the page's non-link
@@ -108,6 +131,8 @@ _SHORT_TEXT = 200
 _DENSER = 0.15
 # Link text counts this much towards an element's share of the page: listings are links.
 _LINK_WEIGHT = 0.4
+# Elements named like comments holding this share of the page make it a thread.
+_THREAD_SHARE = 0.5
 # A chrome-headed section is dropped when it is at most this share of the root.
 _TAIL_SHARE = 0.3
 
@@ -164,12 +189,53 @@ def _verdict(tag: Tag, name: str, in_content: bool) -> str:
     return _COMMENTS if _FORUM_WORDS.search(words) else _CHROME
 
 
+def _ld_types(data: Any, depth: int = 0) -> Iterator[str]:
+    """The @type values of a JSON-LD document's top-level nodes (and its @graph)."""
+    if depth > 2:
+        return
+    if isinstance(data, list):
+        for item in data[:50]:
+            yield from _ld_types(item, depth + 1)
+    elif isinstance(data, dict):
+        kind = data.get("@type")
+        if isinstance(kind, str):
+            yield kind
+        elif isinstance(kind, list):
+            yield from (k for k in kind if isinstance(k, str))
+        graph = data.get("@graph")
+        if graph is not None:
+            yield from _ld_types(graph, depth + 1)
+
+
+def _page_kinds(soup: BeautifulSoup, scripts: list[Tag]) -> tuple[bool, bool]:
+    """(thread, product): what the page says it is (JSON-LD, Open Graph).
+
+    `scripts` are the body's JSON-LD scripts, found in the measuring walk.
+    """
+    head = soup.head
+    types: set[str] = set()
+    if head is not None:
+        scripts = [*head.find_all("script", attrs={"type": "application/ld+json"}), *scripts]
+        for meta in head.find_all("meta", attrs={"property": _OG_KINDS}):
+            if str(meta.get("content") or "").strip().lower().startswith("product"):
+                types.add("Product")
+    for script in scripts:
+        source = script.string
+        if source is None or len(source) > _JSON_LD_MAX:
+            continue
+        try:
+            types.update(_ld_types(json.loads(source)))
+        except ValueError:  # hand-written JSON-LD is often not JSON
+            continue
+    return bool(types & _THREAD_TYPES), bool(types & _PRODUCT_TYPES)
+
+
 class _Tree:
     """The elements under a root in document order, with their measured text."""
 
     __slots__ = (
         "children", "chrome", "comments", "dropped", "end", "forum", "headings", "link", "nodes",
-        "parent", "role_main", "text",
+        "parent", "product", "role_main", "scripts", "text",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -182,9 +248,11 @@ class _Tree:
         self.chrome: list[bool] = []  # named like chrome (class or id)
         self.comments: list[bool] = []  # named like comments (chrome unless a thread)
         self.forum = False  # schema.org says this is a discussion or Q&A page
+        self.product = False  # ... or a product's page
         self.headings: list[int] = []
         self.role_main = -1  # the first element with role="main"
         self.dropped: list[Tag] = []
+        self.scripts: list[Tag] = []  # JSON-LD in the body
 
     def weight(self, i: int) -> float:
         """Text that counts towards being content: link text counts for less."""
@@ -232,10 +300,14 @@ def _measure(root: Tag, muted: frozenset[str]) -> _Tree:
                     tree.dropped.append(node)
                 elif name == "script" and node.get("type") == "application/ld+json":
                     tree.forum = tree.forum or _FORUM_TYPES.search(node.get_text()) is not None
+                    tree.scripts.append(node)
                 continue
             itemtype = node.attrs.get("itemtype")
-            if itemtype is not None and _FORUM_TYPES.search(str(itemtype)):
-                tree.forum = True
+            if itemtype is not None:
+                if _FORUM_TYPES.search(str(itemtype)):
+                    tree.forum = True
+                elif _PRODUCT_ITEMTYPE.search(str(itemtype)):
+                    tree.product = True
             verdict = _verdict(node, name, content > 0)
             child = len(nodes)
             nodes.append(node)
@@ -268,9 +340,30 @@ def _measure(root: Tag, muted: frozenset[str]) -> _Tree:
     return tree
 
 
+def _comment_share(tree: _Tree) -> float:
+    """The share of the page's (weighted) text inside elements named like comments."""
+    page = tree.weight(0)
+    if page <= 0:
+        return 0.0
+    total = 0.0
+    i = 1
+    nodes, end, comments = tree.nodes, tree.end, tree.comments
+    while i < len(nodes):
+        if comments[i]:
+            total += tree.weight(i)
+            i = end[i]
+            continue
+        i += 1
+    return total / page
+
+
 def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
     """Drop elements named like chrome unless they hold much of the page or the content."""
     nodes, end, chrome = tree.nodes, tree.end, tree.chrome
+    # A thread without schema.org markup: its posts (named like comments) hold most of
+    # the page's text, where an article's comments follow a body of its own.
+    if not tree.forum and _comment_share(tree) >= _THREAD_SHARE:
+        tree.forum = True
     # Shares are of the page, or of the landmark (main, the article) the element is in.
     scopes = sorted(keep)
     totals = {k: tree.weight(k) for k in scopes}
@@ -291,6 +384,16 @@ def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
         i += 1
 
 
+def _mark_product_chrome(tree: _Tree) -> None:
+    """On a product page, reviews, prices and cart widgets are chrome too."""
+    chrome = tree.chrome
+    for i, tag in enumerate(tree.nodes):
+        if not chrome[i]:
+            words = _words(tag)
+            if words and _PRODUCT_CHROME_WORDS.search(words):
+                chrome[i] = True
+
+
 def _drop_tail_sections(tree: _Tree, root: int) -> None:
     """Drop sections headed like chrome ("Related posts", "Share this", "Leave a reply").
 
@@ -303,7 +406,11 @@ def _drop_tail_sections(tree: _Tree, root: int) -> None:
         if not root < h < end[root] or tree.text[h] == 0 or tree.text[h] > 80:
             continue
         heading = nodes[h]
-        if heading.parent is None or _CHROME_HEADING.match(heading.get_text().strip()) is None:
+        title = heading.get_text().strip()
+        if heading.parent is None or (
+            _CHROME_HEADING.match(title) is None
+            and not (tree.product and _PRODUCT_TAIL_HEADING.match(title))
+        ):
             continue
         rank = int(heading.name[1])
         parent = tree.parent[h]
@@ -395,6 +502,11 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
             tree = noscript
             for tag in body.find_all("noscript"):
                 tag.name = "div"  # so that the text walk and markdown read it too
+    thread, product = _page_kinds(soup, tree.scripts)
+    tree.forum = tree.forum or thread
+    tree.product = tree.product or product
+    if tree.product:
+        _mark_product_chrome(tree)
     index = {id(tag): i for i, tag in enumerate(tree.nodes)}
     landmarks = [main] if main is not None else articles
     keep = {i for i in (index.get(id(tag)) for tag in landmarks) if i is not None}

@@ -90,3 +90,49 @@ def test_text_for_crawlers_in_noscript_is_used_when_the_page_has_none() -> None:
     html = f"""<body><div id="app"></div><noscript><h1>Thread</h1><p>{PARA}</p>
       <p>{PARA}</p></noscript></body>"""
     assert main_text(html).startswith("Thread\n\nPlenty")
+
+
+def test_a_thread_without_schema_keeps_its_posts() -> None:
+    # The posts are named like comments and hold most of the page: they are the content.
+    posts = "".join(f'<div class="comment"><p>Reply {n}: {PARA}</p></div>' for n in range(3))
+    html = f"""<body><div class="nav"><a href="/">Home</a></div>
+      <div class="story"><h1>Thread title</h1>{posts}</div></body>"""
+    text = main_text(html)
+    assert "Reply 0:" in text and "Reply 2:" in text
+
+
+def test_an_article_drops_its_comments() -> None:
+    body = "".join(f"<p>{PARA}</p>" for _ in range(4))
+    html = f"""<body><div class="story"><h1>Article</h1>{body}
+      <div class="comments"><p>First comment: {PARA[:80]}</p></div></div></body>"""
+    text = main_text(html)
+    assert "Article" in text
+    assert "First comment" not in text
+
+
+PRODUCT_LD = '<script type="application/ld+json">{"@type": "Product", "name": "Lamp"}</script>'
+
+
+def test_a_product_page_drops_its_reviews_section() -> None:
+    html = f"""<head>{PRODUCT_LD}</head><body><div class="pdp"><h1>Lamp</h1>
+      <p>{PARA}</p><p>{PARA}</p><p>{PARA}</p>
+      <div><h2>Customer reviews</h2><p>Great lamp, five stars, would buy again.</p></div>
+      </div></body>"""
+    text = main_text(html)
+    assert "Plenty of words" in text
+    assert "Great lamp" not in text
+
+
+def test_a_product_page_drops_price_and_cart_blocks() -> None:
+    html = f"""<body><div itemscope itemtype="https://schema.org/Product"><h1>Lamp</h1>
+      <p>{PARA}</p><div class="product-price">$49.00 Was $59.00</div>
+      <div class="add-to-cart"><label>Quantity</label></div><p>{PARA}</p></div></body>"""
+    text = main_text(html)
+    assert "Plenty of words" in text
+    assert "$49.00" not in text and "Quantity" not in text
+
+
+def test_price_blocks_stay_on_other_pages() -> None:
+    html = f"""<body><div class="post"><h1>Pricing</h1><p>{PARA}</p>
+      <div class="price">Our plan costs $49.00 a month.</div></div></body>"""
+    assert "$49.00" in main_text(html)
