@@ -10,17 +10,51 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import threading
 from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
 
+import pytest
+
 from tests.conftest import TrawlServer
+from tests.integration.test_webhooks import Receiver, eventually
 from tests.site import Response, Site, SiteFactory, SiteHandler
+from tests.store import pgdb
 
 HTML = "text/html; charset=utf-8"
 LAST_MODIFIED = formatdate(1_700_000_000, usegmt=True)
+MakeServer = Callable[..., Awaitable[TrawlServer]]
+
+
+@pytest.fixture(scope="module")
+def pg_url() -> Iterator[str]:
+    reason = pgdb.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    url = pgdb.create_database("trawl_recrawl")
+    yield url
+    pgdb.drop_database(url)
+
+
+@pytest.fixture
+def hook_receiver() -> Iterator[Receiver]:
+    receiver = Receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def trawl(request: pytest.FixtureRequest, make_server: MakeServer) -> TrawlServer:
+    """A Trawl server on each backend (SQLite file, fresh PostgreSQL schema)."""
+    if request.param == "sqlite":
+        return await make_server()
+    url: str = request.getfixturevalue("pg_url")
+    pgdb.reset_schema(url)
+    return await make_server(database_url=url)
 
 
 def page(title: str, text: str, links: tuple[str, ...] = (), nav: str = "Home") -> str:
@@ -209,3 +243,155 @@ async def test_recrawl_without_validators_classifies_by_content(
     assert s.not_modified == Counter()
     assert s.full == Counter({path: 1 for path in ("/", "/a", "/b", "/c", "/h", "/e")})
     assert not any(item.get("not_modified") for item in pages.values())
+
+
+async def test_recrawl_overrides_and_pages_no_longer_reached(
+    trawl: TrawlServer, site_factory: SiteFactory
+) -> None:
+    s = changing_site(site_factory, honour=True)
+    # The override excludes B and C: not reached by the recrawl, they are reported removed
+    # (as skipped results, not fetched). `changes` asks for diffs.
+    overrides = {
+        "exclude": [".*/[bc]$"],
+        "formats": ["metadata", "text", "links", "changes"],
+    }
+    first, done = await crawl_twice(trawl, s, overrides)
+    assert done["request"]["exclude"] == [".*/[bc]$"]
+    assert done["request"]["max_depth"] == 1  # the rest comes from the previous request
+    pages = by_url(await trawl.results(done["id"]))
+    expected = dict(EXPECTED, **{"/b": "removed", "/c": "removed"})
+    assert {url: item["change"] for url, item in pages.items()} == {
+        s.url(path): change for path, change in expected.items()
+    }
+    assert done["stats"]["changes"] == {"new": 1, "changed": 1, "unchanged": 2, "removed": 4}
+    assert s.full["/b"] == s.full["/c"] == s.not_modified["/b"] == 0
+    gone = pages[s.url("/b")]
+    assert gone["error"]["code"] == "not_reached"
+    assert gone["title"] == "B" and gone["status_code"] is None
+    assert gone["previous_fetched_at"] is not None and gone["fetched_at"] is not None
+    # The changed page has its diff; the others have none.
+    diff = pages[s.url("/a")]["changes"]
+    assert diff.startswith("--- ") and "\n+++ " in diff
+    assert "-Alpha, first edition." in diff
+    assert "+Alpha, second edition with more words." in diff
+    assert all(item.get("changes") is None for url, item in pages.items() if url != s.url("/a"))
+    # The formats changed, so nothing could be revalidated: no conditional requests.
+    assert s.conditional == []
+
+    # ?change= filters (with ?outcome= too), on both result routes.
+    changed = await trawl.results(done["id"], change="removed")
+    assert sorted(item["url"] for item in changed) == sorted(
+        s.url(p) for p in ("/b", "/c", "/d", "/g")
+    )
+    skipped = await trawl.results(done["id"], change="removed", outcome="skipped")
+    assert sorted(item["url"] for item in skipped) == [s.url("/b"), s.url("/c")]
+    response = await trawl.client.get(
+        f"/v1/jobs/{done['id']}/results.ndjson", params={"change": "new"}
+    )
+    assert response.status_code == 200
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert [line["url"] for line in lines] == [s.url("/e")]
+    # A plain job's results have no change: any filter finds nothing there.
+    assert await trawl.results(first["id"], change="unchanged") == []
+
+
+async def test_recrawl_of_a_recrawl_compares_with_the_one_before(
+    trawl: TrawlServer, site_factory: SiteFactory
+) -> None:
+    s = changing_site(site_factory, honour=True)
+    _, second = await crawl_twice(trawl, s)
+    s.set("/d", page("D", "Delta is back."))  # was 404: back, so new again
+    s.reset_counts()
+    third = await trawl.wait_job((await recrawl(trawl, second["id"]))["id"])
+    assert third["recrawl_of"] == second["id"]
+    pages = by_url(await trawl.results(third["id"]))
+    assert {url: item["change"] for url, item in pages.items()} == {
+        s.url("/"): "unchanged",
+        s.url("/a"): "unchanged",
+        s.url("/b"): "unchanged",
+        s.url("/c"): "unchanged",
+        s.url("/d"): "new",
+        s.url("/g"): "unchanged",  # gone then, still gone
+        s.url("/h"): "unchanged",
+        s.url("/e"): "unchanged",
+    }
+    # Everything that was a page last time was revalidated, and only D was downloaded
+    # (B and C's 304s in the second job carried their validators forward).
+    assert s.full == Counter({"/d": 1})
+    assert set(s.not_modified) == {"/", "/a", "/b", "/c", "/h", "/e"}
+
+
+async def test_job_changed_webhook(
+    trawl: TrawlServer, site_factory: SiteFactory, hook_receiver: Receiver
+) -> None:
+    receiver = hook_receiver
+    s = changing_site(site_factory, honour=True)
+    hook = {"url": receiver.url(), "events": ["job.changed", "job.completed"]}
+    first, done = await crawl_twice(trawl, s, webhook=hook)
+    deliveries = await eventually(lambda: len(receiver.accepted()) >= 3 and receiver.accepted())
+    assert [(d.event_type, d.json["job_id"]) for d in deliveries] == [
+        ("job.completed", first["id"]),
+        ("job.changed", done["id"]),
+        ("job.completed", done["id"]),
+    ]
+    changed = deliveries[1].json
+    assert changed["data"]["changes"] == done["stats"]["changes"]
+    assert changed["job"]["stats"]["changes"] == done["stats"]["changes"]
+    assert sorted((p["url"], p["change"]) for p in changed["data"]["pages"]) == sorted(
+        (s.url(path), change)
+        for path, change in EXPECTED.items()
+        if change in ("new", "changed", "removed")
+    )
+    assert deliveries[1].signed()
+
+    # Nothing changed since: a recrawl completes without job.changed.
+    s.reset_counts()
+    third = await trawl.wait_job((await recrawl(trawl, done["id"]))["id"])
+    assert third["stats"]["changes"]["unchanged"] == 8
+    await eventually(lambda: len(receiver.accepted()) >= 4)
+    assert [d.event_type for d in receiver.accepted() if d.json["job_id"] == third["id"]] == [
+        "job.completed"
+    ]
+
+
+async def test_recrawl_errors(trawl: TrawlServer, site_factory: SiteFactory) -> None:
+    s = changing_site(site_factory, honour=True)
+    first_version(s)
+    response = await trawl.client.post("/v1/jobs/no-such-job/recrawl")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/problem+json")
+    job = await trawl.submit({"url": s.url("/"), "max_depth": 1})
+    await trawl.wait_job(job["id"])
+    for body, field_name in [
+        ({"max_depth": "deep"}, "max_depth"),
+        ({"unknown": 1}, "unknown"),
+        ({"formats": ["pdf"]}, "formats[0]"),
+        ([1, 2], "body"),
+    ]:
+        response = await trawl.client.post(f"/v1/jobs/{job['id']}/recrawl", json=body)
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert [e["field"] for e in response.json()["errors"]] == [field_name]
+    response = await trawl.client.get(f"/v1/jobs/{job['id']}/results", params={"change": "x"})
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["change"]
+    response = await trawl.client.get(
+        f"/v1/jobs/{job['id']}/results.ndjson", params={"change": "x"}
+    )
+    assert response.status_code == 422
+    # An empty JSON body and no body at all both mean "no overrides".
+    again = await recrawl(trawl, job["id"], {})
+    assert again["request"] == job["request"]
+    assert again["stats"]["changes"] == {"new": 0, "changed": 0, "unchanged": 0, "removed": 0}
+    # A job still running cannot be recrawled yet.
+    response = await trawl.client.post(f"/v1/jobs/{again['id']}/recrawl")
+    if (await trawl.job(again["id"]))["status"] in ("queued", "running"):
+        assert response.status_code == 409, response.text
+    await trawl.wait_job(again["id"])
+    # The same Idempotency-Key replays the same recrawl.
+    headers = {"Idempotency-Key": "recrawl-1"}
+    one = await trawl.client.post(f"/v1/jobs/{job['id']}/recrawl", headers=headers)
+    two = await trawl.client.post(f"/v1/jobs/{job['id']}/recrawl", headers=headers)
+    assert one.status_code == two.status_code == 202
+    assert one.json()["id"] == two.json()["id"]
+    assert two.headers["idempotent-replayed"] == "true"
