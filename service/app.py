@@ -13,7 +13,7 @@ from sanic.config import Config
 from sanic_ext import Extend
 
 from service import errors
-from service.api import dashboard, docs, events, health, jobs, maps, results, scrape
+from service.api import dashboard, docs, events, health, jobs, maps, results, schedules, scrape
 from service.api.context import AppContext, TrawlApp
 from service.api.firecrawl import routes as firecrawl
 from service.api.security import RateLimiter, add_security_headers, authenticate
@@ -22,6 +22,7 @@ from service.progress import ProgressHub
 from service.retention import RetentionSweeper
 from service.runtime import Runtime, address_policy, fetch_options
 from service.settings import Settings
+from service.ticker import Clock
 
 __all__ = ["address_policy", "check_exposure", "create_app", "fetch_options"]
 
@@ -74,13 +75,16 @@ def _configure_sanic(config: Config, settings: Settings) -> None:
     )
 
 
-def create_app(settings: Settings | None = None, *, name: str | None = None) -> TrawlApp:
-    """Build the Sanic app; nothing is opened until the server starts."""
+def create_app(
+    settings: Settings | None = None, *, name: str | None = None, clock: Clock | None = None
+) -> TrawlApp:
+    """Build the Sanic app; nothing is opened until the server starts. `clock` is the
+    schedules' ticker's (tests move a fake one forward)."""
     settings = settings or Settings.from_env()
     check_exposure(settings)
     app: TrawlApp = Sanic(
         name or f"trawl{next(_app_numbers) or ''}",
-        ctx=AppContext(settings=settings),
+        ctx=AppContext(settings=settings, clock=clock),
         configure_logging=False,
     )
     _configure_sanic(app.config, settings)
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None, *, name: str | None = None) -> 
     app.blueprint(docs.bp)
     app.blueprint(scrape.bp)
     app.blueprint(maps.bp)
+    app.blueprint(schedules.bp)
     app.blueprint(dashboard.bp)
     app.blueprint(firecrawl.bp)
     app.ctx.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
@@ -111,6 +116,7 @@ async def _open(app: TrawlApp) -> None:
         settings,
         crawl=settings.role in ("all", "worker"),
         on_jobs_finished=context.completions.finished,
+        clock=context.clock,
     )
     context.runtime = runtime
     context.stop = runtime.stop
@@ -119,6 +125,7 @@ async def _open(app: TrawlApp) -> None:
     context.webhooks = runtime.webhooks
     context.fetcher = runtime.fetcher
     context.crawler = runtime.crawler
+    context.ticker = runtime.ticker
     try:
         context.progress = ProgressHub(runtime.store)
         context.progress.start()
@@ -167,6 +174,7 @@ async def _close(app: TrawlApp) -> None:
     context = app.ctx
     runtime, context.runtime = context.runtime, None
     context.crawler = context.fetcher = context.webhooks = None
+    context.ticker = None
     context.store = None
     if runtime is not None:
         await runtime.close()

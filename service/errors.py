@@ -4,6 +4,7 @@ TrawlError                  base; never shown to clients as-is
 ├── ConfigError             bad settings: the service refuses to start
 ├── StoreError              the database failed (after retries)
 │   └── StoreUnavailable    it cannot be written now (disk full, read-only): 503 to clients
+├── LimitReached            a per-key limit (schedules per key): 422 naming the field
 └── ApiError                carries an HTTP status; rendered as RFC 9457 problem+json
     ├── BadRequest          400
     ├── Refused             400 (an option that needs a browser or an LLM)
@@ -61,6 +62,14 @@ class StoreError(TrawlError):
 
 class StoreUnavailable(StoreError):
     """The database cannot be written right now (disk full, read-only or unreachable)."""
+
+
+class LimitReached(TrawlError):
+    """A per-key limit was reached."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class ApiError(TrawlError):
@@ -240,6 +249,8 @@ def to_api_error(exc: Exception) -> ApiError:
     """Map any exception to the ApiError a client should see."""
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, LimitReached):
+        return field_error(exc.field, exc.message)
     if isinstance(exc, StoreUnavailable):
         # Not this request's fault, and it passes: the crawl pauses and resumes by itself.
         return Overloaded(

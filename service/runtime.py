@@ -1,6 +1,7 @@
 """The composition root: every role opens and closes the same parts here, in one order.
 
     store -> loop-lag probe -> (crawl roles) webhooks -> parser pool -> fetcher -> crawler
+          -> schedules' ticker (service roles, not the CLI's embedded engine)
     (web role: store -> probe -> fetcher, for work done in a request such as a map)
 
 `Runtime.open(settings, ...)` opens them from one `Settings` (nothing re-reads the
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.crawl.fetcher import Fetcher, FetchOptions
 from service.metrics import LoopLagProbe
+from service.models import Job
 from service.network.guard import AddressPolicy, policy_for
 from service.settings import Settings
 from service.store import store_for
@@ -30,6 +32,7 @@ from service.store.base import Store
 if TYPE_CHECKING:
     from service.crawl.engine import Crawler
     from service.crawl.parsepool import ParsePool
+    from service.ticker import Clock, ScheduleTicker
     from service.webhooks.dispatcher import WebhookDispatcher
 
 logger = logging.getLogger(__name__)
@@ -74,6 +77,8 @@ class Runtime:
         self.parser: ParsePool | None = None
         self.webhooks: WebhookDispatcher | None = None
         self.crawler: Crawler | None = None
+        self.ticker: ScheduleTicker | None = None
+        self._ticker_task: asyncio.Task[None] | None = None
         self.probe: LoopLagProbe | None = None
         self.background: list[asyncio.Task[Any]] = []
         self._stack = contextlib.AsyncExitStack()
@@ -94,16 +99,25 @@ class Runtime:
         webhooks: bool = True,
         probe: bool = True,
         on_jobs_finished: Callable[[list[str]], None] | None = None,
+        schedules: bool | None = None,
+        clock: Clock | None = None,
     ) -> Runtime:
         """Open every part a role needs; on failure, close what was opened and re-raise.
 
         `crawl`: run the crawl engine here (all and worker roles, the embedded engine).
         `webhooks`: deliver webhook events from this process (with `crawl`).
+        `schedules`: fire due schedules from this process (with `crawl`; by default as
+        `webhooks`: a service process does, the CLI's embedded run does not), on `clock`.
         """
         runtime = cls(settings)
         try:
             await runtime._open(
-                crawl=crawl, webhooks=webhooks, probe=probe, on_jobs_finished=on_jobs_finished
+                crawl=crawl,
+                webhooks=webhooks,
+                probe=probe,
+                on_jobs_finished=on_jobs_finished,
+                schedules=webhooks if schedules is None else schedules,
+                clock=clock,
             )
         except BaseException:
             await runtime.close()
@@ -117,6 +131,8 @@ class Runtime:
         webhooks: bool,
         probe: bool,
         on_jobs_finished: Callable[[list[str]], None] | None,
+        schedules: bool,
+        clock: Clock | None,
     ) -> None:
         settings = self.settings
         stack = self._stack
@@ -156,6 +172,18 @@ class Runtime:
         )
         await crawler.start()
         self.crawler = crawler
+        if schedules:
+            from service.ticker import ScheduleTicker
+
+            self.ticker = ScheduleTicker(settings, store, clock=clock, on_job=self._job_started)
+            self._ticker_task = asyncio.create_task(self.ticker.run(self.stop))
+
+    def _job_started(self, job: Job) -> None:
+        """A schedule started a job here: the crawler and the webhooks look now."""
+        if self.crawler is not None:
+            self.crawler.notify_new_work()
+        if self.webhooks is not None:
+            self.webhooks.wake()
 
     async def drain(self) -> None:
         """Stop taking work; let the crawl, then the webhook deliveries, finish in time."""
@@ -165,6 +193,14 @@ class Runtime:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.grace_period
         self.stop.set()
+        if self._ticker_task is not None:
+            # First, so no run starts while the crawl drains; a run cut short stays
+            # pending in the database and is finished by the next leader.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(self._ticker_task), 5.0)
+            self._ticker_task.cancel()
+            await asyncio.gather(self._ticker_task, return_exceptions=True)
+            self._ticker_task = None
         if self.crawler is not None:
             await self.crawler.stop(self.settings.grace_period)
         if self.webhooks is not None:

@@ -80,6 +80,10 @@ class Settings:
     max_result_ttl: float = 0.0  # most a job's `retention` may ask for; 0 = no bound
     retention_interval: float = 30.0  # seconds between sweeps for expired jobs
 
+    # Schedules (service/schedules.py).
+    min_schedule_interval: float = 60.0  # seconds between two runs of a schedule, at least
+    max_schedules_per_key: int = 100
+
     # API.
     request_max_size: int = 1024 * 1024
     request_timeout: float = 15.0
@@ -195,6 +199,12 @@ class Settings:
             max_result_ttl=reader.duration("SCRAPER_MAX_RESULT_TTL", defaults.max_result_ttl),
             retention_interval=reader.number(
                 "SCRAPER_RETENTION_INTERVAL", defaults.retention_interval
+            ),
+            min_schedule_interval=reader.duration(
+                "SCRAPER_MIN_SCHEDULE_INTERVAL", defaults.min_schedule_interval
+            ),
+            max_schedules_per_key=reader.integer(
+                "SCRAPER_MAX_SCHEDULES_PER_KEY", defaults.max_schedules_per_key, minimum=0
             ),
             request_max_size=reader.integer(
                 "SCRAPER_REQUEST_MAX_SIZE", defaults.request_max_size, minimum=1024

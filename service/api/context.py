@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from service.progress import ProgressHub
     from service.retention import RetentionSweeper
     from service.runtime import Runtime
+    from service.ticker import Clock, ScheduleTicker
     from service.webhooks.dispatcher import WebhookDispatcher
 
 
@@ -48,6 +49,9 @@ class AppContext:
     background: list[asyncio.Task[Any]] = field(default_factory=list)
     stop: asyncio.Event | None = None
     runtime: Runtime | None = None  # what _open opened (service/runtime.py)
+    # Fires due schedules in this process (crawl roles); woken when a route changes one.
+    ticker: ScheduleTicker | None = None
+    clock: Clock | None = None  # the ticker's clock (tests inject one; None: the real one)
 
     async def pending_urls(self) -> int:
         """URLs waiting in the store, counted at most once a second (a count is a scan)."""

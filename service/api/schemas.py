@@ -227,3 +227,104 @@ RECRAWL_EXAMPLES: dict[str, dict[str, Any]] = {
         },
     },
 }
+
+
+class ScheduleIn(BaseModel):
+    """The body of `POST /v1/schedules` (give exactly one of `cron` and `every`)."""
+
+    job: JobRequest = Field(description="A job request, validated as `POST /v1/jobs` does")
+    cron: str | None = Field(
+        default=None,
+        description="Five cron fields (minute hour day month weekday) or @hourly/@daily/...",
+        examples=["0 6 * * *"],
+    )
+    every: str | int | None = Field(
+        default=None,
+        description="An interval: `30m`, `6h`, `1d` (or seconds); at least the server's "
+        "SCRAPER_MIN_SCHEDULE_INTERVAL. The first run is at once",
+        examples=["6h"],
+    )
+    timezone: str = Field(
+        default="UTC", description="IANA time zone the cron expression is read in"
+    )
+    name: str | None = Field(default=None, max_length=200)
+    paused: bool = Field(default=False, description="Create it paused")
+
+
+class SchedulePatch(BaseModel):
+    """The body of `PATCH /v1/schedules/{id}`: only the fields given change."""
+
+    job: JobRequest | None = None
+    cron: str | None = None
+    every: str | int | None = None
+    timezone: str | None = None
+    name: str | None = Field(default=None, max_length=200)
+    paused: bool | None = Field(default=None, description="true pauses, false resumes")
+
+
+class ScheduleRunOut(BaseModel):
+    """One tick of a schedule: the job it started, or why it was skipped."""
+
+    tick_at: str = Field(description="RFC 3339: when it was due")
+    fired_at: str = Field(description="RFC 3339: when it fired")
+    status: str = Field(
+        description="The job's status (queued, running, completed, ...), or `skipped`, "
+        "`failed`, `pending` (its job is being created)"
+    )
+    job_id: str | None
+    reason: str | None = Field(
+        description="Why it was skipped or failed: `previous_run_active`, `overloaded`, "
+        "`invalid_request: ...`"
+    )
+    missed: int = Field(description="Ticks passed over while no process ran (a catch-up run)")
+    stats: dict[str, Any] | None = Field(description="The job's stats")
+    changes: ChangeCounts | None = Field(
+        description="Pages by change against the previous run (recrawls), or null"
+    )
+
+
+class ScheduleOut(BaseModel):
+    """A schedule, as returned by every schedule route."""
+
+    id: str
+    name: str | None
+    job: JobRequest = Field(description="The job request each run submits")
+    cron: str | None
+    every: str | None = Field(description="The interval, like `6h`")
+    every_seconds: float | None
+    timezone: str
+    paused: bool
+    next_run_at: str | None = Field(description="RFC 3339; null while paused")
+    last_run_at: str | None = Field(description="RFC 3339")
+    last_job_id: str | None = Field(description="The job the last run started")
+    created_at: str = Field(description="RFC 3339")
+    updated_at: str = Field(description="RFC 3339")
+    runs: list[ScheduleRunOut] = Field(description="Recent runs, newest first")
+
+
+class ScheduleList(BaseModel):
+    items: list[ScheduleOut] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: end")
+
+
+SCHEDULE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "daily": {
+        "summary": "Recrawl a site every morning at 6, Paris time",
+        "value": {
+            "job": {"urls": ["https://example.com/"], "max_depth": 2, "formats": ["markdown"]},
+            "cron": "0 6 * * *",
+            "timezone": "Europe/Paris",
+            "name": "example.com docs",
+        },
+    },
+    "interval": {
+        "summary": "Check one page every 6 hours",
+        "value": {"job": {"url": "https://example.com/pricing"}, "every": "6h"},
+    },
+}
+
+SCHEDULE_PATCH_EXAMPLES: dict[str, dict[str, Any]] = {
+    "pause": {"summary": "Pause", "value": {"paused": True}},
+    "resume": {"summary": "Resume", "value": {"paused": False}},
+    "retime": {"summary": "Run hourly instead", "value": {"cron": "0 * * * *"}},
+}

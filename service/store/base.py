@@ -13,11 +13,14 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from service.changes import PageVersion, PreviousPage
 from service.models import Change, Job, JobStats, JobStatus, Outcome
 from service.spec import CrawlSpec, JobFacts, JobSpec, WebhookSpec
+
+if TYPE_CHECKING:
+    from service.store.schedules import ScheduleStore
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +124,7 @@ class Store(Protocol):
     # True when several processes claim from one frontier (PostgreSQL): claims must then
     # respect per-host limits across all of them.
     shared_frontier: bool
+    schedules: ScheduleStore  # schedules and their runs (store/schedules.py)
 
     async def open(self) -> None: ...
     async def close(self) -> None: ...

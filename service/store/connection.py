@@ -71,6 +71,11 @@ class Database(Protocol):
 
     async def try_lead(self, role: str) -> bool: ...
 
+    async def listen(self, channel: str, callback: Callable[[], None]) -> bool:
+        """Call `callback` whenever another process notifies `channel` (PostgreSQL
+        LISTEN); False where the dialect has no such thing (one SQLite process)."""
+        ...
+
     async def reclaim_space(self) -> None:
         """Hand space freed by deletions back to the filesystem (outside transactions)."""
         ...

@@ -69,6 +69,7 @@ from service.store.base import (
 from service.store.connection import Connection, Database, Row
 from service.store.frontier import PARKED, Candidate, pick, tag_links, weight_of
 from service.store.migrate import apply_migrations
+from service.store.schedules import ScheduleStore
 from service.urls import host_of
 
 _ACTIVE = ("queued", "running")
@@ -169,6 +170,7 @@ class SQLStore:
         self.db = db
         self.q = db.queries
         self.shared_frontier = db.shared_frontier
+        self.schedules = ScheduleStore(db)
         self.applied_migrations: list[str] = []  # by this instance's open(), for tests
         self._next_expiry = 0.0  # monotonic time of the next sweep for expired claims
 

@@ -98,6 +98,7 @@ class PostgresDatabase:
         self._command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
         self._leader: dict[str, asyncpg.Connection] = {}  # role -> connection holding its lock
+        self._listeners: list[asyncpg.Connection] = []  # one connection per LISTEN
 
     async def open(self) -> None:
         try:
@@ -112,10 +113,11 @@ class PostgresDatabase:
             raise StoreError(f"cannot connect to PostgreSQL: {exc}") from exc
 
     async def close(self) -> None:
-        for conn in self._leader.values():
+        for conn in [*self._leader.values(), *self._listeners]:
             with contextlib.suppress(Exception):
                 await conn.close()
         self._leader.clear()
+        self._listeners.clear()
         pool, self._pool = self._pool, None
         if pool is not None:
             await pool.close()
@@ -197,6 +199,18 @@ class PostgresDatabase:
             await conn.close()
             return False
         self._leader[role] = conn
+        return True
+
+    async def listen(self, channel: str, callback: Callable[[], None]) -> bool:
+        """LISTEN on a connection of its own (notifications arrive between queries, so
+        not on a pooled one). If it drops, notifications stop: listeners poll too."""
+        try:
+            conn = await asyncpg.connect(self.database_url, server_settings=_SERVER_SETTINGS)
+            await conn.add_listener(channel, lambda *_: callback())
+        except _DATABASE_ERRORS as exc:
+            logger.warning("cannot LISTEN on %s: %s", channel, exc)
+            return False
+        self._listeners.append(conn)
         return True
 
 

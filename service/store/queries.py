@@ -105,6 +105,26 @@ class Queries:
     due_events: str
     event_delivered: str
     event_failed: str
+    # schedules (store/schedules.py)
+    schedule_count: str
+    lock_schedule_owner: str
+    insert_schedule: str
+    schedule: str
+    schedule_of_owner: str
+    lock_schedule_of_owner: str
+    list_schedules: str
+    update_schedule: str
+    delete_schedule: str
+    next_schedule_due: str
+    due_schedules: str
+    claim_tick: str
+    insert_run: str
+    set_run: str
+    set_last_job: str
+    pending_runs: str
+    recent_runs: str
+    prune_runs: str
+    notify_schedules: str
 
 
 def parse_queries(text: str) -> dict[str, str]:

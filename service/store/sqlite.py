@@ -232,6 +232,10 @@ class SQLiteDatabase:
         """One process owns the file, so it always leads."""
         return True
 
+    async def listen(self, channel: str, callback: Callable[[], None]) -> bool:
+        """One process owns the file: nobody else changes it, so nothing to listen to."""
+        return False
+
     async def reclaim_space(self) -> None:
         """Free pages back to the filesystem, a slice per write transaction."""
         while True:

@@ -470,3 +470,98 @@ DELETE FROM outbox WHERE job_id = $1 AND delivered_at IS NOT NULL
 
 -- name: delete_job
 DELETE FROM jobs WHERE id = $1
+
+-- name: schedule_count
+-- Schedules (store/schedules.py). A key's schedules, counted against its cap.
+SELECT count(*) FROM schedules WHERE owner = $1
+
+-- name: lock_schedule_owner
+-- Serialises creations of one key's schedules, so the count and the insert cannot
+-- interleave with another process's.
+SELECT pg_advisory_xact_lock(hashtext('trawl:schedules:' || $1))
+
+-- name: insert_schedule
+INSERT INTO schedules (id, owner, name, request, cron, every_seconds, timezone, paused,
+                       anchor_at, next_run_at, created_at, updated_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)
+
+-- name: schedule
+SELECT seq, id, owner, name, request, cron, every_seconds, timezone, paused, anchor_at,
+       next_run_at, last_run_at, last_job_id, base_job_id, created_at, updated_at
+FROM schedules WHERE id = $1
+
+-- name: schedule_of_owner
+SELECT seq, id, owner, name, request, cron, every_seconds, timezone, paused, anchor_at,
+       next_run_at, last_run_at, last_job_id, base_job_id, created_at, updated_at
+FROM schedules WHERE id = $1 AND owner = $2
+
+-- name: lock_schedule_of_owner
+SELECT seq, id, owner, name, request, cron, every_seconds, timezone, paused, anchor_at,
+       next_run_at, last_run_at, last_job_id, base_job_id, created_at, updated_at
+FROM schedules WHERE id = $1 AND owner = $2 FOR UPDATE
+
+-- name: list_schedules
+SELECT seq, id, owner, name, request, cron, every_seconds, timezone, paused, anchor_at,
+       next_run_at, last_run_at, last_job_id, base_job_id, created_at, updated_at
+FROM schedules WHERE owner = $1 AND ($2::bigint IS NULL OR seq < $2)
+ORDER BY seq DESC LIMIT $3
+
+-- name: update_schedule
+UPDATE schedules SET name = $2, request = $3, cron = $4, every_seconds = $5, timezone = $6,
+    paused = $7, anchor_at = $8, next_run_at = $9, updated_at = $10,
+    base_job_id = $11
+WHERE id = $1
+
+-- name: delete_schedule
+DELETE FROM schedules WHERE id = $1 AND owner = $2
+
+-- name: next_schedule_due
+SELECT min(next_run_at) FROM schedules WHERE next_run_at IS NOT NULL
+
+-- name: due_schedules
+SELECT seq, id, owner, name, request, cron, every_seconds, timezone, paused, anchor_at,
+       next_run_at, last_run_at, last_job_id, base_job_id, created_at, updated_at
+FROM schedules WHERE next_run_at IS NOT NULL AND next_run_at <= $1
+ORDER BY next_run_at LIMIT $2
+
+-- name: claim_tick
+-- Firing is idempotent in the database: only the caller that read next_run_at = $2 moves
+-- it on, so two processes (even two that both believe they lead) cannot fire one tick.
+UPDATE schedules SET next_run_at = $3, last_run_at = $4
+WHERE id = $1 AND next_run_at = $2
+RETURNING seq
+
+-- name: insert_run
+INSERT INTO schedule_runs (schedule_id, tick_at, fired_at, state, missed, job_id, reason)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
+ON CONFLICT (schedule_id, tick_at) DO NOTHING
+RETURNING id
+
+-- name: set_run
+UPDATE schedule_runs SET state = $2, job_id = $3, reason = $4 WHERE id = $1
+
+-- name: set_last_job
+UPDATE schedules SET last_job_id = $2, base_job_id = $2 WHERE id = $1
+
+-- name: pending_runs
+-- Runs claimed but whose job was not recorded (the process stopped in between); older
+-- than $1 so that a run being started right now is left to its process.
+SELECT r.id, r.schedule_id, r.tick_at, r.missed FROM schedule_runs r
+WHERE r.state = 'pending' AND r.fired_at <= $1 ORDER BY r.id LIMIT $2
+
+-- name: recent_runs
+-- The last $2 runs of each schedule, newest first.
+SELECT schedule_id, id, tick_at, fired_at, state, job_id, reason, missed FROM (
+    SELECT r.*, row_number() OVER (PARTITION BY r.schedule_id ORDER BY r.id DESC) AS nth
+    FROM schedule_runs r WHERE r.schedule_id = ANY($1::text[])
+) recent WHERE nth <= $2 ORDER BY schedule_id, id DESC
+
+-- name: prune_runs
+-- Keep a schedule's newest $2 runs.
+DELETE FROM schedule_runs WHERE schedule_id = $1 AND id < (
+    SELECT min(id) FROM (SELECT id FROM schedule_runs WHERE schedule_id = $1
+                         ORDER BY id DESC LIMIT $2) newest)
+
+-- name: notify_schedules
+-- Wakes the other processes' tickers (delivered when the transaction commits).
+SELECT pg_notify('trawl_schedules', $1)
