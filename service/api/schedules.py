@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 from sanic import Blueprint, Request
-from sanic.response import HTTPResponse, empty
+from sanic.response import HTTPResponse
 from sanic.response import json as json_response
 
 from service.api import openapi, schemas
@@ -217,13 +217,19 @@ async def update_schedule(request: Request, schedule_id: str) -> HTTPResponse:
 @openapi.operation(
     "delete_schedule",
     summary="Delete a schedule and its run history (its jobs stay)",
+    description="Answers the schedule as it was last; afterwards it is a 404.",
     path=SCHEDULE_ID,
-    responses={204: openapi.Reply(description="Deleted")},
+    responses={200: openapi.json(schemas.ScheduleOut, "The schedule, as it was")},
     problems=(404, 503),
 )
 async def delete_schedule(request: Request, schedule_id: str) -> HTTPResponse:
     app = ctx(request)
-    if not await app.db.schedules.delete(schedule_id, owner_of(request)):
+    owner = owner_of(request)
+    schedule = await app.db.schedules.get(schedule_id, owner)
+    if schedule is None:
+        raise unknown_schedule(schedule_id)
+    (body,) = await render(app, [schedule])
+    if not await app.db.schedules.delete(schedule_id, owner):
         raise unknown_schedule(schedule_id)
     _changed(app)
-    return empty()
+    return json_response(body)

@@ -62,7 +62,7 @@ async def test_create_read_list_delete(api: TrawlServer) -> None:
     assert listed.json()["next_cursor"] is None
 
     deleted = await api.client.delete(f"/v1/schedules/{body['id']}")
-    assert deleted.status_code == 204 and deleted.content == b""
+    assert deleted.status_code == 200 and deleted.json()["id"] == body["id"]
     assert_problem(await api.client.get(f"/v1/schedules/{body['id']}"), 404)
     assert_problem(await api.client.delete(f"/v1/schedules/{body['id']}"), 404)
     assert_problem(await patch(api, body["id"], {"paused": True}), 404)
