@@ -159,7 +159,7 @@
   function needKey(message) {
     keyWanted = true;
     stopAll();
-    for (const id of ["jobs-view", "job-view"]) show(id, false);
+    for (const id of ["jobs-view", "job-view", "schedules-view"]) show(id, false);
     show("key-gate", true);
     const error = $("key-error");
     error.textContent = message || "";
@@ -198,6 +198,8 @@
     list.timer = null;
     if (view.stop) view.stop();
     view.stop = null;
+    if (schedules.timer) clearInterval(schedules.timer);
+    schedules.timer = null;
   }
 
   async function loadJobs(more) {
@@ -336,6 +338,11 @@
       ["Skipped", s.pages_skipped], ["Queued", s.pages_queued], ["Pages/s", fmtRate(rate(job))],
       ["Duration", fmtDuration(elapsed(job))],
     ];
+    if (s.changes) {
+      // A recrawl: its pages counted by change against the previous job.
+      items.push(["New", s.changes.new], ["Changed", s.changes.changed],
+        ["Unchanged", s.changes.unchanged], ["Removed", s.changes.removed]);
+    }
     $("job-stats").replaceChildren(...items.map(([label, value]) =>
       el("div", {}, el("dt", { text: label }), el("dd", { text: String(value) }))));
     const error = $("job-error");
@@ -529,16 +536,142 @@
     }, () => view.job && FINAL.has(view.job.status));
   }
 
+  // -- schedules -------------------------------------------------------------------------
+
+  const schedules = { items: [], cursor: null, timer: null };
+
+  function changeCounts(changes) {
+    if (!changes) return null;
+    return el("span", { class: "changes", title: "new / changed / unchanged / removed" },
+      el("b", { class: "new", text: `+${changes.new}` }),
+      el("b", { class: "changed", text: `~${changes.changed}` }),
+      el("b", { class: "unchanged", text: `=${changes.unchanged}` }),
+      el("b", { class: "removed", text: `−${changes.removed}` }));
+  }
+
+  function runLine(run) {
+    const when = fmtTime(run.fired_at);
+    const badge = run.job_id
+      ? el("a", { href: `#/jobs/${encodeURIComponent(run.job_id)}`, class: `badge ${run.status}`, text: run.status })
+      : el("span", { class: `badge ${run.status}`, title: run.reason || "", text: run.status });
+    const note = run.missed ? el("span", { class: "muted small", text: `catch-up for ${run.missed + 1} ticks` })
+      : run.reason ? el("span", { class: "muted small", text: run.reason }) : null;
+    return el("div", { class: "run", "data-run": run.tick_at }, badge, changeCounts(run.changes),
+      el("span", { class: "muted small", text: when }), note);
+  }
+
+  function scheduleRow(item) {
+    const url = ((item.job && item.job.urls) || [""])[0];
+    const repeats = item.cron ? `cron ${item.cron}` : `every ${item.every}`;
+    const zone = item.timezone && item.timezone !== "UTC" ? ` (${item.timezone})` : "";
+    const toggle = el("button", {
+      type: "button", class: "secondary", text: item.paused ? "Resume" : "Pause",
+      onclick: () => changeSchedule(item.id, { paused: !item.paused }),
+    });
+    const remove = el("button", {
+      type: "button", class: "danger", text: "Delete",
+      onclick: () => deleteSchedule(item.id),
+    });
+    return el("tr", { "data-schedule": item.id },
+      el("td", { title: url }, el("div", { text: item.name || url }),
+        item.name ? el("div", { class: "muted small", text: url }) : null),
+      el("td", { text: repeats + zone }),
+      el("td", {}, item.paused ? el("span", { class: "badge paused", text: "paused" })
+        : el("span", { class: "next-run", text: fmtTime(item.next_run_at) })),
+      el("td", {}, item.runs.length
+        ? el("div", { class: "runs" }, ...item.runs.slice(0, 5).map(runLine))
+        : el("span", { class: "muted small", text: "no runs yet" })),
+      el("td", { class: "actions" }, toggle, remove),
+    );
+  }
+
+  function renderSchedules() {
+    $("schedules-body").replaceChildren(...schedules.items.map(scheduleRow));
+    show("schedules-empty", schedules.items.length === 0);
+    show("schedules-more", Boolean(schedules.cursor));
+  }
+
+  async function loadSchedules(more) {
+    const params = new URLSearchParams({ limit: String(PAGE_SIZE) });
+    if (more && schedules.cursor) params.set("cursor", schedules.cursor);
+    const page = await api("GET", `/v1/schedules?${params}`);
+    schedules.items = more ? schedules.items.concat(page.items) : page.items;
+    schedules.cursor = page.next_cursor;
+    renderSchedules();
+  }
+
+  async function changeSchedule(id, body) {
+    try {
+      await api("PATCH", `/v1/schedules/${encodeURIComponent(id)}`, body);
+      await loadSchedules(false);
+    } catch (error) { report("schedules-error")(error); }
+  }
+
+  async function deleteSchedule(id) {
+    try {
+      await api("DELETE", `/v1/schedules/${encodeURIComponent(id)}`);
+      await loadSchedules(false);
+    } catch (error) { report("schedules-error")(error); }
+  }
+
+  $("schedules-more").addEventListener("click", () => loadSchedules(true).catch(report("schedules-error")));
+
+  $("schedule-form").elements.kind.addEventListener("change", (event) => {
+    const when = event.target.form.elements.when;
+    when.value = event.target.value === "cron" ? "0 6 * * *" : "6h";
+  });
+
+  $("schedule-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const error = $("schedule-error");
+    error.hidden = true;
+    const body = {
+      job: {
+        url: form.elements.url.value.trim(),
+        max_depth: Number(form.elements.max_depth.value || 0),
+        max_pages: Number(form.elements.max_pages.value || 100),
+      },
+      [form.elements.kind.value]: form.elements.when.value.trim(),
+      timezone: form.elements.timezone.value.trim() || "UTC",
+    };
+    const name = form.elements.name.value.trim();
+    if (name) body.name = name;
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      await api("POST", "/v1/schedules", body);
+      form.elements.url.value = "";
+      form.elements.name.value = "";
+      await loadSchedules(false);
+    } catch (failure) {
+      if (failure instanceof ApiError && failure.status === 401) return;
+      const fields = (failure.problem && failure.problem.errors) || [];
+      error.textContent = fields.length
+        ? fields.map((f) => `${f.field}: ${f.message}`).join("\n")
+        : failure.message;
+      error.hidden = false;
+    } finally {
+      button.disabled = false;
+    }
+  });
+
   // -- routing ---------------------------------------------------------------------------
 
   async function route() {
     stopAll();
     if (keyWanted) return;
     const match = location.hash.match(/^#\/jobs\/([^/]+)$/);
+    const onSchedules = location.hash === "#/schedules";
     show("job-view", Boolean(match));
-    show("jobs-view", !match);
+    show("schedules-view", onSchedules);
+    show("jobs-view", !match && !onSchedules);
     try {
-      if (match) {
+      if (onSchedules) {
+        await loadSchedules(false);
+        // Runs happen on the server's clock: refresh to show them (and next run times).
+        schedules.timer = setInterval(() => loadSchedules(false).catch(() => {}), 3000);
+      } else if (match) {
         await openJob(decodeURIComponent(match[1]));
       } else {
         await loadJobs(false);
