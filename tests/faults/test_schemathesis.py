@@ -116,15 +116,24 @@ def test_no_request_gets_a_server_error(
         )
         assert created.status_code == 202, created.text
         existing = {"job_id": created.json()["id"]}
+        # And a schedule, for /v1/schedules/{schedule_id} (a DELETE case may remove it).
+        schedule = session.post(
+            f"{live_service.base_url}/v1/schedules",
+            json={"job": {"url": "http://example.invalid/"}, "every": "1d"},
+        )
+        assert schedule.status_code == 201, schedule.text
+        existing_schedule = {"schedule_id": schedule.json()["id"]}
         for result in api_schema.get_all_operations():
             assert isinstance(result, Ok), f"schemathesis cannot use an operation: {result.err()}"
             operation = result.ok()
             variants: list[dict[str, str] | None] = [None]
             if "{job_id}" in operation.path:
                 variants.append(existing)
+            if "{schedule_id}" in operation.path:
+                variants.append(existing_schedule)
             for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
                 for path_parameters in variants:
-                    where = ", existing job" if path_parameters else ""
+                    where = f", existing {next(iter(path_parameters))}" if path_parameters else ""
                     label = f"{operation.label} [{mode.value}{where}]"
                     try:
                         fuzz(operation, mode, session, path_parameters)
