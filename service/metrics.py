@@ -44,6 +44,18 @@ IN_FLIGHT = Gauge("trawl_fetches_in_flight", "Fetches in progress", registry=REG
 WEBHOOKS = Counter(
     "trawl_webhook_deliveries_total", "Webhook delivery attempts", ["result"], registry=REGISTRY
 )
+SCHEDULE_RUNS = Counter(
+    "trawl_schedule_runs_total",
+    "Schedule ticks fired by this process, by what became of them",
+    ["state"],
+    registry=REGISTRY,
+)
+SCHEDULE_LATENESS = Histogram(
+    "trawl_schedule_lateness_seconds",
+    "How long after its tick a schedule fired (catch-up runs excluded)",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 30.0),
+    registry=REGISTRY,
+)
 LOOP_LAG = Histogram(
     "trawl_event_loop_lag_seconds",
     "How late a 10 ms sleep wakes up: the event loop's responsiveness",

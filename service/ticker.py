@@ -17,7 +17,8 @@ A tick fires one run:
 
 - skipped (and recorded so) if the schedule's previous job is still queued or running,
   or the crawl backlog is full;
-- else a job: a recrawl of the previous run's job, or a plain job for the first run;
+- else a job: a recrawl of the previous run's job (`store_recrawl`, what POST
+  /v1/jobs/{id}/recrawl stores), or a plain job (`store_job`) for the first run;
 - however many ticks passed while no process ran (downtime), they make one catch-up run
   (`missed` counts the others) and `next_run_at` moves to the next tick in the future.
 
@@ -33,7 +34,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from service.errors import StoreUnavailable, ValidationFailed
+from croniter import CroniterError
+
+from service import metrics
+from service.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
 from service.models import Job, parse_job_request
 from service.schedules import (
     ACTIVE_STATUSES,
@@ -47,7 +51,7 @@ from service.schedules import (
 from service.settings import Settings
 from service.store.base import IdempotencyConflict, Store
 from service.store.schedules import PendingRun
-from service.submission import limits_of, store_job
+from service.submission import limits_of, store_job, store_recrawl
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +111,7 @@ class ScheduleTicker:
         self._recovered = False
         self.passes = 0  # completed passes over the due schedules (tests wait on it)
         self.leading = False
+        self._next_lead_ask = 0.0  # monotonic time a non-leader asks for the lead again
 
     def wake(self) -> None:
         """A schedule changed: look at the due times again now."""
@@ -147,14 +152,29 @@ class ScheduleTicker:
         """One pass: fire whatever is due; the seconds until the next look."""
         now = self.clock.now()
         try:
+            # A non-leader asks again only every LEAD_RETRY seconds (each ask may open a
+            # connection), however often it is woken.
+            if not self.leading and time.monotonic() < self._next_lead_ask:
+                return self._next_lead_ask - time.monotonic()
             self.leading = await self._lead()
             if not self.leading:
                 self._recovered = False
+                self._next_lead_ask = time.monotonic() + LEAD_RETRY
                 return LEAD_RETRY
             await self._recover(now)
             due = await self.store.schedules.due(now, BATCH)
+            failed = False
             for schedule in due:
-                await self.fire(schedule, now)
+                try:
+                    await self.fire(schedule, now)
+                except (asyncio.CancelledError, StoreUnavailable):
+                    raise
+                except Exception:
+                    # One schedule's trouble must not hold the others back (nor spin).
+                    logger.exception("schedule %s: firing failed", schedule.id)
+                    failed = True
+            if failed:
+                return ERROR_RETRY
             if len(due) == BATCH:
                 return 0.0
             upcoming = await self.store.schedules.next_due()
@@ -171,14 +191,20 @@ class ScheduleTicker:
         if tick is None or tick > now:
             return None
         timing = schedule.timing
+        try:
+            following: float | None = timing.next_after(max(now, tick))
+        except (CroniterError, StopIteration):
+            following = None  # no date matches any more: this is its last run
         run = await self.store.schedules.claim(
             schedule,
-            next_run_at=timing.next_after(max(now, tick)),
+            next_run_at=following,
             now=now,
-            missed=timing.ticks_between(tick, now),
+            missed=timing.ticks_between(tick, now) if following is not None else 0,
         )
         if run is None:
             return None
+        if not run.missed:
+            metrics.SCHEDULE_LATENESS.observe(max(0.0, now - tick))
         if run.missed:
             logger.info(
                 "schedule %s: one catch-up run for %d missed ticks",
@@ -191,11 +217,10 @@ class ScheduleTicker:
 
     async def _start(self, schedule: Schedule, run: ScheduleRun | PendingRun) -> None:
         """Skip the run, or start its job; record which."""
-        runs = self.store.schedules
         if schedule.last_job_id is not None:
             previous = await self.store.get_job(schedule.last_job_id, schedule.owner)
             if previous is not None and previous.status in ACTIVE_STATUSES:
-                await runs.finish(run, state=RunState.SKIPPED, reason=PREVIOUS_RUN_ACTIVE)
+                await self._finish(run, state=RunState.SKIPPED, reason=PREVIOUS_RUN_ACTIVE)
                 logger.info(
                     "schedule %s: run skipped, job %s still %s",
                     schedule.id,
@@ -205,16 +230,20 @@ class ScheduleTicker:
                 )
                 return
         if await self.store.pending_count() >= self.settings.max_pending_urls:
-            await runs.finish(run, state=RunState.SKIPPED, reason=OVERLOADED)
+            await self._finish(run, state=RunState.SKIPPED, reason=OVERLOADED)
             return
         try:
             job = await self._launch(schedule, run.tick_at)
+        except Conflict:
+            # The previous job is not final after all (raced with the check above).
+            await self._finish(run, state=RunState.SKIPPED, reason=PREVIOUS_RUN_ACTIVE)
+            return
         except (ValidationFailed, IdempotencyConflict) as exc:
             reason = f"{INVALID_REQUEST}: {exc}"[:500]
-            await runs.finish(run, state=RunState.FAILED, reason=reason)
+            await self._finish(run, state=RunState.FAILED, reason=reason)
             logger.warning("schedule %s: run failed: %s", schedule.id, exc)
             return
-        await runs.finish(run, state=RunState.STARTED, job_id=job.id)
+        await self._finish(run, state=RunState.STARTED, job_id=job.id)
         logger.info(
             "schedule %s: started job %s",
             schedule.id,
@@ -224,27 +253,48 @@ class ScheduleTicker:
         if self._on_job is not None:
             self._on_job(job)
 
+    async def _finish(
+        self,
+        run: ScheduleRun | PendingRun,
+        *,
+        state: str,
+        job_id: str | None = None,
+        reason: str | None = None,
+    ) -> None:
+        await self.store.schedules.finish(run, state=state, job_id=job_id, reason=reason)
+        metrics.SCHEDULE_RUNS.labels(state=state).inc()
+
     async def _launch(self, schedule: Schedule, tick: float) -> Job:
-        """The tick's job, through the same submission path as POST /v1/jobs."""
+        """The tick's job: a recrawl of the previous run's job (as POST
+        /v1/jobs/{id}/recrawl makes it), or a plain job (as POST /v1/jobs) for the first
+        run, after a PATCH of the job, or when the previous job is gone (retention)."""
         settings = self.settings
+        owner = schedule.owner or None
+        key = idempotency_key(schedule.id, tick)
+        if schedule.base_job_id is not None:
+            try:
+                job, _ = await store_recrawl(
+                    self.store, settings, schedule.base_job_id, None, owner=owner, key=key
+                )
+                return job
+            except NotFound:
+                logger.info(
+                    "schedule %s: job %s is gone; this run is a plain job",
+                    schedule.id,
+                    schedule.base_job_id,
+                    extra={"schedule_id": schedule.id},
+                )
         # Validated again: the server's caps may have changed since the schedule was made.
         job_request = parse_job_request(schedule.request, limits_of(settings))
-        job, _ = await store_job(
-            self.store,
-            settings,
-            job_request,
-            owner=schedule.owner or None,
-            key=idempotency_key(schedule.id, tick),
-        )
+        job, _ = await store_job(self.store, settings, job_request, owner=owner, key=key)
         return job
 
     async def _recover(self, now: float) -> None:
-        """Finish runs a stopped process claimed but did not start (at most once a pass;
-        on SQLite at start every pending run is an earlier process's)."""
+        """Finish runs a stopped process (or a failed start) left pending: those pending
+        for RECOVER_AFTER, and at start on SQLite every one (they are an earlier
+        process's: one process owns the file)."""
         private = not self.store.shared_frontier
         fired_before = now if private and not self._recovered else now - RECOVER_AFTER
-        if private and self._recovered:
-            return
         self._recovered = True
         for pending in await self.store.schedules.pending_runs(fired_before):
             schedule = await self.store.schedules.get_any(pending.schedule_id)
@@ -253,6 +303,6 @@ class ScheduleTicker:
             key = idempotency_key(schedule.id, pending.tick_at)
             job_id = await self.store.schedules.job_by_key(schedule.owner, key)
             if job_id is not None:
-                await self.store.schedules.finish(pending, state=RunState.STARTED, job_id=job_id)
+                await self._finish(pending, state=RunState.STARTED, job_id=job_id)
             else:
                 await self._start(schedule, pending)

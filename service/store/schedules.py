@@ -176,7 +176,7 @@ class ScheduleStore:
         return [Schedule.from_row(row) for row in rows]
 
     async def claim(
-        self, schedule: Schedule, *, next_run_at: float, now: float, missed: int
+        self, schedule: Schedule, *, next_run_at: float | None, now: float, missed: int
     ) -> ScheduleRun | None:
         """Fire the schedule's due tick: move next_run_at on and add a pending run, or
         None if another process (or an update) moved it first (see the module docstring)."""

@@ -310,3 +310,32 @@ async def test_schedules_fire_on_time_on_the_real_clock(tmp_path: Path, site: Si
         assert [round(b - a, 3) for a, b in itertools.pairwise(ticks)] == [2.0, 2.0]
     finally:
         await server.stop()
+
+
+async def test_each_run_recrawls_the_previous_one_and_counts_its_changes(
+    tmp_path: Path, site_factory: Any
+) -> None:
+    site: Site = site_factory(pages=3, fanout=3)  # /, /p/0 and its leaves /p/1, /p/2
+    clock = FakeClock(start=1_800_000_000.0)
+    server = await start(tmp_path, clock)
+    try:
+        job = {"url": site.url("/"), "max_depth": 2, "formats": ["text"]}
+        body = await create(server, {"job": job, "every": "1h"})
+        first = (await wait_runs(server, body["id"], 1))["runs"][0]
+        assert first["status"] == "completed" and first["changes"] is None  # a plain job
+
+        site.add_page("/p/1", "<html><head><title>P1</title></head><body>Edited.</body></html>")
+        clock.advance(HOUR)
+        second = (await wait_runs(server, body["id"], 2))["runs"][0]
+        assert second["status"] == "completed"
+        assert second["changes"] == {"new": 0, "changed": 1, "unchanged": 3, "removed": 0}, second
+        recrawl = await server.job(second["job_id"])
+        assert recrawl["recrawl_of"] == first["job_id"]
+
+        site.add_page("/p/2", "gone", status=404)
+        clock.advance(HOUR)
+        third = (await wait_runs(server, body["id"], 3))["runs"][0]
+        assert (await server.job(third["job_id"]))["recrawl_of"] == second["job_id"]
+        assert third["changes"]["removed"] == 1 and third["changes"]["changed"] == 0, third
+    finally:
+        await server.stop()
