@@ -225,89 +225,53 @@ async def _errors(request: Request, job_id: str) -> HTTPResponse:
 
 _STATUS_RESPONSES = {200: openapi.json(fc.FcJobStatus, "Status and a page of documents")}
 _STATUS_PARAMS = (openapi.query("cursor", "From `next` of the previous page", type="string"),)
-
-
-@bp.get("/crawl/<job_id:str>")
-@openapi.operation(
-    "firecrawl_crawl_status",
-    tag=TAG,
-    summary="Firecrawl: crawl status and documents",
-    path=_JOB_ID,
-    responses=_STATUS_RESPONSES,
-    params=_STATUS_PARAMS,
-    problems=(400, 404),
-)
-async def crawl_status(request: Request, job_id: str) -> HTTPResponse:
-    return await _status(request, job_id, "crawl")
-
-
-@bp.get("/batch/scrape/<job_id:str>")
-@openapi.operation(
-    "firecrawl_batch_status",
-    tag=TAG,
-    summary="Firecrawl: batch scrape status and documents",
-    path=_JOB_ID,
-    responses=_STATUS_RESPONSES,
-    params=_STATUS_PARAMS,
-    problems=(400, 404),
-)
-async def batch_status(request: Request, job_id: str) -> HTTPResponse:
-    return await _status(request, job_id, "batch/scrape")
-
-
 _CANCEL_RESPONSES = {200: openapi.json(fc.FcCancelled, "Cancelled")}
+_ERRORS_RESPONSES = {200: openapi.json(fc.FcErrors, "The errors")}
 
 
-@bp.delete("/crawl/<job_id:str>")
-@openapi.operation(
-    "firecrawl_cancel_crawl",
-    tag=TAG,
-    summary="Firecrawl: cancel a crawl",
-    path=_JOB_ID,
-    responses=_CANCEL_RESPONSES,
-    problems=(404, 409),
-)
-async def cancel_crawl(request: Request, job_id: str) -> HTTPResponse:
-    return await _cancel(request, job_id)
+def _job_routes(kind: str, short: str, noun: str) -> None:
+    """A job kind's status, cancel and errors routes: `/v2/{kind}/<id>` (crawl, batch)."""
+
+    @bp.get(f"/{kind}/<job_id:str>", name=f"{short}_status")
+    @openapi.operation(
+        f"firecrawl_{short}_status",
+        tag=TAG,
+        summary=f"Firecrawl: {noun} status and documents",
+        path=_JOB_ID,
+        responses=_STATUS_RESPONSES,
+        params=_STATUS_PARAMS,
+        problems=(400, 404),
+    )
+    async def status(request: Request, job_id: str) -> HTTPResponse:
+        return await _status(request, job_id, kind)
+
+    @bp.delete(f"/{kind}/<job_id:str>", name=f"cancel_{short}")
+    @openapi.operation(
+        f"firecrawl_cancel_{short}",
+        tag=TAG,
+        summary=f"Firecrawl: cancel a {noun}",
+        path=_JOB_ID,
+        responses=_CANCEL_RESPONSES,
+        problems=(404, 409),
+    )
+    async def cancel_job(request: Request, job_id: str) -> HTTPResponse:
+        return await _cancel(request, job_id)
+
+    @bp.get(f"/{kind}/<job_id:str>/errors", name=f"{short}_errors")
+    @openapi.operation(
+        f"firecrawl_{short}_errors",
+        tag=TAG,
+        summary=f"Firecrawl: a {noun}'s failed and robots-blocked URLs",
+        path=_JOB_ID,
+        responses=_ERRORS_RESPONSES,
+        problems=(404,),
+    )
+    async def errors(request: Request, job_id: str) -> HTTPResponse:
+        return await _errors(request, job_id)
 
 
-@bp.delete("/batch/scrape/<job_id:str>")
-@openapi.operation(
-    "firecrawl_cancel_batch",
-    tag=TAG,
-    summary="Firecrawl: cancel a batch scrape",
-    path=_JOB_ID,
-    responses=_CANCEL_RESPONSES,
-    problems=(404, 409),
-)
-async def cancel_batch(request: Request, job_id: str) -> HTTPResponse:
-    return await _cancel(request, job_id)
-
-
-@bp.get("/crawl/<job_id:str>/errors")
-@openapi.operation(
-    "firecrawl_crawl_errors",
-    tag=TAG,
-    summary="Firecrawl: a crawl's failed and robots-blocked URLs",
-    path=_JOB_ID,
-    responses={200: openapi.json(fc.FcErrors, "The errors")},
-    problems=(404,),
-)
-async def crawl_errors(request: Request, job_id: str) -> HTTPResponse:
-    return await _errors(request, job_id)
-
-
-@bp.get("/batch/scrape/<job_id:str>/errors")
-@openapi.operation(
-    "firecrawl_batch_errors",
-    tag=TAG,
-    summary="Firecrawl: a batch scrape's failed and robots-blocked URLs",
-    path=_JOB_ID,
-    responses={200: openapi.json(fc.FcErrors, "The errors")},
-    problems=(404,),
-)
-async def batch_errors(request: Request, job_id: str) -> HTTPResponse:
-    return await _errors(request, job_id)
+_job_routes("crawl", "crawl", "crawl")
+_job_routes("batch/scrape", "batch", "batch scrape")
 
 
 @bp.post("/map")
