@@ -28,7 +28,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -36,6 +36,8 @@ FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 DEFAULT_TIMEOUT = 30.0
 # A caught-up reader of a running job's results asks again this often.
 RESULTS_POLL_SECONDS = 0.5
+
+T = TypeVar("T")
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -331,6 +333,74 @@ def _transport_error(exc: httpx.HTTPError) -> TransportError:
     return TransportError(f"{type(exc).__name__}: {exc}")
 
 
+# -- the calls, shared by both clients ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Call(Generic[T]):
+    """One API request as both clients send it, and how its JSON becomes the answer."""
+
+    method: str
+    path: str
+    parse: Callable[[Any], T]
+    options: dict[str, Any] = field(default_factory=dict)  # httpx request keywords
+
+
+def _submit_call(
+    urls: str | Sequence[str] | dict[str, Any], idempotency_key: str | None, options: Any
+) -> _Call[Job]:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    body = urls if isinstance(urls, dict) else job_request(urls, **options)
+    return _Call("POST", "/v1/jobs", Job.from_dict, {"json": body, "headers": headers})
+
+
+def _list_call(status: str | None, limit: int, cursor: str | None) -> _Call[JobList]:
+    params = {k: v for k, v in (("status", status), ("cursor", cursor)) if v}
+    return _Call("GET", "/v1/jobs", _job_list, {"params": {**params, "limit": limit}})
+
+
+def _job_list(data: dict[str, Any]) -> JobList:
+    return JobList(
+        items=[Job.from_dict(item) for item in data["items"]], next_cursor=data["next_cursor"]
+    )
+
+
+def _results_call(
+    job_id: str, limit: int, cursor: str | None, outcome: str | None
+) -> _Call[ResultPage]:
+    params: dict[str, Any] = {"limit": limit}
+    if cursor:
+        params["cursor"] = cursor
+    if outcome:
+        params["outcome"] = outcome
+    return _Call("GET", f"/v1/jobs/{job_id}/results", _result_page, {"params": params})
+
+
+def _scrape_call(
+    url: str, formats: Iterable[str] | None, timeout: float | None, options: Any
+) -> _Call[Page]:
+    body = {"url": url, **{k: v for k, v in options.items() if v is not None}}
+    if formats is not None:
+        body["formats"] = list(formats)
+    if timeout is not None:
+        body["timeout"] = timeout
+    wait = (timeout or DEFAULT_TIMEOUT) + 10
+    return _Call("POST", "/v1/scrape", Page.from_dict, {"json": body, "timeout": wait})
+
+
+def _map_call(url: str, options: Any) -> _Call[MapResult]:
+    body = {"url": url, **{k: v for k, v in options.items() if v is not None}}
+    return _Call("POST", "/v1/map", _map_result, {"json": body})
+
+
+def _events_headers(parser: _EventParser) -> dict[str, str]:
+    """An SSE request's headers, resuming after the last event seen."""
+    headers = {"Accept": "text/event-stream"}
+    if parser.last_id:
+        headers["Last-Event-ID"] = parser.last_id
+    return headers
+
+
 # -- the blocking client ------------------------------------------------------------------
 
 
@@ -370,6 +440,9 @@ class Client:
             raise _transport_error(exc) from exc
         return _json(response)
 
+    def _call(self, call: _Call[T]) -> T:
+        return call.parse(self._request(call.method, call.path, **call.options))
+
     def submit(
         self,
         urls: str | Sequence[str] | dict[str, Any],
@@ -381,9 +454,7 @@ class Client:
 
         `urls` may also be a whole request body (a dict), sent as it is.
         """
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = urls if isinstance(urls, dict) else job_request(urls, **options)
-        return Job.from_dict(self._request("POST", "/v1/jobs", json=body, headers=headers))
+        return self._call(_submit_call(urls, idempotency_key, options))
 
     def get(self, job_id: str) -> Job:
         return Job.from_dict(self._request("GET", f"/v1/jobs/{job_id}"))
@@ -391,11 +462,7 @@ class Client:
     def list_jobs(
         self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
     ) -> JobList:
-        params = {k: v for k, v in (("status", status), ("cursor", cursor)) if v}
-        data = self._request("GET", "/v1/jobs", params={**params, "limit": limit})
-        return JobList(
-            items=[Job.from_dict(item) for item in data["items"]], next_cursor=data["next_cursor"]
-        )
+        return self._call(_list_call(status, limit, cursor))
 
     def cancel(self, job_id: str) -> Job:
         return Job.from_dict(self._request("DELETE", f"/v1/jobs/{job_id}"))
@@ -408,12 +475,7 @@ class Client:
         cursor: str | None = None,
         outcome: str | None = None,
     ) -> ResultPage:
-        params: dict[str, Any] = {"limit": limit}
-        if cursor:
-            params["cursor"] = cursor
-        if outcome:
-            params["outcome"] = outcome
-        return _result_page(self._request("GET", f"/v1/jobs/{job_id}/results", params=params))
+        return self._call(_results_call(job_id, limit, cursor, outcome))
 
     def iter_results(
         self,
@@ -442,12 +504,12 @@ class Client:
         """The job's states as they change (SSE), ending with its final state."""
         parser = _EventParser()
         while True:
-            headers = {"Accept": "text/event-stream"}
-            if parser.last_id:
-                headers["Last-Event-ID"] = parser.last_id
             try:
                 with self._http.stream(
-                    "GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=None
+                    "GET",
+                    f"/v1/jobs/{job_id}/events",
+                    headers=_events_headers(parser),
+                    timeout=None,
                 ) as response:
                     if response.status_code >= 400:
                         response.read()
@@ -491,18 +553,11 @@ class Client:
         **options: Any,
     ) -> Page:
         """`POST /v1/scrape`: fetch one URL now and return its page."""
-        body = {"url": url, **{k: v for k, v in options.items() if v is not None}}
-        if formats is not None:
-            body["formats"] = list(formats)
-        if timeout is not None:
-            body["timeout"] = timeout
-        wait = (timeout or DEFAULT_TIMEOUT) + 10
-        return Page.from_dict(self._request("POST", "/v1/scrape", json=body, timeout=wait))
+        return self._call(_scrape_call(url, formats, timeout, options))
 
     def map(self, url: str, **options: Any) -> MapResult:
         """`POST /v1/map`: a site's URLs (`max_depth`, `limit`, `include`, `search`, ...)."""
-        body = {"url": url, **{k: v for k, v in options.items() if v is not None}}
-        return _map_result(self._request("POST", "/v1/map", json=body))
+        return self._call(_map_call(url, options))
 
 
 # -- the asyncio client -------------------------------------------------------------------
@@ -544,6 +599,9 @@ class AsyncClient:
             raise _transport_error(exc) from exc
         return _json(response)
 
+    async def _call(self, call: _Call[T]) -> T:
+        return call.parse(await self._request(call.method, call.path, **call.options))
+
     async def submit(
         self,
         urls: str | Sequence[str] | dict[str, Any],
@@ -552,9 +610,7 @@ class AsyncClient:
         **options: Any,
     ) -> Job:
         """See `Client.submit`."""
-        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-        body = urls if isinstance(urls, dict) else job_request(urls, **options)
-        return Job.from_dict(await self._request("POST", "/v1/jobs", json=body, headers=headers))
+        return await self._call(_submit_call(urls, idempotency_key, options))
 
     async def get(self, job_id: str) -> Job:
         return Job.from_dict(await self._request("GET", f"/v1/jobs/{job_id}"))
@@ -562,11 +618,7 @@ class AsyncClient:
     async def list_jobs(
         self, *, status: str | None = None, limit: int = 20, cursor: str | None = None
     ) -> JobList:
-        params = {k: v for k, v in (("status", status), ("cursor", cursor)) if v}
-        data = await self._request("GET", "/v1/jobs", params={**params, "limit": limit})
-        return JobList(
-            items=[Job.from_dict(item) for item in data["items"]], next_cursor=data["next_cursor"]
-        )
+        return await self._call(_list_call(status, limit, cursor))
 
     async def cancel(self, job_id: str) -> Job:
         return Job.from_dict(await self._request("DELETE", f"/v1/jobs/{job_id}"))
@@ -579,13 +631,7 @@ class AsyncClient:
         cursor: str | None = None,
         outcome: str | None = None,
     ) -> ResultPage:
-        params: dict[str, Any] = {"limit": limit}
-        if cursor:
-            params["cursor"] = cursor
-        if outcome:
-            params["outcome"] = outcome
-        data = await self._request("GET", f"/v1/jobs/{job_id}/results", params=params)
-        return _result_page(data)
+        return await self._call(_results_call(job_id, limit, cursor, outcome))
 
     async def iter_results(
         self,
@@ -614,12 +660,12 @@ class AsyncClient:
         """See `Client.watch`."""
         parser = _EventParser()
         while True:
-            headers = {"Accept": "text/event-stream"}
-            if parser.last_id:
-                headers["Last-Event-ID"] = parser.last_id
             try:
                 async with self._http.stream(
-                    "GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=None
+                    "GET",
+                    f"/v1/jobs/{job_id}/events",
+                    headers=_events_headers(parser),
+                    timeout=None,
                 ) as response:
                     if response.status_code >= 400:
                         await response.aread()
@@ -667,14 +713,7 @@ class AsyncClient:
         timeout: float | None = None,  # noqa: ASYNC109 - the server's scrape timeout
         **options: Any,
     ) -> Page:
-        body = {"url": url, **{k: v for k, v in options.items() if v is not None}}
-        if formats is not None:
-            body["formats"] = list(formats)
-        if timeout is not None:
-            body["timeout"] = timeout
-        wait = (timeout or DEFAULT_TIMEOUT) + 10
-        return Page.from_dict(await self._request("POST", "/v1/scrape", json=body, timeout=wait))
+        return await self._call(_scrape_call(url, formats, timeout, options))
 
     async def map(self, url: str, **options: Any) -> MapResult:
-        body = {"url": url, **{k: v for k, v in options.items() if v is not None}}
-        return _map_result(await self._request("POST", "/v1/map", json=body))
+        return await self._call(_map_call(url, options))
