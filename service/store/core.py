@@ -333,8 +333,6 @@ class SQLStore:
         await self.db.transaction(work)
 
     async def complete_job(self, job_id: str, stats: JobStats, started_at: datetime) -> None:
-        """Complete a job whose work ran outside the frontier (a map), with its counts."""
-
         async def work(conn: Connection) -> None:
             await self._transition(
                 conn,
@@ -358,7 +356,6 @@ class SQLStore:
         return {row[0]: (JobStatus(row[1]), row[2]) for row in rows}
 
     async def job_specs(self, job_ids: list[str]) -> dict[str, JobSpec]:
-        """Status, crawl spec and learnt facts of jobs (what a crawl process plans from)."""
         if not job_ids:
             return {}
         specs: dict[str, JobSpec] = {}
@@ -373,7 +370,6 @@ class SQLStore:
         return specs
 
     async def get_jobs(self, job_ids: list[str]) -> list[Job]:
-        """Several jobs by id in one query, whoever owns them (progress watchers)."""
         if not job_ids:
             return []
         return [job_from_row(row) for row in await self.db.fetch(self.q.jobs_by_id, list(job_ids))]
