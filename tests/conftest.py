@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +14,10 @@ import pytest
 
 from service.app import create_app
 from service.settings import Settings
+from tests.faults.hostile_server import HostileServer
 from tests.jobsapi import JobsApi
 from tests.site import site, site_factory  # noqa: F401  (fixtures)
+from tests.store import pgdb
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -110,25 +112,55 @@ async def wait_until(
     done: Callable[[Any], bool],
     timeout: float = 10.0,
     interval: float = 0.05,
+    *,
+    message: str = "condition not met",
 ) -> Any:
-    """Poll `probe` until `done(value)`; fail with the last value after `timeout`."""
+    """Poll `probe` until `done(value)`; fail with the last value after `timeout`.
+
+    The one polling loop of the tests: wait on a condition with a deadline, never sleep
+    as synchronisation. `probe` may raise to fail early (a child process that exited).
+    """
     deadline = time.monotonic() + timeout
     value = await probe()
     while not done(value):
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s; last value: {value!r}")
+            raise AssertionError(f"{message} within {timeout}s; last value: {value!r}")
         await asyncio.sleep(interval)
         value = await probe()
     return value
 
 
+async def eventually(
+    predicate: Callable[[], Any],
+    timeout: float = 15.0,
+    interval: float = 0.02,
+    *,
+    message: str = "condition not met",
+) -> Any:
+    """`wait_until` for a synchronous predicate: its first truthy value."""
+
+    async def probe() -> Any:
+        return predicate()
+
+    return await wait_until(probe, bool, timeout, interval, message=message)
+
+
 @pytest.fixture
-async def make_server(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[TrawlServer]]]:
+def server_defaults() -> dict[str, Any]:
+    """Settings every `make_server` server gets unless the call overrides them (a module
+    overrides this fixture, e.g. to run its servers on each backend's `database_url`)."""
+    return {}
+
+
+@pytest.fixture
+async def make_server(
+    tmp_path: Path, server_defaults: dict[str, Any]
+) -> AsyncIterator[Callable[..., Awaitable[TrawlServer]]]:
     """Factory: `await make_server(**settings)` starts a Trawl server; stopped at teardown."""
     servers: list[TrawlServer] = []
 
     async def make(**overrides: Any) -> TrawlServer:
-        server = TrawlServer(test_settings(tmp_path, **overrides))
+        server = TrawlServer(test_settings(tmp_path, **{**server_defaults, **overrides}))
         servers.append(server)
         return await server.start()
 
@@ -140,3 +172,21 @@ async def make_server(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[T
 @pytest.fixture
 async def trawl(make_server: Callable[..., Awaitable[TrawlServer]]) -> TrawlServer:
     return await make_server()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the parametrised backend: a SQLite file, or a new PostgreSQL
+    database named after the test module (tests/store has its own, per schema)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/trawl.db"
+        return
+    yield from pgdb.fresh_database("trawl_" + request.module.__name__.rsplit("_", 1)[-1])
+
+
+@pytest.fixture
+async def hostile() -> AsyncIterator[HostileServer]:
+    """A hostile HTTP server on 127.0.0.1 (tests/faults/hostile_server.py)."""
+    server = await HostileServer().start()
+    yield server
+    await server.close()

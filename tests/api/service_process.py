@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -15,7 +14,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import free_port
+from tests.conftest import free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,19 +105,22 @@ class ServiceProcess:
 
     async def wait_ready(self, timeout: float = 30.0) -> None:
         """Until /health answers 200; fails early (with the log) if the process exits."""
-        deadline = time.monotonic() + timeout
         async with self.client() as client:
-            while True:
+
+            async def healthy() -> bool:
                 if self.returncode() is not None:
                     raise AssertionError(f"service exited {self.returncode()}:\n{self.log}")
                 try:
-                    if (await client.get("/health")).status_code == 200:
-                        return
+                    return (await client.get("/health")).status_code == 200
                 except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"service not ready within {timeout}s:\n{self.log}")
-                await asyncio.sleep(0.05)
+                    return False
+
+            try:
+                await wait_until(healthy, bool, timeout, message="service not ready")
+            except AssertionError as exc:
+                if self.returncode() is not None:
+                    raise
+                raise AssertionError(f"{exc}:\n{self.log}") from None
 
     def returncode(self) -> int | None:
         assert self.process is not None
@@ -126,12 +128,17 @@ class ServiceProcess:
 
     async def wait_exit(self, timeout: float) -> int:
         """The exit status, waiting at most `timeout` seconds (then kill and fail)."""
-        deadline = time.monotonic() + timeout
-        while (code := self.returncode()) is None:
-            if time.monotonic() > deadline:
-                self.kill()
-                raise AssertionError(f"service still running after {timeout}s:\n{self.log}")
-            await asyncio.sleep(0.02)
+
+        async def exited() -> int | None:
+            return self.returncode()
+
+        try:
+            code: int = await wait_until(
+                exited, lambda code: code is not None, timeout, 0.02, message="service exited"
+            )
+        except AssertionError:
+            self.kill()
+            raise AssertionError(f"service still running after {timeout}s:\n{self.log}") from None
         return code
 
     def signal(self, signum: signal.Signals) -> None:

@@ -31,7 +31,7 @@ from service.api.docs import DOCS_CSP
 from service.api.openapi import documented_routes
 from service.models import JobRequest
 from tests.api.conftest import MakeServer, assert_problem
-from tests.conftest import TrawlServer
+from tests.conftest import TrawlServer, wait_until
 from tests.site import Site
 
 # Routes that are not part of the API: the documentation itself and page assets.
@@ -262,13 +262,14 @@ async def test_generated_client_drives_a_crawl(
         assert isinstance(job, JobOut)
         assert created.headers["location"] == f"/v1/jobs/{job.id}"
 
-        deadline = time.monotonic() + 60
-        while job.status not in (JobOutStatus.COMPLETED, JobOutStatus.FAILED):
-            assert time.monotonic() < deadline, job
-            await asyncio.sleep(0.05)
+        async def poll() -> JobOut:
             polled = await get_job.asyncio(job.id, client=client)
             assert isinstance(polled, JobOut)
-            job = polled
+            return polled
+
+        job = await wait_until(
+            poll, lambda j: j.status in (JobOutStatus.COMPLETED, JobOutStatus.FAILED), 60
+        )
         assert job.status is JobOutStatus.COMPLETED
         assert job.stats.pages_fetched >= 2
 

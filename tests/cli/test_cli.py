@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TrawlServer, free_port
+from tests.conftest import TrawlServer, eventually, free_port, wait_until
 from tests.site import Site, SiteFactory
 
 pytestmark = pytest.mark.slow
@@ -171,11 +171,9 @@ async def test_ctrl_c_cancels_cleanly_and_keeps_what_was_written(
         stderr=asyncio.subprocess.PIPE,
         env=child_env(SCRAPER_ALLOW_PRIVATE_NETWORKS="1", SCRAPER_PER_HOST_CONCURRENCY="2"),
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if (out.exists() and out.read_text().count("\n") >= 1) or site.count("/p/5"):
-            break
-        await asyncio.sleep(0.1)
+    await eventually(
+        lambda: (out.exists() and out.read_text().count("\n") >= 1) or site.count("/p/5"), 60, 0.1
+    )
     process.send_signal(signal.SIGINT)
     _, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 1, err.decode()
@@ -251,14 +249,15 @@ async def test_serve_runs_the_service(tmp_path: Path) -> None:
         env={**child_env(), "DATABASE_URL": f"sqlite:///{tmp_path}/serve.db"},
     )
     try:
-        deadline = time.monotonic() + 60
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", trust_env=False) as c:
-            while True:
+
+            async def healthy() -> bool:
+                assert process.returncode is None
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await c.get("/health")).status_code == 200:
-                        break
-                assert time.monotonic() < deadline and process.returncode is None
-                await asyncio.sleep(0.1)
+                    return (await c.get("/health")).status_code == 200
+                return False
+
+            await wait_until(healthy, bool, 60, 0.1)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 40) == 0
     finally:

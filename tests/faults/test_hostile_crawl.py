@@ -6,9 +6,7 @@ hardening notes quote.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-
-import pytest
+from collections.abc import Awaitable, Callable
 
 from tests.conftest import TrawlServer
 from tests.faults import hostile_content
@@ -16,13 +14,6 @@ from tests.faults.health import HealthProbe
 from tests.faults.hostile_server import HostileServer
 
 MakeServer = Callable[..., Awaitable[TrawlServer]]
-
-
-@pytest.fixture
-async def hostile() -> AsyncIterator[HostileServer]:
-    server = await HostileServer().start()
-    yield server
-    await server.close()
 
 
 async def test_a_catastrophic_pattern_neither_freezes_nor_misfilters(

@@ -9,63 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from service.urls import MAX_URL_LENGTH
 from tests.conftest import TrawlServer
-from tests.conftest import test_settings as settings_for
 from tests.faults.hostile_server import HostileServer, long_path
-from tests.store import pgdb
 
 pytestmark = pytest.mark.timeout(120)
 
 MakeServer = Callable[..., Awaitable[TrawlServer]]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database of the parametrised backend."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/trawl.db"
-        return
-    reason = pgdb.unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    url = pgdb.create_database("trawl_bounds")
-    yield url
-    pgdb.drop_database(url)
-
-
 @pytest.fixture
-async def make_server(
-    tmp_path: Path, database_url: str
-) -> AsyncIterator[Callable[..., Awaitable[TrawlServer]]]:
-    servers: list[TrawlServer] = []
-
-    async def make(**overrides: Any) -> TrawlServer:
-        overrides.setdefault("database_url", database_url)
-        overrides.setdefault("db_pool_size", 4)
-        # These pages are slow to parse on purpose (20 MB of emoji); what is measured here
-        # is what they cost afterwards, so the parse deadline must not cut them off.
-        overrides.setdefault("parse_timeout", 120.0)
-        server = TrawlServer(settings_for(tmp_path, **overrides))
-        servers.append(server)
-        return await server.start()
-
-    yield make
-    for server in reversed(servers):
-        await server.stop()
-
-
-@pytest.fixture
-async def hostile() -> AsyncIterator[HostileServer]:
-    server = await HostileServer().start()
-    yield server
-    await server.close()
+def server_defaults(database_url: str) -> dict[str, Any]:
+    # These pages are slow to parse on purpose (20 MB of emoji); what is measured here is
+    # what they cost afterwards, so the parse deadline must not cut them off.
+    return {"database_url": database_url, "db_pool_size": 4, "parse_timeout": 120.0}
 
 
 async def health_latency(server: TrawlServer, until: asyncio.Future[Any]) -> list[float]:

@@ -7,7 +7,7 @@ on the test's event loop.
 from __future__ import annotations
 
 import asyncio
-import time
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -16,7 +16,7 @@ from firecrawl import Firecrawl
 from firecrawl.v2.types import PaginationConfig
 from firecrawl.v2.utils.error_handler import BadRequestError, FirecrawlError, UnauthorizedError
 
-from tests.conftest import TrawlServer
+from tests.conftest import TrawlServer, wait_until
 from tests.site import Response, Site, SiteHandler
 
 T = TypeVar("T")
@@ -135,17 +135,16 @@ async def test_start_status_paging_and_cancel(
     site: Site = site_factory(pages=400, fanout=5)
     started = await call(sdk.start_crawl, site.url("/"), limit=250, max_discovery_depth=5)
     # Wait (condition-based) until more than one status page of documents exists.
-    deadline = time.monotonic() + 60
-    while True:
-        status = await call(
+    status = await wait_until(
+        lambda: call(
             sdk.get_crawl_status,
             started.id,
             pagination_config=PaginationConfig(auto_paginate=False),
-        )
-        if status.status == "completed" or status.completed > 150:
-            break
-        assert time.monotonic() < deadline, status
-        await asyncio.sleep(0.2)
+        ),
+        lambda status: status.status == "completed" or status.completed > 150,
+        60,
+        0.2,
+    )
     assert status.next and "cursor=" in status.next
     assert len(status.data) == 100
     everything = await call(sdk.get_crawl_status, started.id)
@@ -163,12 +162,10 @@ async def test_start_status_paging_and_cancel(
 
 async def test_cancel_a_running_crawl(sdk: Firecrawl, site: Site, server: TrawlServer) -> None:
     server.client.headers["Authorization"] = f"Bearer {KEY}"
-    release = asyncio.Event()
+    release = threading.Event()
 
     def slow(handler: SiteHandler) -> Response:
-        deadline = time.monotonic() + 10
-        while not release.is_set() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        release.wait(10)  # the site's own thread
         return Response(body=b"<title>slow</title>")
 
     site.route("/slow-page", slow)
@@ -180,7 +177,7 @@ async def test_cancel_a_running_crawl(sdk: Firecrawl, site: Site, server: TrawlS
     status = await call(sdk.get_crawl_status, started.id)
     assert status.status == "cancelled"
     assert (await server.job(started.id))["status"] == "cancelled"  # the same job in /v1
-    asyncio.get_running_loop().call_soon_threadsafe(release.set)
+    release.set()
 
 
 async def test_crawl_errors_list_failures_and_robots(sdk: Firecrawl, site_factory: Any) -> None:
@@ -212,10 +209,12 @@ async def test_batch_scrape(sdk: Firecrawl, site: Site, server: TrawlServer) -> 
     assert job.status == "completed"
     assert {doc.metadata_typed.source_url for doc in job.data} == set(urls[:2])
     started = await call(sdk.start_batch_scrape, urls)
-    deadline = time.monotonic() + 30
-    while (await call(sdk.get_batch_scrape_status, started.id)).status != "completed":
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.1)
+    await wait_until(
+        lambda: call(sdk.get_batch_scrape_status, started.id),
+        lambda status: status.status == "completed",
+        30,
+        0.1,
+    )
     errors = await call(sdk.get_batch_scrape_errors, started.id)
     assert [error.url for error in errors.errors] == [urls[2]]
 
@@ -238,12 +237,10 @@ async def test_batch_scrape(sdk: Firecrawl, site: Site, server: TrawlServer) -> 
 
 
 async def test_batch_cancel(sdk: Firecrawl, site: Site) -> None:
-    release = asyncio.Event()
+    release = threading.Event()
 
     def slow(handler: SiteHandler) -> Response:
-        deadline = time.monotonic() + 10
-        while not release.is_set() and time.monotonic() < deadline:
-            time.sleep(0.02)
+        release.wait(10)  # the site's own thread
         return Response(body=b"<title>slow</title>")
 
     site.route("/slow-page", slow)
@@ -251,7 +248,7 @@ async def test_batch_cancel(sdk: Firecrawl, site: Site) -> None:
     assert await call(sdk.cancel_batch_scrape, started.id) is True
     status = await call(sdk.get_batch_scrape_status, started.id)
     assert status.status == "cancelled"
-    asyncio.get_running_loop().call_soon_threadsafe(release.set)
+    release.set()
 
 
 async def test_unknown_job_is_a_firecrawl_error(sdk: Firecrawl) -> None:

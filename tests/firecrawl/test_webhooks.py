@@ -5,25 +5,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import time
-from typing import Any
 
 from firecrawl import Firecrawl
 from firecrawl.v2.types import WebhookConfig
 
-from tests.conftest import TrawlServer
+from tests.conftest import TrawlServer, eventually
 from tests.integration.test_webhooks import SECRET, Receiver, receiver, receiver_factory
 from tests.site import Site
 
 __all__ = ["receiver", "receiver_factory"]  # fixtures
-
-
-async def eventually(predicate: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-    return value
 
 
 async def test_crawl_webhook_in_firecrawl_shape(
@@ -40,7 +30,7 @@ async def test_crawl_webhook_in_firecrawl_shape(
         sdk.start_crawl, site.url("/"), limit=4, sitemap="skip", webhook=hook
     )
     await eventually(
-        lambda: any(d.json.get("type") == "crawl.completed" for d in receiver.deliveries)
+        lambda: any(d.json.get("type") == "crawl.completed" for d in receiver.deliveries), 20
     )
     bodies = [d.json for d in receiver.deliveries]
     types = [body["type"] for body in bodies]
@@ -71,7 +61,8 @@ async def test_batch_webhook_failed_event_type(
     )
     assert response.status_code == 200, response.text
     await eventually(
-        lambda: any(d.json.get("type") == "batch_scrape.completed" for d in receiver.deliveries)
+        lambda: any(d.json.get("type") == "batch_scrape.completed" for d in receiver.deliveries),
+        20,
     )
     types = [d.json["type"] for d in receiver.deliveries]
     assert types == ["batch_scrape.started", "batch_scrape.page", "batch_scrape.completed"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,6 @@ import pytest
 
 from service.store.sqlite import sqlite_path
 from tests.conftest import TrawlServer, wait_until
-from tests.conftest import test_settings as settings_for
 from tests.faults.hostile_server import HostileServer
 from tests.store import pgdb
 
@@ -23,40 +22,9 @@ MakeServer = Callable[..., Awaitable[TrawlServer]]
 TABLES = ("results", "frontier")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/trawl.db"
-        return
-    reason = pgdb.unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    url = pgdb.create_database("trawl_retention")
-    yield url
-    pgdb.drop_database(url)
-
-
 @pytest.fixture
-async def make_server(tmp_path: Path, database_url: str) -> AsyncIterator[MakeServer]:
-    servers: list[TrawlServer] = []
-
-    async def make(**overrides: Any) -> TrawlServer:
-        overrides.setdefault("database_url", database_url)
-        overrides.setdefault("db_pool_size", 4)
-        server = TrawlServer(settings_for(tmp_path, **overrides))
-        servers.append(server)
-        return await server.start()
-
-    yield make
-    for server in reversed(servers):
-        await server.stop()
-
-
-@pytest.fixture
-async def hostile() -> AsyncIterator[HostileServer]:
-    server = await HostileServer().start()
-    yield server
-    await server.close()
+def server_defaults(database_url: str) -> dict[str, Any]:
+    return {"database_url": database_url, "db_pool_size": 4}
 
 
 async def query(database_url: str, sql: str, *args: Any) -> list[tuple[Any, ...]]:

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import httpx
 import pytest
 
-from tests.conftest import TrawlServer, wait_until
+from tests.conftest import TrawlServer, eventually, wait_until
 from tests.faults.hostile_server import HostileServer
-from tests.integration.test_webhooks import Receiver, eventually
+from tests.integration.test_webhooks import Receiver
 
 pytestmark = pytest.mark.timeout(120)
 
 MakeServer = Callable[..., Awaitable[TrawlServer]]
-
-
-@pytest.fixture
-async def hostile() -> AsyncIterator[HostileServer]:
-    server = await HostileServer().start()
-    yield server
-    await server.close()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import socketserver
@@ -21,7 +20,7 @@ from service.models import utcnow
 from service.store.base import NewJob
 from service.store.sqlite import SQLiteStore, sqlite_path
 from service.webhooks import WebhookDispatcher, sign, verify_signature
-from tests.conftest import TrawlServer, free_port
+from tests.conftest import TrawlServer, eventually, free_port
 from tests.conftest import test_settings as settings_for
 from tests.site import Site
 
@@ -191,16 +190,6 @@ def receiver(receiver_factory: Callable[..., Receiver]) -> Receiver:
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-async def eventually(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
-    """Poll a synchronous predicate until it is truthy; fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.02)
-    return value
 
 
 def outbox(server: TrawlServer, job_id: str) -> list[dict[str, Any]]:

@@ -14,13 +14,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from tests.conftest import wait_until
 from tests.jobsapi import JobsApi
 
 REPO = Path(__file__).resolve().parents[2]
@@ -74,21 +74,23 @@ class Member:
 
     async def wait_ready(self, timeout: float = 60.0) -> None:
         """Web (or all): /health answers 200. Worker: it logged that its crawler runs."""
-        deadline = time.monotonic() + timeout
         async with self.client() as client:
-            while True:
+
+            async def ready() -> bool:
                 if not self.alive():
                     raise AssertionError(f"{self.role} exited {self.popen.returncode}:\n{self.log}")
                 if self.role == "worker":
-                    if "trawl worker ready" in self.log:
-                        return
-                else:
-                    with contextlib.suppress(httpx.TransportError):
-                        if (await client.get("/health")).status_code == 200:
-                            return
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"{self.role} not ready in {timeout}s:\n{self.log}")
-                await asyncio.sleep(0.1)
+                    return "trawl worker ready" in self.log
+                with contextlib.suppress(httpx.TransportError):
+                    return (await client.get("/health")).status_code == 200
+                return False
+
+            try:
+                await wait_until(ready, bool, timeout, 0.1, message=f"{self.role} not ready")
+            except AssertionError as exc:
+                if not self.alive():
+                    raise
+                raise AssertionError(f"{exc}:\n{self.log}") from None
 
     def crash(self) -> None:
         """SIGKILL the process itself (not its parser pool): nothing runs on the way down."""
@@ -183,11 +185,7 @@ class Api(JobsApi):
     ) -> dict[str, Any]:
         """Poll until `until(job)` (default: a final status); fail at the deadline."""
         done = until or (lambda job: job["status"] in TERMINAL)
-        deadline = time.monotonic() + timeout
-        while True:
-            job = await self.job(job_id)
-            if done(job):
-                return job
-            if time.monotonic() > deadline:
-                raise AssertionError(f"job not there within {timeout}s: {job}")
-            await asyncio.sleep(interval)
+        job: dict[str, Any] = await wait_until(
+            lambda: self.job(job_id), done, timeout, interval, message="job not there"
+        )
+        return job

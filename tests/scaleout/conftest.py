@@ -16,12 +16,7 @@ MakeCluster = Callable[..., Cluster]
 @pytest.fixture
 def pg_url() -> Iterator[str]:
     """A new, empty database (skips the test when no PostgreSQL is reachable)."""
-    reason = pgdb.unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    url = pgdb.create_database("trawl_scaleout")
-    yield url
-    pgdb.drop_database(url)
+    yield from pgdb.fresh_database("trawl_scaleout")
 
 
 @pytest.fixture

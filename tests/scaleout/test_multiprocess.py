@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from service.store.migrate import load_migrations
+from tests.conftest import eventually, wait_until
 from tests.scaleout.cluster import REPO, Api, Cluster
 from tests.site import Site
 from tests.store import pgdb
@@ -112,10 +113,7 @@ async def test_a_killed_worker_loses_and_doubles_nothing(
             return [row["url"] for row in rows]
 
         # Kill it while it holds claims, so their leases must run out for the job to end.
-        deadline = time.monotonic() + 30
-        while not await victim_claims():
-            assert time.monotonic() < deadline, "the victim never held a claim"
-            await asyncio.sleep(0.02)
+        await wait_until(victim_claims, bool, 30, 0.02, message="the victim never held a claim")
         victim.crash()
         orphaned = await victim_claims()
         assert orphaned, "the kill left no claims behind"
@@ -145,23 +143,32 @@ async def test_cancel_reaches_every_worker_within_a_second(
     try:
         job = await api.submit(crawl_request(site))
         # Cancel once every worker has taken part, while the crawl is far from done.
-        deadline = time.monotonic() + 60
-        while len(await claims_by_worker(cluster.database_url, job["id"])) < 3:
-            assert time.monotonic() < deadline, "not every worker got work"
-            await asyncio.sleep(0.05)
+        await wait_until(
+            lambda: claims_by_worker(cluster.database_url, job["id"]),
+            lambda workers: len(workers) >= 3,
+            60,
+            message="not every worker got work",
+        )
         cancelled = await api.cancel(job["id"])
         cancelled_at = time.monotonic()
         assert cancelled["status"] == "cancelled"
 
         # Workers poll job statuses every 0.5 s; after that only fetches already in
         # flight may finish (each takes page_delay). Wait for the site to go quiet.
-        quiet_since, seen = time.monotonic(), len(site.requests)
-        while time.monotonic() - quiet_since < 1.0:
-            assert time.monotonic() - cancelled_at < 5, "fetching went on after the cancel"
-            await asyncio.sleep(0.05)
-            if len(site.requests) != seen:
-                quiet_since, seen = time.monotonic(), len(site.requests)
-        assert quiet_since - cancelled_at < 1.5, "a worker kept fetching for too long"
+        quiet: dict[str, float] = {"since": time.monotonic(), "seen": len(site.requests)}
+
+        def quiet_for() -> float:
+            if len(site.requests) != quiet["seen"]:
+                quiet.update(since=time.monotonic(), seen=len(site.requests))
+            return time.monotonic() - quiet["since"]
+
+        await eventually(
+            lambda: quiet_for() >= 1.0,
+            5 - (time.monotonic() - cancelled_at),
+            0.05,
+            message="fetching went on after the cancel",
+        )
+        assert quiet["since"] - cancelled_at < 1.5, "a worker kept fetching for too long"
         final = await api.job(job["id"])
         assert final["status"] == "cancelled"
         assert final["stats"]["pages_fetched"] < 1001

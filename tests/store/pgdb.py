@@ -6,11 +6,12 @@ import asyncio
 import os
 import threading
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import pytest
 
 T = TypeVar("T")
 
@@ -111,3 +112,16 @@ async def query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         return rows
     finally:
         await conn.close()
+
+
+def fresh_database(prefix: str) -> Iterator[str]:
+    """A new, empty database for one test, dropped after it (skips without PostgreSQL).
+
+    For fixtures: `yield from pgdb.fresh_database("trawl_x")`.
+    """
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    url = create_database(prefix)
+    yield url
+    drop_database(url)

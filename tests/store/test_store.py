@@ -30,6 +30,7 @@ from service.store.base import (
 from service.store.migrate import load_migrations
 from service.store.postgres import PostgresStore
 from service.store.sqlite import sqlite_path
+from tests.conftest import wait_until
 from tests.store import pgdb
 
 MakeStore = Callable[[], Awaitable[Store]]
@@ -104,20 +105,6 @@ async def all_results(store: Store, job_id: str, outcome: Outcome | None = None)
 
 async def events(store: Store) -> list[tuple[str, str]]:
     return [(event.job_id, event.event_type) for event in await store.due_events(100)]
-
-
-async def wait_for(
-    probe: Callable[[], Awaitable[Any]], done: Callable[[Any], bool], timeout: float = 5.0
-) -> Any:
-    """Poll until `done(await probe())`, failing with the last value at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if done(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout}s: {value!r}")
-        await asyncio.sleep(0.05)
 
 
 # -- jobs ------------------------------------------------------------------------------
@@ -374,7 +361,7 @@ async def test_retry_release_is_not_claimable_before_its_time(store: Store) -> N
     due = time.time() + 0.6
     await store.release([Release(item=item, not_before=due, attempts=1)])
     assert await store.claim(10, "w1", 60) == []
-    [again] = await wait_for(lambda: store.claim(10, "w1", 60), bool, timeout=5)
+    [again] = await wait_until(lambda: store.claim(10, "w1", 60), bool, timeout=5)
     assert time.time() >= due - 0.05
     assert again.id == item.id and again.attempts == 1
 
@@ -457,7 +444,7 @@ async def test_expired_lease_makes_a_row_claimable_again(make_store: MakeStore) 
     job_id = await create(dead, new_job(url("/a")))
     [item] = await dead.claim(10, "dead-worker", 1.0)
     assert await alive.claim(10, "w2", 60) == []
-    [again] = await wait_for(lambda: alive.claim(10, "w2", 60), bool, timeout=5)
+    [again] = await wait_until(lambda: alive.claim(10, "w2", 60), bool, timeout=5)
     assert again.id == item.id
     # The dead worker's late result and the new one are stored and counted once.
     await dead.record([page(item)])
@@ -474,9 +461,9 @@ async def test_expired_lease_frees_the_hosts_slot(make_store: MakeStore) -> None
     assert await alive.claim(10, "w2", 60, per_host=1) == []  # the host's one slot is held
     # Once the lease expires the slot is free again. Which row comes first depends on
     # whether the expired row has been swept back yet; the dead worker's row must follow.
-    [first] = await wait_for(lambda: alive.claim(10, "w2", 60, per_host=1), bool, timeout=5)
+    [first] = await wait_until(lambda: alive.claim(10, "w2", 60, per_host=1), bool, timeout=5)
     await alive.record([page(first)])
-    [second] = await wait_for(lambda: alive.claim(10, "w2", 60, per_host=1), bool, timeout=5)
+    [second] = await wait_until(lambda: alive.claim(10, "w2", 60, per_host=1), bool, timeout=5)
     assert held.id in {first.id, second.id} and first.id != second.id
 
 
@@ -487,7 +474,7 @@ async def test_extend_leases_keeps_this_workers_claims(make_store: MakeStore) ->
     a, b = sorted(await mine.claim(10, "w1", 1.0), key=lambda item: item.url)
     await mine.extend_leases([a.id], "w1", 60)
     await other.extend_leases([b.id], "someone-else", 60)  # not theirs: no effect
-    [expired] = await wait_for(lambda: other.claim(10, "w2", 60), bool, timeout=5)
+    [expired] = await wait_until(lambda: other.claim(10, "w2", 60), bool, timeout=5)
     assert expired.id == b.id
     assert await other.claim(10, "w2", 60) == []  # a's lease was renewed
 

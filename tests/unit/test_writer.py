@@ -9,6 +9,7 @@ from service.crawl.writer import ResultWriter
 from service.errors import StoreError, StoreUnavailable
 from service.models import Outcome
 from service.store.base import FrontierItem, PageRecord, RecordSummary
+from tests.conftest import eventually
 
 
 def record(i: int, job: str = "j", poison: bool = False) -> PageRecord:
@@ -77,10 +78,7 @@ async def test_an_unwritable_database_keeps_records_and_pauses_until_it_recovers
     store.unwritable = False
     stop = asyncio.Event()
     task = asyncio.create_task(writer.run(stop))
-    for _ in range(200):
-        if not writer.pending:
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: not writer.pending, 4)
     stop.set()
     await task
     assert not writer.paused
