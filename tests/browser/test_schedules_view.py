@@ -57,11 +57,27 @@ async def test_schedules_view_lists_runs_and_pauses_resumes_creates_deletes(
         assert await row.locator(f'.run a[href="#/jobs/{job_id}"]').count() == 1
         await tab.screenshot("schedules")
 
-        # A second run appears by itself (the view refreshes).
+        # A second run, a recrawl of the first, appears by itself (the view refreshes)
+        # with its change counts: the one page is unchanged.
         clock.advance(HOUR)
         await wait_until(
-            lambda: row.locator(".run").count(), lambda n: n == 2, timeout=30, interval=0.2
+            lambda: row.locator(".run .badge.completed").count(),
+            lambda n: n == 2,
+            timeout=30,
+            interval=0.2,
         )
+        counts = row.locator(".run").first.locator(".changes")
+        assert await counts.text_content() == "+0~0=1\u22120"  # \u2212: a minus sign
+        assert await row.locator(".run").nth(1).locator(".changes").count() == 0  # a plain job
+        await tab.screenshot("schedules-runs")
+        # The recrawl's job view shows them too.
+        second = (await schedule_of(server, schedule_id))["runs"][0]
+        await row.locator(".run").first.locator("a.badge").click()
+        await page.wait_for_url(f"**/#/jobs/{second['job_id']}", timeout=10_000)
+        stats = page.locator("#job-stats")
+        await stats.locator("dt", has_text="Unchanged").wait_for(timeout=10_000)
+        await page.goto(server.base_url + "/#/schedules")
+        await row.wait_for(timeout=10_000)
 
         await row.locator("button", has_text="Pause").click()
         await row.locator(".badge.paused").wait_for(timeout=10_000)
