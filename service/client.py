@@ -275,6 +275,16 @@ def _headers(api_key: str | None) -> dict[str, str]:
     return headers
 
 
+def _http_options(base_url: str, api_key: str | None, timeout: float) -> dict[str, Any]:
+    """What both clients' httpx clients are built with (besides their transport)."""
+    return {
+        "base_url": base_url.rstrip("/"),
+        "headers": _headers(api_key),
+        "timeout": timeout,
+        "trust_env": False,
+    }
+
+
 def _json(response: httpx.Response) -> Any:
     _raise_for(response)
     return response.json()
@@ -416,13 +426,7 @@ class Client:
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=_headers(api_key),
-            timeout=timeout,
-            transport=transport,
-            trust_env=False,
-        )
+        self._http = httpx.Client(transport=transport, **_http_options(base_url, api_key, timeout))
 
     def __enter__(self) -> Client:
         return self
@@ -576,11 +580,7 @@ class AsyncClient:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=_headers(api_key),
-            timeout=timeout,
-            transport=transport,
-            trust_env=False,
+            transport=transport, **_http_options(base_url, api_key, timeout)
         )
 
     async def __aenter__(self) -> AsyncClient:

@@ -18,7 +18,6 @@ import ssl
 import time
 import zlib
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Protocol, TypeVar
 
 import httpx
@@ -31,7 +30,7 @@ from service.network.guard import (
     CredentialsInURL,
     check_url_host_literal,
 )
-from service.network.transport import GuardedTransport
+from service.network.transport import GuardedTransport, guarded_client
 
 logger = logging.getLogger(__name__)
 
@@ -289,7 +288,6 @@ class Fetcher:
     ) -> None:
         self._options = options
         if transport is None:
-            # Limits live on the transport: AsyncClient ignores `limits=` when given one.
             transport = GuardedTransport(
                 options.policy,
                 limits=httpx.Limits(
@@ -298,11 +296,8 @@ class Fetcher:
                 ),
                 own_ports=options.own_ports,
             )
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            # Environment proxies would bypass the connect-time address check.
-            trust_env=False,
-            follow_redirects=False,
+        self._client = guarded_client(
+            transport,
             timeout=httpx.Timeout(
                 connect=options.connect_timeout,
                 read=options.read_timeout,
@@ -314,8 +309,6 @@ class Fetcher:
                 "Accept": ACCEPT,
                 "Accept-Encoding": ACCEPT_ENCODING,
             },
-            # The client is shared by every job: it must not carry cookies between them.
-            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
 
     async def __aenter__(self) -> Fetcher:

@@ -16,6 +16,7 @@ import contextlib
 import socket
 import ssl
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpcore
 import httpx
@@ -224,3 +225,23 @@ class GuardedTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+def guarded_client(
+    transport: httpx.AsyncBaseTransport, *, timeout: httpx.Timeout, headers: dict[str, str]
+) -> httpx.AsyncClient:
+    """An AsyncClient for outbound requests (crawl fetches, webhooks) on `transport`.
+
+    No environment proxies (they would bypass the connect-time address check), no
+    redirects followed (the caller checks every hop itself, or refuses them), no cookies
+    kept (the client is shared by every job). Limits live on the transport: AsyncClient
+    ignores `limits=` when given one.
+    """
+    return httpx.AsyncClient(
+        transport=transport,
+        trust_env=False,
+        follow_redirects=False,
+        timeout=timeout,
+        headers=headers,
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+    )

@@ -15,7 +15,6 @@ import secrets
 import time
 from dataclasses import dataclass
 from enum import Enum
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 
 import httpx
 
@@ -26,7 +25,7 @@ from service.network.guard import (
     check_url_host_literal,
     policy_for,
 )
-from service.network.transport import BlockedConnectError, GuardedTransport
+from service.network.transport import BlockedConnectError, GuardedTransport, guarded_client
 from service.settings import Settings
 from service.webhooks.fairness import TOTAL_TIMEOUT, ReceiverHealth
 from service.webhooks.signing import sign
@@ -99,17 +98,13 @@ class Sender:
                 max_keepalive_connections=self._connections,
             ),
         )
-        self._client = httpx.AsyncClient(
-            transport=transport,
-            # Environment proxies would bypass the connect-time address check.
-            trust_env=False,
-            # A redirect could point anywhere; a receiver must answer at its own URL.
-            follow_redirects=False,
+        # Redirects are not followed: a receiver must answer at its own URL.
+        self._client = guarded_client(
+            transport,
             timeout=httpx.Timeout(
                 connect=CONNECT_TIMEOUT, read=READ_TIMEOUT, write=READ_TIMEOUT, pool=TOTAL_TIMEOUT
             ),
             headers={"User-Agent": self._user_agent, "Accept": "*/*"},
-            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
 
     async def aclose(self) -> None:
@@ -128,23 +123,6 @@ class Sender:
         extra: dict[str, str] | None = None,
     ) -> Attempt:
         """One signed POST; never raises for receiver or network trouble."""
-        attempt = await self._attempt(
-            url, event_type, event_id, job_id, body, attempt_number, extra
-        )
-        if attempt.result is not Result.STOPPED:
-            metrics.WEBHOOKS.labels(result=attempt.result.value).inc()
-        return attempt
-
-    async def _attempt(
-        self,
-        url: str,
-        event_type: str,
-        event_id: str,
-        job_id: str,
-        body: bytes,
-        attempt: int,
-        extra: dict[str, str] | None = None,
-    ) -> Attempt:
         if not self._secret_configured and not self._warned_unsigned:
             # Said when a webhook is actually delivered, not at every start-up.
             self._warned_unsigned = True
@@ -152,6 +130,23 @@ class Sender:
                 "SCRAPER_WEBHOOK_SECRET is not set: webhooks are signed with a random key "
                 "that receivers cannot verify; set it to check signatures"
             )
+        timestamp = str(int(time.time()))
+        headers = {
+            "Content-Type": "application/json",
+            "X-Trawl-Event": event_type,
+            "X-Trawl-Event-Id": event_id,
+            "X-Trawl-Job-Id": job_id,
+            "X-Trawl-Timestamp": timestamp,
+            "X-Trawl-Signature": sign(self.secret, timestamp, body),
+            "X-Trawl-Delivery-Attempt": str(attempt_number),
+            **(extra or {}),
+        }
+        attempt = await self._send(url, body, headers)
+        if attempt.result is not Result.STOPPED:
+            metrics.WEBHOOKS.labels(result=attempt.result.value).inc()
+        return attempt
+
+    async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
         client = self._client
         if client is None:
             return Attempt(Result.STOPPED, "dispatcher is not running")
@@ -162,18 +157,6 @@ class Sender:
             return Attempt(Result.REFUSED, str(exc))
         except ValueError as exc:
             return Attempt(Result.REFUSED, f"invalid webhook URL: {exc}")
-        timestamp = str(int(time.time()))
-        headers = {
-            "Content-Type": "application/json",
-            "X-Trawl-Event": event_type,
-            "X-Trawl-Event-Id": event_id,
-            "X-Trawl-Job-Id": job_id,
-            "X-Trawl-Timestamp": timestamp,
-            "X-Trawl-Signature": sign(self.secret, timestamp, body),
-            "X-Trawl-Delivery-Attempt": str(attempt),
-        }
-        if extra:
-            headers.update(extra)
         status: int | None = None
         limit = self.health.timeout_for(url)
         self.health.starting(url)
