@@ -20,6 +20,7 @@ When a schedule is due:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -27,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, croniter
 
@@ -489,13 +490,22 @@ def check_interval(every: float, limits: ScheduleLimits) -> str | None:
     return None
 
 
+@functools.cache
+def _zone_names() -> frozenset[str]:
+    """The IANA zone names this server knows (the system's database, else tzdata's)."""
+    return frozenset(available_timezones())
+
+
 def _timezone(raw: Any, errors: _Errors) -> str | None:
     if not isinstance(raw, str) or not raw.strip():
         errors.add("timezone", "must be an IANA time zone name like Europe/Paris")
         return None
     name = raw.strip()
     try:
-        # ZoneInfo also takes file paths ("../../etc/passwd" raises ValueError).
+        # Only IANA names: ZoneInfo alone would also open other files of the zone folder
+        # (`posixrules`) or the server's own `localtime`.
+        if name not in _zone_names() or name == "localtime":
+            raise ZoneInfoNotFoundError(name)
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError):
         errors.add("timezone", f"unknown time zone {name[:64]!r} (IANA names like Europe/Paris)")

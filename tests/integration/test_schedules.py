@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import threading
 from datetime import datetime
 from pathlib import Path
@@ -78,12 +79,19 @@ async def quiet(server: TrawlServer) -> None:
     ticker = server.app.ctx.ticker
     assert ticker is not None
     before = ticker.passes
+
+    async def passes() -> int:
+        return int(ticker.passes)
+
     ticker.wake()
-    await wait_until(lambda: _value(ticker.passes), lambda n: n > before, timeout=10)
+    await wait_until(passes, lambda n: n > before, timeout=10)
 
 
-async def _value(value: int) -> int:
-    return value
+async def started_runs(server: TrawlServer) -> float:
+    """trawl_schedule_runs_total{state="started"} (the registry is the process's)."""
+    text = (await server.client.get("/metrics")).text
+    found = re.search(r'^trawl_schedule_runs_total\{state="started"\} (\S+)$', text, re.M)
+    return float(found.group(1)) if found else 0.0
 
 
 class Gate:
@@ -108,6 +116,7 @@ async def test_runs_fire_on_their_ticks_and_a_clock_jump_makes_one_catch_up_run(
     clock = FakeClock(start=1_800_000_000.0)
     server = await start(tmp_path, clock)
     try:
+        started_before = await started_runs(server)
         body = await create(server, {"job": {"url": site.url("/")}, "every": "1h"})
         created = moment(body["created_at"])
         assert created == clock.now()
@@ -136,6 +145,7 @@ async def test_runs_fire_on_their_ticks_and_a_clock_jump_makes_one_catch_up_run(
         assert len((await schedule_of(server, body["id"]))["runs"]) == 3
         jobs = (await server.client.get("/v1/jobs")).json()["items"]
         assert len(jobs) == 3
+        assert await started_runs(server) == started_before + 3
     finally:
         await server.stop()
 

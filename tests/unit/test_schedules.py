@@ -163,6 +163,9 @@ def test_valid_bodies() -> None:
         ({"job": JOB, "cron": 5}, "cron"),
         ({"job": JOB, "cron": "0 6 * * *", "timezone": "Mars/Olympus"}, "timezone"),
         ({"job": JOB, "cron": "0 6 * * *", "timezone": "../../etc/passwd"}, "timezone"),
+        ({"job": JOB, "cron": "0 6 * * *", "timezone": "posixrules"}, "timezone"),
+        ({"job": JOB, "cron": "0 6 * * *", "timezone": "localtime"}, "timezone"),
+        ({"job": JOB, "cron": "0 6 * * *", "timezone": ""}, "timezone"),
         ({"job": JOB, "cron": "0 6 * * *", "every": "1h"}, "every"),
         ({"job": JOB}, "cron"),
         ({"job": JOB, "every": "10s"}, "every"),  # under the 60 s minimum
