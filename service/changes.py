@@ -1,15 +1,19 @@
 """Changes between two crawls of a page: what a result keeps, and how a recrawl compares.
 
 Every result stores a `PageVersion`: the response's validators (ETag, Last-Modified),
-a hash of the page's main-content text (whitespace-collapsed, so re-indented markup is
-not a change) and that text compressed, for the `changes` diff. Results that were not
-parsed (failures, robots.txt skips, non-HTML files) hash a fingerprint of what is known
-about them instead: status, type, size, error code. A recrawl's result is then:
+and for a recrawl's pages (or a job asking for `changes`: a baseline) a hash of the
+page's main-content text (whitespace-collapsed, so re-indented markup is not a change)
+and that text compressed, for the `changes` diff. Results that were not parsed
+(failures, robots.txt skips, non-HTML files) hash a fingerprint of what is known about
+them instead: status, type, size, error code. A page of a job that kept no main content
+(a plain job recrawled for the first time) is compared on what it stored: status, error
+and the formats both results hold (`same_fields`). A recrawl's result is then:
 
 - `new`: the URL has no result in the previous job (or had one saying it was gone);
 - `removed`: it had one, and is now gone (404 or 410), or this job never reached it
   (the store adds those when the job completes, see store/core.py);
-- `unchanged`: the server answered 304 to the conditional request, or the hash is equal;
+- `unchanged`: the server answered 304 to the conditional request, or the hash is equal
+  (or, without a previous hash, the same stored fields);
 - `changed`: anything else (another text, or an error where there was a page).
 
 Pure functions and records only: the parser processes import this module too.
@@ -21,6 +25,7 @@ import difflib
 import hashlib
 import json
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,7 +115,9 @@ def digest(text: str) -> str:
 
 def compress(text: str, max_bytes: int) -> bytes:
     """A main-content text as stored: at most `max_bytes` of UTF-8, zlib-compressed."""
-    raw = text.encode("utf-8", "surrogatepass")[:max_bytes]
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) > max_bytes:  # cut at a character boundary
+        raw = raw[:max_bytes].decode("utf-8", "ignore").encode("utf-8", "surrogatepass")
     return zlib.compress(raw, 6)
 
 
@@ -157,8 +164,13 @@ def conditional(previous: PreviousPage | None) -> Conditional | None:
     return Conditional(url=final_url, etag=version.etag, last_modified=version.last_modified)
 
 
-def classify(previous: PreviousPage | None, version: PageVersion | None) -> Change:
-    """How a freshly fetched result compares with the previous one (see the docstring)."""
+def classify(
+    previous: PreviousPage | None,
+    version: PageVersion | None,
+    same_fields: Callable[[], bool] | None = None,
+) -> Change:
+    """How a freshly fetched result compares with the previous one (see the docstring);
+    `same_fields` decides when the previous result has no content hash."""
     gone = version is not None and version.gone
     if previous is None or not previous.exists:
         if previous is not None and gone:
@@ -167,9 +179,42 @@ def classify(previous: PreviousPage | None, version: PageVersion | None) -> Chan
     if gone:
         return Change.REMOVED
     new_hash = version.content_hash if version is not None else None
+    if previous.version.content_hash is None:
+        return Change.UNCHANGED if same_fields is not None and same_fields() else Change.CHANGED
     if new_hash is not None and new_hash == previous.version.content_hash:
         return Change.UNCHANGED
     return Change.CHANGED
+
+
+# What two results of a page are compared on when the previous one kept no content hash.
+_COMPARED = ("title", "text", "markdown", "html", "links", "metadata", "data")
+
+
+def same_fields(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether two result documents hold the same page: status, error and every format
+    both hold (a format only one of them asked for is not compared)."""
+    if before.get("status_code") != after.get("status_code"):
+        return False
+    if (before.get("error") or {}).get("code") != (after.get("error") or {}).get("code"):
+        return False
+    return all(before[key] == after[key] for key in _COMPARED if key in before and key in after)
+
+
+def comparable_texts(
+    previous: PreviousPage, version: PageVersion | None, document: Callable[[], dict[str, Any]]
+) -> tuple[str, str] | None:
+    """(before, after) texts to diff: the main contents, or without a previous one the
+    stored `text` (else `markdown`) of both results."""
+    before = previous.version.text()
+    after = version.text() if version is not None else None
+    if before is not None and after is not None:
+        return before, after
+    current = document()
+    for key in ("text", "markdown"):
+        old, new = previous.document.get(key), current.get(key)
+        if isinstance(old, str) and isinstance(new, str):
+            return old, new
+    return None
 
 
 def unified_diff(before: str, after: str, *, from_label: str, to_label: str) -> str:

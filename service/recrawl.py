@@ -9,12 +9,15 @@ stored ETag / Last-Modified when the previous results can stand in for this job'
 formats, content options and link rules, no deeper crawl); a 304 keeps the previous
 result, re-dated, so the recrawl's results are complete on their own. Each result gets a
 `change` (service/changes.py) and the store reports the pages it never reached as
-removed when the job completes.
+removed when the job completes. A recrawl keeps each page's main content (hash and
+text) for the next one to compare with; so does a plain job that asks for the `changes`
+format, the baseline to watch a site from.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
@@ -155,19 +158,29 @@ async def compare(
     record: PageRecord, previous: PreviousPage | None, formats: frozenset[str]
 ) -> PageRecord:
     """A recrawl's record with its change (and diff, with the `changes` format)."""
-    change = record.change or changes.classify(previous, record.version)
+    parsed: list[dict[str, Any]] = []
+
+    def document() -> dict[str, Any]:
+        # Read only when the previous result kept no main content (parsed once).
+        if not parsed:
+            parsed.append(json.loads(record.page_json))
+        return parsed[0]
+
+    change = record.change or changes.classify(
+        previous,
+        record.version,
+        lambda: previous is not None and changes.same_fields(previous.document, document()),
+    )
     with_diff = "changes" in formats
     diff = None
     if with_diff and change is Change.CHANGED and previous is not None:
-        before = previous.version.text()
-        after = record.version.text() if record.version is not None else None
-        if before is not None and after is not None:
+        texts = changes.comparable_texts(previous, record.version, document)
+        if texts is not None:
             # difflib holds the GIL, but a thread keeps the loop's other tasks going
             # between its steps; the inputs and output are bounded (changes.py).
             diff = await asyncio.to_thread(
                 changes.unified_diff,
-                before,
-                after,
+                *texts,
                 from_label=f"{previous.url} ({previous.fetched_at})",
                 to_label=f"{record.item.url} (now)",
             )

@@ -164,11 +164,19 @@ def by_url(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {item["url"]: item for item in results}
 
 
+TRACKED = ["metadata", "text", "links", "changes"]  # a baseline keeping main contents
+PLAIN = ["metadata", "text", "links"]
+
+
 async def crawl_twice(
-    trawl: TrawlServer, s: ChangingSite, overrides: Any = None, **request: Any
+    trawl: TrawlServer,
+    s: ChangingSite,
+    overrides: Any = None,
+    formats: list[str] = TRACKED,
+    **request: Any,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     first_version(s)
-    body = {"url": s.url("/"), "max_depth": 1, "formats": ["metadata", "text", "links"]}
+    body = {"url": s.url("/"), "max_depth": 1, "formats": formats}
     first = await trawl.submit(body | request)
     done = await trawl.wait_job(first["id"])
     assert done["status"] == "completed", done
@@ -193,19 +201,29 @@ EXPECTED = {
     "/h": "unchanged",  # only the nav and footer changed: the main content did not
     "/e": "new",
 }
+# Against a plain job (no main content kept) pages are compared on their stored formats:
+# the whole page's text, so a new link or another menu is a change.
+EXPECTED_PLAIN = dict(EXPECTED, **{"/": "changed", "/h": "changed"})
 
 
+@pytest.mark.parametrize("baseline", ["tracked", "plain"])
 async def test_recrawl_classifies_every_page_and_saves_downloads_with_304(
-    trawl: TrawlServer, site_factory: SiteFactory
+    trawl: TrawlServer, site_factory: SiteFactory, baseline: str
 ) -> None:
     s = changing_site(site_factory, honour=True)
-    first, done = await crawl_twice(trawl, s)
+    plain = baseline == "plain"
+    first, done = await crawl_twice(trawl, s, formats=PLAIN if plain else TRACKED)
     results = await trawl.results(done["id"])
     pages = by_url(results)
+    expected = EXPECTED_PLAIN if plain else EXPECTED
     assert {url: item["change"] for url, item in pages.items()} == {
-        s.url(path): change for path, change in EXPECTED.items()
+        s.url(path): change for path, change in expected.items()
     }
-    assert done["stats"]["changes"] == {"new": 1, "changed": 1, "unchanged": 4, "removed": 2}
+    assert done["stats"]["changes"] == (
+        {"new": 1, "changed": 3, "unchanged": 2, "removed": 2}
+        if plain
+        else {"new": 1, "changed": 1, "unchanged": 4, "removed": 2}
+    )
     assert "changes" not in first["stats"] and first["recrawl_of"] is None
 
     # Every page fetched before was asked for conditionally; the unchanged ones that the
@@ -233,7 +251,7 @@ async def test_recrawl_without_validators_classifies_by_content(
     trawl: TrawlServer, site_factory: SiteFactory
 ) -> None:
     s = changing_site(site_factory, honour=False)
-    _, done = await crawl_twice(trawl, s)
+    _, done = await crawl_twice(trawl, s)  # a tracked baseline: main contents compared
     pages = by_url(await trawl.results(done["id"]))
     assert {url: item["change"] for url, item in pages.items()} == {
         s.url(path): change for path, change in EXPECTED.items()
@@ -255,26 +273,33 @@ async def test_recrawl_overrides_and_pages_no_longer_reached(
         "exclude": [".*/[bc]$"],
         "formats": ["metadata", "text", "links", "changes"],
     }
-    first, done = await crawl_twice(trawl, s, overrides)
+    first, done = await crawl_twice(trawl, s, overrides, formats=PLAIN)
     assert done["request"]["exclude"] == [".*/[bc]$"]
     assert done["request"]["max_depth"] == 1  # the rest comes from the previous request
     pages = by_url(await trawl.results(done["id"]))
-    expected = dict(EXPECTED, **{"/b": "removed", "/c": "removed"})
+    expected = dict(EXPECTED_PLAIN, **{"/b": "removed", "/c": "removed"})
     assert {url: item["change"] for url, item in pages.items()} == {
         s.url(path): change for path, change in expected.items()
     }
-    assert done["stats"]["changes"] == {"new": 1, "changed": 1, "unchanged": 2, "removed": 4}
+    assert done["stats"]["changes"] == {"new": 1, "changed": 3, "unchanged": 0, "removed": 4}
     assert s.full["/b"] == s.full["/c"] == s.not_modified["/b"] == 0
     gone = pages[s.url("/b")]
     assert gone["error"]["code"] == "not_reached"
     assert gone["title"] == "B" and gone["status_code"] is None
     assert gone["previous_fetched_at"] is not None and gone["fetched_at"] is not None
-    # The changed page has its diff; the others have none.
+    # Changed pages have their diff (of the stored text: the plain job kept no main
+    # content); the others have none.
     diff = pages[s.url("/a")]["changes"]
     assert diff.startswith("--- ") and "\n+++ " in diff
     assert "-Alpha, first edition." in diff
     assert "+Alpha, second edition with more words." in diff
-    assert all(item.get("changes") is None for url, item in pages.items() if url != s.url("/a"))
+    assert "-Old menu\n+New menu" in pages[s.url("/h")]["changes"]
+    assert "+/e" in pages[s.url("/")]["changes"]  # the new link's text
+    assert all(
+        item.get("changes") is None
+        for url, item in pages.items()
+        if url not in {s.url("/a"), s.url("/h"), s.url("/")}
+    )
     # The formats changed, so nothing could be revalidated: no conditional requests.
     assert s.conditional == []
 
