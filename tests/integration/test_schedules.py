@@ -10,7 +10,6 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,8 @@ from service.ticker import idempotency_key
 from tests.conftest import TrawlServer, wait_until
 from tests.conftest import test_settings as settings_for
 from tests.fakeclock import FakeClock
-from tests.site import Response, Site
+from tests.gate import Gate
+from tests.site import Site
 
 HOUR = 3600.0
 
@@ -92,22 +92,6 @@ async def started_runs(server: TrawlServer) -> float:
     text = (await server.client.get("/metrics")).text
     found = re.search(r'^trawl_schedule_runs_total\{state="started"\} (\S+)$', text, re.M)
     return float(found.group(1)) if found else 0.0
-
-
-class Gate:
-    """A page that answers only once opened (a run that is still running)."""
-
-    def __init__(self, site: Site, path: str = "/gate") -> None:
-        self.opened = threading.Event()
-        site.route(path, self._serve)
-        self.url = site.url(path)
-
-    def _serve(self, handler: Any) -> Response:
-        self.opened.wait(20)
-        return Response(body=b"<html><head><title>Gate</title></head><body>open</body></html>")
-
-    def open(self) -> None:
-        self.opened.set()
 
 
 async def test_runs_fire_on_their_ticks_and_a_clock_jump_makes_one_catch_up_run(

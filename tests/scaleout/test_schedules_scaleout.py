@@ -21,6 +21,7 @@ from service.settings import Settings
 from service.store.postgres import PostgresStore
 from service.ticker import ScheduleTicker
 from tests.fakeclock import FakeClock
+from tests.gate import Gate
 from tests.scaleout.cluster import Api, Cluster
 from tests.site import Site
 from tests.store import pgdb
@@ -91,6 +92,60 @@ async def test_two_worker_processes_fire_each_tick_once(
     assert all(gap % 2.0 == 0 for gap in gaps), gaps
     on_time = [r for r in runs[:before] if r["missed"] == 0]
     assert all(r["fired_at"] - r["tick_at"] < 1.0 for r in on_time), runs
+
+
+async def test_killing_the_leader_in_the_middle_of_a_run_neither_repeats_nor_stops_it(
+    make_cluster: MakeCluster, pg_url: str, site: Site
+) -> None:
+    """The leading worker dies (SIGKILL) while the run's job is still crawling: the job
+    finishes on the other worker (its lease expires), ticks meanwhile are skipped, and
+    the next tick after it ended starts the next run (a recrawl of it) from the new leader."""
+    gate = Gate(site)
+    cluster = make_cluster(SCRAPER_MIN_SCHEDULE_INTERVAL="1s", SCRAPER_LEASE_SECONDS="2")
+    try:
+        (web,) = await cluster.start_ready("web")
+        workers = await cluster.start_ready("worker", 2)
+        api = Api(web)
+        response = await api.client.post(
+            "/v1/schedules", json={"job": {"url": gate.url}, "every": "2s"}
+        )
+        assert response.status_code == 201, response.text
+        schedule_id = response.json()["id"]
+        runs = await wait_for_runs(pg_url, schedule_id, 1)
+        first_job = runs[0]["job_id"]
+        await api.wait_job(first_job, until=lambda job: job["status"] == "running")
+        leaders = [w for w in workers if "started job" in w.log]
+        assert len(leaders) == 1, cluster.logs()
+        leaders[0].crash()
+        survivor = next(w for w in workers if w is not leaders[0])
+        # Ticks pass while the job is unfinished: skipped, by the new leader too.
+        runs = await wait_for_runs(pg_url, schedule_id, len(runs) + 2)
+        gate.open()
+        finished = await api.wait_job(first_job)
+        assert finished["status"] == "completed"
+
+        def second_started(found: list[dict[str, Any]]) -> bool:
+            return len([r for r in found if r["state"] == "started"]) >= 2
+
+        deadline = asyncio.get_running_loop().time() + 30
+        while not second_started(runs := await runs_of(pg_url, schedule_id)):
+            assert asyncio.get_running_loop().time() < deadline, runs
+            await asyncio.sleep(0.1)
+        second = [r for r in runs if r["state"] == "started"][1]
+        recrawl = await api.wait_job(second["job_id"])
+        assert recrawl["recrawl_of"] == first_job
+        assert "started job" in survivor.log
+        await api.aclose()
+    except BaseException:
+        gate.open()
+        print(cluster.logs())
+        raise
+    started = [r for r in runs if r["state"] == "started"]
+    skipped = [r for r in runs if r["state"] == "skipped"]
+    assert skipped and all(r["tick_at"] < second["tick_at"] for r in skipped)
+    assert len({r["tick_at"] for r in runs}) == len(runs)
+    jobs = await pgdb.query(pg_url, "SELECT id FROM jobs")
+    assert sorted(r["job_id"] for r in started) == sorted(row["id"] for row in jobs)
 
 
 async def test_two_tickers_that_both_lead_fire_each_tick_once(
