@@ -7,6 +7,7 @@ import contextlib
 import statistics
 import time
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -74,3 +75,18 @@ class HealthProbe:
         assert self.latencies, "no /health samples were taken"
         assert self.failures == 0, self.summary()
         assert self.worst < limit, self.summary()
+
+
+async def health_latency(
+    client: httpx.AsyncClient, until: asyncio.Future[Any], interval: float = 0.05
+) -> list[float]:
+    """GET /health every `interval` s until `until` is done; each latency in seconds
+    (from sending, unlike HealthProbe's from when it was due); every answer must be 200."""
+    latencies: list[float] = []
+    while not until.done():
+        started = time.perf_counter()
+        response = await client.get("/health")
+        latencies.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.text
+        await asyncio.sleep(interval)
+    return latencies

@@ -8,7 +8,6 @@ gzip, pages with thousands of unique long links.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 
 from service.urls import MAX_URL_LENGTH
 from tests.conftest import TrawlServer
+from tests.faults.health import health_latency
 from tests.faults.hostile_server import HostileServer, long_path
 
 pytestmark = pytest.mark.timeout(120)
@@ -28,18 +28,6 @@ def server_defaults(database_url: str) -> dict[str, Any]:
     # These pages are slow to parse on purpose (20 MB of emoji); what is measured here is
     # what they cost afterwards, so the parse deadline must not cut them off.
     return {"database_url": database_url, "db_pool_size": 4, "parse_timeout": 120.0}
-
-
-async def health_latency(server: TrawlServer, until: asyncio.Future[Any]) -> list[float]:
-    """GET /health every 50 ms until `until` is done; each latency in seconds."""
-    latencies: list[float] = []
-    while not until.done():
-        started = time.perf_counter()
-        response = await server.client.get("/health")
-        latencies.append(time.perf_counter() - started)
-        assert response.status_code == 200, response.text
-        await asyncio.sleep(0.05)
-    return latencies
 
 
 # -- item 1: URL length ----------------------------------------------------------------
@@ -153,7 +141,7 @@ async def test_results_of_huge_pages_leave_health_responsive(
         return sizes
 
     reading = asyncio.ensure_future(read_all())
-    latencies = await health_latency(server, reading)
+    latencies = await health_latency(server.client, reading)
     sizes = await reading
     assert max(latencies) < 1.0, latencies
     # Default caps: 2 MiB per format, so about 6 MiB a page; 8 MiB a response.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ import pytest
 
 from service.store.sqlite import sqlite_path
 from tests.conftest import TrawlServer, wait_until
+from tests.faults.health import health_latency
 from tests.faults.hostile_server import HostileServer
 from tests.store import pgdb
 
@@ -153,12 +153,7 @@ async def test_expiry_runs_in_small_batches_while_the_crawl_goes_on(
     await server.wait_job(big["id"], timeout=90)
     crawl = await server.submit({"urls": seeds(hostile, 200, "live"), "max_pages": 200})
     purge = asyncio.ensure_future(server.client.delete(f"/v1/jobs/{big['id']}?purge=true"))
-    latencies = []
-    while not purge.done():
-        started = time.perf_counter()
-        assert (await server.client.get("/health")).status_code == 200
-        latencies.append(time.perf_counter() - started)
-        await asyncio.sleep(0.02)
+    latencies = await health_latency(server.client, purge, 0.02)
     assert (await purge).status_code == 200
     done = await server.wait_job(crawl["id"], timeout=60)
     assert done["stats"]["pages_fetched"] == 200

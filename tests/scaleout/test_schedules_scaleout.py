@@ -20,6 +20,7 @@ import pytest
 from service.settings import Settings
 from service.store.postgres import PostgresStore
 from service.ticker import ScheduleTicker
+from tests.conftest import wait_until
 from tests.fakeclock import FakeClock
 from tests.gate import Gate
 from tests.scaleout.cluster import Api, Cluster
@@ -45,14 +46,14 @@ async def runs_of(database_url: str, schedule_id: str) -> list[dict[str, Any]]:
 async def wait_for_runs(
     database_url: str, schedule_id: str, count: int, timeout: float = 60.0
 ) -> list[dict[str, Any]]:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        runs = await runs_of(database_url, schedule_id)
-        if len([r for r in runs if r["state"] != "pending"]) >= count:
-            return runs
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"{count} runs not there in {timeout}s: {runs}")
-        await asyncio.sleep(0.1)
+    runs: list[dict[str, Any]] = await wait_until(
+        lambda: runs_of(database_url, schedule_id),
+        lambda runs: len([r for r in runs if r["state"] != "pending"]) >= count,
+        timeout,
+        0.1,
+        message=f"{count} runs not there",
+    )
+    return runs
 
 
 async def test_two_worker_processes_fire_each_tick_once(
