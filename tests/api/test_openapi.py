@@ -469,6 +469,33 @@ async def test_real_responses_match_the_document(make_server: MakeServer, site: 
     conforms(spec, item + "/results", "get", results)
     stream = await server.client.get(f"/v1/jobs/{job_id}/results.ndjson")
     conforms(spec, item + "/results.ndjson", "get", stream)
+    # A recrawl: its job (recrawl_of, stats.changes) and results (change, diffs, pages
+    # no longer reached) are documented too.
+    recrawl = item + "/recrawl"
+    again = await server.client.post(
+        f"/v1/jobs/{job_id}/recrawl",
+        json={"formats": [*every_format, "changes"], "exclude": [".*/p/0$"]},
+    )
+    conforms(spec, recrawl, "post", again)
+    recrawl_id = again.json()["id"]
+    await server.wait_job(recrawl_id)
+    conforms(spec, item, "get", await server.client.get(f"/v1/jobs/{recrawl_id}"))
+    changed = await server.client.get(f"/v1/jobs/{recrawl_id}/results", params={"limit": 1000})
+    assert {page["change"] for page in changed.json()["items"]} >= {"removed", "unchanged"}
+    conforms(spec, item + "/results", "get", changed)
+    conforms(
+        spec,
+        item + "/results.ndjson",
+        "get",
+        await server.client.get(f"/v1/jobs/{recrawl_id}/results.ndjson?change=removed"),
+    )
+    conforms(spec, recrawl, "post", await server.client.post("/v1/jobs/nope/recrawl"))
+    conforms(
+        spec,
+        recrawl,
+        "post",
+        await server.client.post(recrawl.replace("{job_id}", job_id), json={"max_depth": -1}),
+    )
     conforms(spec, item, "delete", await server.client.delete(f"/v1/jobs/{job_id}"))
     conforms(spec, "/health", "get", await server.client.get("/health"))
     scraped = await server.client.post(
