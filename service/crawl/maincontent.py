@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,7 @@ _MUTED = frozenset(
         "object", "button", "select", "input", "textarea", "option", "canvas", "dialog",
     }
 )  # fmt: skip
+_FIELDS = frozenset({"input", "select", "textarea"})
 # Muted elements that are detached too (the text walk would otherwise read them).
 _DETACHED = frozenset({"button", "select", "textarea", "dialog", "object", "iframe"})
 _LANDMARK_ROLES = frozenset(
@@ -62,7 +64,9 @@ _CHROME_WORDS = re.compile(
     r"recommended|promo|advert|advertisement|ads|adsbygoogle|ad|sponsor|sponsored|"
     r"popup|modal|skip-link|skip|pagination|pager|toolbar|masthead|"
     r"tagcloud|tags|categories|author-box|author-bio|"
-    r"comments?|comment-list|comment-form|respond|disqus"
+    r"comments?|comment-list|comment-form|respond|disqus|"
+    r"byline|author|bio|disclaimer|disclosure|affiliate|cta|btn|button|prevnext|"
+    r"read-time|reading-time"
     r")(?:$|[\s_-])",
     re.IGNORECASE,
 )
@@ -131,10 +135,19 @@ _SHORT_TEXT = 200
 _DENSER = 0.15
 # Link text counts this much towards an element's share of the page: listings are links.
 _LINK_WEIGHT = 0.4
+# Chrome-named siblings of one class count together unless this share of them is links.
+_GROUP_LINKS = 0.5
+# A form with fields is chrome when it holds less than this share of the page.
+_FORM_SHARE = 0.15
 # Elements named like comments holding this share of the page make it a thread.
 _THREAD_SHARE = 0.5
 # A chrome-headed section is dropped when it is at most this share of the root.
 _TAIL_SHARE = 0.3
+
+
+def _class(tag: Tag) -> str:
+    classes = tag.attrs.get("class")
+    return " ".join(classes) if isinstance(classes, list) else str(classes or "")
 
 
 def _words(tag: Tag) -> str:
@@ -235,7 +248,7 @@ class _Tree:
 
     __slots__ = (
         "children", "chrome", "comments", "dropped", "end", "forum", "headings", "link", "nodes",
-        "parent", "product", "role_main", "scripts", "text",
+        "fields", "parent", "product", "role_main", "scripts", "text",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -253,6 +266,7 @@ class _Tree:
         self.role_main = -1  # the first element with role="main"
         self.dropped: list[Tag] = []
         self.scripts: list[Tag] = []  # JSON-LD in the body
+        self.fields: list[int] = []  # elements holding a form field, in document order
 
     def weight(self, i: int) -> float:
         """Text that counts towards being content: link text counts for less."""
@@ -296,6 +310,8 @@ def _measure(root: Tag, muted: frozenset[str]) -> _Tree:
                 continue
             name = node.name
             if name in muted:
+                if name in _FIELDS and node.get("type") != "hidden":
+                    tree.fields.append(index)
                 if name in _DETACHED:
                     tree.dropped.append(node)
                 elif name == "script" and node.get("type") == "application/ld+json":
@@ -368,6 +384,13 @@ def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
     scopes = sorted(keep)
     totals = {k: tree.weight(k) for k in scopes}
     page = tree.weight(0)
+    # Siblings of one class are judged together: a page builder's ten "cta" blocks of
+    # text in a row are the page, however small each one is (a menu's items are links).
+    groups: dict[tuple[int, str], float] = {}
+    for i in range(1, len(nodes)):
+        if chrome[i] and tree.link[i] < _GROUP_LINKS * tree.text[i]:
+            key = (tree.parent[i], _class(nodes[i]))
+            groups[key] = groups.get(key, 0.0) + tree.weight(i)
     i = 1
     while i < len(nodes):
         if (
@@ -377,11 +400,26 @@ def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
         ):
             inside = [k for k in scopes if k < i < end[k]]
             total = totals[inside[-1]] if inside else page
-            if tree.weight(i) < _CHROME_SHARE * total:
+            weight = max(tree.weight(i), groups.get((tree.parent[i], _class(nodes[i])), 0.0))
+            if weight < _CHROME_SHARE * total:
                 tree.drop(i)
                 i = end[i]
                 continue
         i += 1
+
+
+def _mark_forms(tree: _Tree) -> None:
+    """Forms with fields (sign-up, contact, quote requests) are chrome, not content."""
+    fields = tree.fields
+    if not fields:
+        return
+    nodes, end, chrome = tree.nodes, tree.end, tree.chrome
+    page = tree.weight(0)
+    for i, tag in enumerate(nodes):
+        if tag.name == "form" and not chrome[i] and tree.weight(i) < _FORM_SHARE * page:
+            first = bisect_left(fields, i)
+            if first < len(fields) and fields[first] < end[i]:
+                chrome[i] = True
 
 
 def _mark_product_chrome(tree: _Tree) -> None:
@@ -505,6 +543,7 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
     thread, product = _page_kinds(soup, tree.scripts)
     tree.forum = tree.forum or thread
     tree.product = tree.product or product
+    _mark_forms(tree)
     if tree.product:
         _mark_product_chrome(tree)
     index = {id(tag): i for i, tag in enumerate(tree.nodes)}

@@ -136,3 +136,38 @@ def test_price_blocks_stay_on_other_pages() -> None:
     html = f"""<body><div class="post"><h1>Pricing</h1><p>{PARA}</p>
       <div class="price">Our plan costs $49.00 a month.</div></div></body>"""
     assert "$49.00" in main_text(html)
+
+
+def test_bylines_and_calls_to_action_go() -> None:
+    html = f"""<body><div class="post"><h1>Title</h1>
+      <div class="post-byline">Written by Someone, 14 min read</div><p>{PARA}</p>
+      <div class="cta-box"><p>Get a free quote today</p></div></div></body>"""
+    text = main_text(html)
+    assert "Plenty of words" in text
+    assert "Written by" not in text and "free quote" not in text
+
+
+def test_a_form_with_fields_goes() -> None:
+    html = f"""<body><div class="post"><h1>Title</h1><p>{PARA}</p><p>{PARA}</p>
+      <form action="/lead"><h3>Talk to our experts</h3><input name="email">
+      <textarea name="msg"></textarea></form></div></body>"""
+    text = main_text(html)
+    assert "Plenty of words" in text
+    assert "Talk to our experts" not in text
+
+
+def test_a_page_of_text_in_a_form_stays() -> None:
+    # ASP.NET wraps the whole page in one <form>.
+    html = f"""<body><form action="/"><input type="hidden" name="state">
+      <input name="q"><h1>Title</h1><p>{PARA}</p></form></body>"""
+    assert "Plenty of words" in main_text(html)
+
+
+def test_repeated_blocks_named_like_chrome_are_judged_together() -> None:
+    # A page builder's sections each hold a little of the page, together all of it.
+    blocks = "".join(f'<div class="cta-section"><p>Part {n}: {PARA}</p></div>' for n in range(6))
+    html = f"""<body><div class="page"><h1>Services</h1>{blocks}</div>
+      <div class="cta-footer"><p>Call us now</p></div></body>"""
+    text = main_text(html)
+    assert "Part 0:" in text and "Part 5:" in text
+    assert "Call us now" not in text
