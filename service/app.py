@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import itertools
 import logging
 import math
@@ -18,6 +17,7 @@ from service.api.context import AppContext, TrawlApp
 from service.api.firecrawl import routes as firecrawl
 from service.api.security import RateLimiter, add_security_headers, authenticate
 from service.errors import ConfigError
+from service.network.guard import is_loopback_host
 from service.progress import ProgressHub
 from service.retention import RetentionSweeper
 from service.runtime import Runtime, address_policy, fetch_options
@@ -29,15 +29,6 @@ __all__ = ["address_policy", "check_exposure", "create_app", "fetch_options"]
 logger = logging.getLogger(__name__)
 
 _app_numbers = itertools.count()
-
-
-def is_loopback_host(host: str) -> bool:
-    if host.strip("[]").lower() in {"localhost", "localhost."}:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def check_exposure(settings: Settings) -> None:

@@ -71,6 +71,11 @@ async def create_job(request: Request) -> HTTPResponse:
     payload = read_json_body(request)
     job_request = parse_job_request(payload, job_limits(request))
     job, created = await submit_job(request, job_request, key=idempotency_key(request))
+    return accepted(job, created)
+
+
+def accepted(job: Job, created: bool) -> HTTPResponse:
+    """202 with the job and its `Location`; `Idempotent-Replayed` when it was stored before."""
     headers = {"Location": f"/v1/jobs/{job.id}"}
     if not created:
         headers["Idempotent-Replayed"] = "true"
@@ -113,10 +118,7 @@ async def recrawl_job(request: Request, job_id: str) -> HTTPResponse:
         owner=owner_of(request),
         key=idempotency_key(request),
     )
-    headers = {"Location": f"/v1/jobs/{job.id}"}
-    if not created:
-        headers["Idempotent-Replayed"] = "true"
-    return json_response(job.as_dict(), status=202, headers=headers)
+    return accepted(job, created)
 
 
 @bp.get("")

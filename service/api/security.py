@@ -15,6 +15,7 @@ from sanic.response import HTTPResponse
 
 from service.api.context import ctx
 from service.errors import RateLimited, Unauthorized
+from service.network.guard import is_loopback_host
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -164,7 +165,7 @@ def _authorize_metrics(request: Request) -> None:
         (settings.metrics_token,) if settings.metrics_token else ()
     )
     if not accepted:
-        if _loopback_bind(settings.host):
+        if is_loopback_host(settings.host):
             return
         raise Unauthorized(
             "/metrics is closed on a non-loopback bind: set SCRAPER_METRICS_TOKEN and send "
@@ -173,15 +174,6 @@ def _authorize_metrics(request: Request) -> None:
     if scheme.lower() != "bearer" or not presented or _match_key(presented, accepted) is None:
         _throttle(request, address_key(request.remote_addr or request.ip or "unknown"))
         raise Unauthorized("/metrics needs an API key or SCRAPER_METRICS_TOKEN as a bearer token.")
-
-
-def _loopback_bind(host: str) -> bool:
-    if host.strip("[]").lower() in {"localhost", "localhost."}:
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def add_security_headers(request: Request, response: HTTPResponse) -> None:

@@ -285,3 +285,13 @@ def policy_for(
         allowed_networks=allowed_networks,
         own=OwnEndpoints.listening(host, ports),
     )
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether a listening host (a name or an address, maybe in brackets) is loopback only."""
+    if host.strip("[]").lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
