@@ -153,6 +153,41 @@ async def get_schedule(request: Request, schedule_id: str) -> HTTPResponse:
     return json_response(body)
 
 
+@bp.get("/<schedule_id:str>/runs")
+@openapi.operation(
+    "list_schedule_runs",
+    summary="A schedule's runs, newest first",
+    description=(
+        "Each tick the schedule fired for: the job it started (with its status and change "
+        "counts) or why it was skipped. The newest 50 runs are kept."
+    ),
+    path=SCHEDULE_ID,
+    params=(
+        openapi.query("limit", "Page size", type="integer", minimum=1, maximum=100, default=20),
+        openapi.query("cursor", "`next_cursor` of the previous page", type="string"),
+    ),
+    responses={200: openapi.json(schemas.ScheduleRunList, "A page of runs")},
+    problems=(404, 422),
+)
+async def list_schedule_runs(request: Request, schedule_id: str) -> HTTPResponse:
+    app = ctx(request)
+    limit = int_param(request, "limit", 20, 1, 100)
+    before = cursor_param(request)
+    if await app.db.schedules.get(schedule_id, owner_of(request)) is None:
+        raise unknown_schedule(schedule_id)
+    runs = await app.db.schedules.runs(schedule_id, limit + 1, before)
+    more = len(runs) > limit
+    runs = runs[:limit]
+    job_ids = sorted({run.job_id for run in runs if run.job_id})
+    jobs = {job.id: job.as_dict() for job in await app.db.get_jobs(job_ids)}
+    return json_response(
+        {
+            "items": [run.as_dict(jobs.get(run.job_id or "")) for run in runs],
+            "next_cursor": encode_cursor(runs[-1].id) if more and runs else None,
+        }
+    )
+
+
 def changed(current: Schedule, value: ScheduleInput, now: float) -> ScheduleChange:
     """The schedule after a PATCH (pure: the store runs it on the locked row)."""
     timing = current.timing

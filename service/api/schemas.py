@@ -302,6 +302,11 @@ class ScheduleOut(BaseModel):
     runs: list[ScheduleRunOut] = Field(description="Recent runs, newest first")
 
 
+class ScheduleRunList(BaseModel):
+    items: list[ScheduleRunOut] = Field(description="Newest first")
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: end")
+
+
 class ScheduleList(BaseModel):
     items: list[ScheduleOut] = Field(description="Newest first")
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: end")

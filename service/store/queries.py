@@ -123,6 +123,7 @@ class Queries:
     set_last_job: str
     pending_runs: str
     recent_runs: str
+    runs_page: str
     prune_runs: str
     notify_schedules: str
 

@@ -229,6 +229,13 @@ class ScheduleStore:
             for r in rows
         ]
 
+    async def runs(
+        self, schedule_id: str, limit: int, before_id: int | None
+    ) -> list[ScheduleRun]:
+        """One schedule's runs, newest first (the newest RUNS_KEPT are kept)."""
+        rows = await self.db.fetch(self.q.runs_page, schedule_id, before_id, limit)
+        return [ScheduleRun.from_row(row) for row in rows]
+
     async def job_by_key(self, owner: str, key: str) -> str | None:
         """The id of the owner's job created under an idempotency key, if any."""
         row = await self.db.fetch_one(self.q.job_by_key, owner or "", key)

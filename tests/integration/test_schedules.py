@@ -181,6 +181,14 @@ async def test_a_run_is_skipped_while_the_previous_one_runs(tmp_path: Path, site
         assert third["runs"][0]["status"] == "completed"
         assert third["runs"][0]["job_id"] not in (None, job_id)
         assert [r["status"] for r in third["runs"]] == ["completed", "skipped", "completed"]
+        # The same runs, paged.
+        url = f"/v1/schedules/{body['id']}/runs"
+        page = (await server.client.get(url, params={"limit": "2"})).json()
+        assert page["items"] == third["runs"][:2] and page["next_cursor"]
+        rest = await server.client.get(url, params={"cursor": page["next_cursor"]})
+        assert rest.json() == {"items": third["runs"][2:], "next_cursor": None}
+        missing = await server.client.get("/v1/schedules/nope/runs")
+        assert missing.status_code == 404
     finally:
         gate.open()
         await server.stop()

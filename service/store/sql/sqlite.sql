@@ -502,6 +502,12 @@ SELECT schedule_id, id, tick_at, fired_at, state, job_id, reason, missed FROM (
     FROM schedule_runs r WHERE r.schedule_id IN (SELECT value FROM json_each(?1))
 ) WHERE nth <= ?2 ORDER BY schedule_id, id DESC
 
+-- name: runs_page
+-- One schedule's runs, newest first, before run id ?2 (a cursor; NULL: from the newest).
+SELECT schedule_id, id, tick_at, fired_at, state, job_id, reason, missed FROM schedule_runs
+WHERE schedule_id = ?1 AND (?2 IS NULL OR id < ?2)
+ORDER BY id DESC LIMIT ?3
+
 -- name: prune_runs
 -- Keep a schedule's newest ?2 runs.
 DELETE FROM schedule_runs WHERE schedule_id = ?1 AND id < (
