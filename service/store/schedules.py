@@ -229,9 +229,7 @@ class ScheduleStore:
             for r in rows
         ]
 
-    async def runs(
-        self, schedule_id: str, limit: int, before_id: int | None
-    ) -> list[ScheduleRun]:
+    async def runs(self, schedule_id: str, limit: int, before_id: int | None) -> list[ScheduleRun]:
         """One schedule's runs, newest first (the newest RUNS_KEPT are kept)."""
         rows = await self.db.fetch(self.q.runs_page, schedule_id, before_id, limit)
         return [ScheduleRun.from_row(row) for row in rows]
