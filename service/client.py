@@ -134,6 +134,8 @@ class JobStats:
     pages_fetched: int = 0
     pages_failed: int = 0
     pages_skipped: int = 0
+    # A recrawl's results by change: {"new", "changed", "unchanged", "removed"}; else None.
+    changes: dict[str, int] | None = None
 
     @property
     def pages_done(self) -> int:
@@ -142,7 +144,21 @@ class JobStats:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> JobStats:
-        return cls(**{name: int(data.get(name) or 0) for name in cls.__slots__})
+        counts = {name: int(data.get(name) or 0) for name in _PAGE_COUNTS}
+        changes = data.get("changes")
+        return cls(
+            **counts,
+            changes={k: int(v) for k, v in changes.items()} if isinstance(changes, dict) else None,
+        )
+
+
+_PAGE_COUNTS = (
+    "pages_discovered",
+    "pages_queued",
+    "pages_fetched",
+    "pages_failed",
+    "pages_skipped",
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -156,6 +172,7 @@ class Job:
     stats: JobStats
     error: dict[str, Any] | None
     raw: dict[str, Any] = field(repr=False, compare=False)
+    recrawl_of: str | None = None  # the job this one recrawls
 
     @property
     def is_final(self) -> bool:
@@ -173,6 +190,7 @@ class Job:
             stats=JobStats.from_dict(data.get("stats") or {}),
             error=data.get("error"),
             raw=data,
+            recrawl_of=data.get("recrawl_of"),
         )
 
 
@@ -200,6 +218,10 @@ class Page:
     data: dict[str, Any] | None = None
     error: PageError | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    # A recrawl's results: new | changed | unchanged | removed, and the diff (`changes`).
+    change: str | None = None
+    previous_fetched_at: datetime | None = None
+    changes: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -229,6 +251,9 @@ class Page:
                 else None
             ),
             raw=data,
+            change=data.get("change"),
+            previous_fetched_at=_time(data.get("previous_fetched_at")),
+            changes=data.get("changes"),
         )
 
 
@@ -364,6 +389,15 @@ def _submit_call(
     return _Call("POST", "/v1/jobs", Job.from_dict, {"json": body, "headers": headers})
 
 
+def _recrawl_call(
+    job_id: str, idempotency_key: str | None, overrides: dict[str, Any]
+) -> _Call[Job]:
+    headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+    return _Call(
+        "POST", f"/v1/jobs/{job_id}/recrawl", Job.from_dict, {"json": overrides, "headers": headers}
+    )
+
+
 def _list_call(status: str | None, limit: int, cursor: str | None) -> _Call[JobList]:
     params = {k: v for k, v in (("status", status), ("cursor", cursor)) if v}
     return _Call("GET", "/v1/jobs", _job_list, {"params": {**params, "limit": limit}})
@@ -376,13 +410,15 @@ def _job_list(data: dict[str, Any]) -> JobList:
 
 
 def _results_call(
-    job_id: str, limit: int, cursor: str | None, outcome: str | None
+    job_id: str, limit: int, cursor: str | None, outcome: str | None, change: str | None = None
 ) -> _Call[ResultPage]:
     params: dict[str, Any] = {"limit": limit}
     if cursor:
         params["cursor"] = cursor
     if outcome:
         params["outcome"] = outcome
+    if change:
+        params["change"] = change
     return _Call("GET", f"/v1/jobs/{job_id}/results", _result_page, {"params": params})
 
 
@@ -460,6 +496,11 @@ class Client:
         """
         return self._call(_submit_call(urls, idempotency_key, options))
 
+    def recrawl(self, job_id: str, *, idempotency_key: str | None = None, **overrides: Any) -> Job:
+        """Recrawl a finished job (`overrides` replace fields of its request); each result
+        of the new job has `change`, its stats `changes`."""
+        return self._call(_recrawl_call(job_id, idempotency_key, overrides))
+
     def get(self, job_id: str) -> Job:
         return Job.from_dict(self._request("GET", f"/v1/jobs/{job_id}"))
 
@@ -478,8 +519,9 @@ class Client:
         limit: int = 50,
         cursor: str | None = None,
         outcome: str | None = None,
+        change: str | None = None,
     ) -> ResultPage:
-        return self._call(_results_call(job_id, limit, cursor, outcome))
+        return self._call(_results_call(job_id, limit, cursor, outcome, change))
 
     def iter_results(
         self,
@@ -489,12 +531,15 @@ class Client:
         page_size: int = 200,
         follow: bool = True,
         poll_interval: float = RESULTS_POLL_SECONDS,
+        change: str | None = None,
     ) -> Iterator[Page]:
         """Every result, following cursors; waits for a running job's results to come
         (`follow=False`: stops at what is stored now) and stops at a finished job's end."""
         cursor: str | None = None
         while True:
-            page = self.results(job_id, limit=page_size, cursor=cursor, outcome=outcome)
+            page = self.results(
+                job_id, limit=page_size, cursor=cursor, outcome=outcome, change=change
+            )
             yield from page.items
             if page.next_cursor is None:
                 return
@@ -612,6 +657,12 @@ class AsyncClient:
         """See `Client.submit`."""
         return await self._call(_submit_call(urls, idempotency_key, options))
 
+    async def recrawl(
+        self, job_id: str, *, idempotency_key: str | None = None, **overrides: Any
+    ) -> Job:
+        """See `Client.recrawl`."""
+        return await self._call(_recrawl_call(job_id, idempotency_key, overrides))
+
     async def get(self, job_id: str) -> Job:
         return Job.from_dict(await self._request("GET", f"/v1/jobs/{job_id}"))
 
@@ -630,8 +681,9 @@ class AsyncClient:
         limit: int = 50,
         cursor: str | None = None,
         outcome: str | None = None,
+        change: str | None = None,
     ) -> ResultPage:
-        return await self._call(_results_call(job_id, limit, cursor, outcome))
+        return await self._call(_results_call(job_id, limit, cursor, outcome, change))
 
     async def iter_results(
         self,
@@ -641,11 +693,14 @@ class AsyncClient:
         page_size: int = 200,
         follow: bool = True,
         poll_interval: float = RESULTS_POLL_SECONDS,
+        change: str | None = None,
     ) -> AsyncIterator[Page]:
         """See `Client.iter_results`."""
         cursor: str | None = None
         while True:
-            page = await self.results(job_id, limit=page_size, cursor=cursor, outcome=outcome)
+            page = await self.results(
+                job_id, limit=page_size, cursor=cursor, outcome=outcome, change=change
+            )
             for item in page.items:
                 yield item
             if page.next_cursor is None:

@@ -49,6 +49,30 @@ async def test_submit_wait_and_read_results(trawl: TrawlServer, site: Site) -> N
         assert (await client.cancel(job.id)).status == "completed"
 
 
+async def test_recrawl_and_its_changes(trawl: TrawlServer, site: Site) -> None:
+    async with AsyncClient(trawl.base_url) as client:
+        first = await client.wait(
+            (await client.submit(site.url("/"), max_depth=1, formats=["text", "changes"])).id,
+            timeout=60,
+        )
+        assert first.recrawl_of is None and first.stats.changes is None
+        again = await client.recrawl(first.id, max_depth=2)
+        assert again.recrawl_of == first.id and again.request["max_depth"] == 2
+        done = await client.wait(again.id, timeout=60)
+        new = len(site.expected_urls(2)) - len(site.expected_urls(1))
+        assert done.stats.changes == {"new": new, "changed": 0, "unchanged": 2, "removed": 0}
+        pages = [page async for page in client.iter_results(again.id, change="new")]
+        assert {page.url for page in pages} == site.expected_urls(2) - site.expected_urls(1)
+        assert all(p.change == "new" and p.previous_fetched_at is None for p in pages)
+        kept = (await client.results(again.id, change="unchanged")).items
+        assert {p.url for p in kept} == site.expected_urls(1)
+        assert all(p.previous_fetched_at is not None and p.changes is None for p in kept)
+        with pytest.raises(ValidationError):
+            await client.recrawl(first.id, max_depth="deep")
+        with pytest.raises(NotFoundError):
+            await client.recrawl("nope")
+
+
 async def test_iter_results_follows_a_running_job_to_its_end(
     trawl: TrawlServer, site_factory: SiteFactory
 ) -> None:
