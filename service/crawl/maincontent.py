@@ -247,8 +247,8 @@ class _Tree:
     """The elements under a root in document order, with their measured text."""
 
     __slots__ = (
-        "children", "chrome", "comments", "dropped", "end", "forum", "headings", "link", "nodes",
-        "fields", "parent", "product", "role_main", "scripts", "text",
+        "children", "chrome", "comments", "dropped", "end", "fields", "forum", "headings", "link",
+        "nodes", "parent", "product", "role_main", "scripts", "text",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -389,8 +389,10 @@ def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
     groups: dict[tuple[int, str], float] = {}
     for i in range(1, len(nodes)):
         if chrome[i] and tree.link[i] < _GROUP_LINKS * tree.text[i]:
-            key = (tree.parent[i], _class(nodes[i]))
-            groups[key] = groups.get(key, 0.0) + tree.weight(i)
+            name = _class(nodes[i])
+            if name:
+                key = (tree.parent[i], name)
+                groups[key] = groups.get(key, 0.0) + tree.weight(i)
     i = 1
     while i < len(nodes):
         if (
