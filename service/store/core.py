@@ -437,8 +437,11 @@ class SQLStore:
                 widest = await conn.fetch_one(q.max_host_limit)
                 depth = min(limit, max(per_host, int((widest or [0])[0] or 0)) * (1 + ahead))
             candidates: dict[str, list[Candidate]] = defaultdict(list)
+            queued_jobs: set[str] = set()
             for row in await conn.fetch(q.host_heads, order, depth):
                 item = _item_from_row(row)
+                if row[12] == "queued":
+                    queued_jobs.add(item.job_id)
                 own_delay = row[10]
                 delay = max(spacing if own_delay is None else float(own_delay), learnt[item.host])
                 candidates[item.host].append(
@@ -488,7 +491,9 @@ class SQLStore:
                 else:
                     await conn.execute(q.unqueue_host, host, queued[host])
             items = [c.item for c in picked.chosen if c.item.id in taken]
-            for job_id in sorted({item.job_id for item in items}):
+            # Only jobs still queued when read start: a running job costs no statement
+            # (at 1,000,000 pending a claim touches ~5 jobs: as many round trips saved).
+            for job_id in sorted({item.job_id for item in items} & queued_jobs):
                 await self._transition(conn, q.start_job, job_id, started, event_type="job.started")
             return items
 

@@ -154,7 +154,7 @@ SELECT max(per_host_limit) FROM jobs WHERE status IN ('queued', 'running')
 -- probe of frontier_host_queue per host: a host's backlog size does not matter), with
 -- the host's live claims of active jobs from every worker.
 SELECT f.id, f.job_id, f.url, f.host, f.depth, f.attempts, j.owner, j.weight, f.tag,
-       j.per_host_limit, j.per_host_delay, r.busy
+       j.per_host_limit, j.per_host_delay, r.busy, j.status
 FROM (
     SELECT h.host, (SELECT count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
                     WHERE c.host = h.host AND c.state = 'claimed'

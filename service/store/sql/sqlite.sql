@@ -152,7 +152,7 @@ room AS MATERIALIZED (
     FROM ready r
 )
 SELECT f.id, f.job_id, f.url, f.host, f.depth, f.attempts, j.owner, j.weight, f.tag,
-       j.per_host_limit, j.per_host_delay, room.busy
+       j.per_host_limit, j.per_host_delay, room.busy, j.status
 FROM room JOIN frontier f ON f.id IN (
     SELECT g.id FROM frontier g
     WHERE g.host = room.host AND g.state = 'pending' AND g.not_before <= (julianday('now') - 2440587.5) * 86400.0
