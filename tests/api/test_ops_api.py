@@ -123,12 +123,14 @@ async def test_openapi_documents_the_job_request(spec: dict[str, Any]) -> None:
     assert properties["urls"]["items"]["type"] == "string"
     assert properties["max_depth"] == {**properties["max_depth"], "type": "integer", "minimum": 0}
     assert properties["scope"]["enum"] == ["same-host", "same-domain", "any"]
+    # The contract's five, then `changes` (a recrawl's diffs).
     assert properties["formats"]["items"]["enum"] == [
         "metadata",
         "text",
         "markdown",
         "links",
         "html",
+        "changes",
     ]
     assert properties["respect_robots"]["type"] == "boolean"
     assert all(prop.get("description") for prop in properties.values())
@@ -170,7 +172,9 @@ async def test_openapi_documents_job_and_page_responses(spec: dict[str, Any]) ->
         "pages_fetched",
         "pages_failed",
         "pages_skipped",
+        "changes",  # a recrawl's only (not required)
     }
+    assert set(stats["required"]) == set(stats["properties"]) - {"changes"}
     assert set(listing["properties"]) == {"items", "next_cursor"}
     assert set(page["properties"]) >= {
         "url",
