@@ -117,6 +117,9 @@ class Crawler:
         # one (PostgreSQL) claims no more than the limit, so other processes get the rest,
         # and the store reserves each host's spacing.
         self._shared = shared
+        self._share_workers = (
+            settings.concurrency if shared and not settings.max_concurrency_per_key else None
+        )
         self._claim_cap = settings.per_host_concurrency
         # Look-ahead: twice each host's limit more; less starves a busy host between
         # claims on a loaded machine, more makes thousands of hosts outgrow the buffer.
@@ -285,6 +288,9 @@ class Crawler:
                     per_key=self.settings.max_concurrency_per_key or None,
                     spacing=self.settings.per_host_delay,
                     settling=self._settling,
+                    # Shared frontier: the per-key equal share holds across processes
+                    # (a private one's scheduler is the only claimer and shares itself).
+                    workers=self._share_workers,
                 )
                 self.claims_paused = False
                 metrics.CLAIM_SECONDS.observe(time.perf_counter() - started)

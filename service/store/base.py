@@ -168,6 +168,7 @@ class Store(Protocol):
         per_key: int | None = None,
         spacing: float = 0.0,
         settling: Mapping[str, int] | None = None,
+        workers: int | None = None,
     ) -> list[FrontierItem]:
         """Claim up to `limit` due URLs of active jobs for `lease` seconds.
 
@@ -181,7 +182,10 @@ class Store(Protocol):
         frontier reserves each host's spacing (the job's per_host_delay, else `spacing`,
         at least the host's learnt Crawl-delay) so no other process starts too soon.
         `settling` counts per host what this claimer finished but has not recorded yet:
-        claimed in the database, but not in flight.
+        claimed in the database, but not in flight. With `workers` (this process's fetch
+        tasks; a shared frontier without `per_key`), each key with active jobs gets an
+        equal share of every claiming process's fetch tasks, and more only while some
+        of them would otherwise be idle.
         """
         ...
 

@@ -67,7 +67,7 @@ from service.store.base import (
     webhook_wants,
 )
 from service.store.connection import Connection, Database, Row
-from service.store.frontier import PARKED, Candidate, pick, tag_links, weight_of
+from service.store.frontier import PARKED, Candidate, KeyShare, pick, tag_links, weight_of
 from service.store.migrate import apply_migrations
 from service.store.schedules import ScheduleStore
 from service.urls import host_of
@@ -408,6 +408,7 @@ class SQLStore:
         per_key: int | None = None,
         spacing: float = 0.0,
         settling: Mapping[str, int] | None = None,
+        workers: int | None = None,
     ) -> list[FrontierItem]:
         """Claim up to `limit` due URLs of active jobs for `lease` seconds (see base.py
         for the parameters and frontier.py for the algorithm)."""
@@ -454,8 +455,14 @@ class SQLStore:
                     )
                 )
             key_busy = None
-            if per_key is not None:
+            share = None
+            total = await self._claimers_workers(conn, worker, workers) if workers else None
+            if per_key is not None or total is not None:
                 key_busy = {row[0]: int(row[1]) for row in await conn.fetch(q.key_busy)}
+            if per_key is None and total is not None and key_busy is not None:
+                share = KeyShare(
+                    share=-(-total[0] // total[1]), spare=total[0] - sum(key_busy.values())
+                )
             picked = pick(
                 order,
                 candidates,
@@ -464,6 +471,7 @@ class SQLStore:
                 per_key=per_key,
                 key_busy=key_busy,
                 settling=settling,
+                share=share,
             )
             taken: set[int] = set()
             if picked.chosen:
@@ -498,6 +506,19 @@ class SQLStore:
             return items
 
         return await self.db.transaction(work)
+
+    async def _claimers_workers(
+        self, conn: Connection, worker: str, workers: int
+    ) -> tuple[int, int] | None:
+        """(fetch tasks of every claiming process, keys with active jobs), or None with
+        one key or none: the per-key share across processes (issue 16). Processes
+        holding live claims count, this one too, each with `workers` fetch tasks
+        (they run with the same SCRAPER_CONCURRENCY)."""
+        row = await conn.fetch_one(self.q.key_share, worker)
+        others, keys = (int(row[0]), int(row[1])) if row else (0, 1)
+        if keys <= 1:
+            return None
+        return workers * (1 + others), keys
 
     async def host_policy(
         self, host: str, *, delay: float | None = None, defer: float | None = None

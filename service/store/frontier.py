@@ -63,6 +63,15 @@ class Picked:
     spacing: dict[str, float]  # per host: the spacing (seconds) of each URL claimed
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyShare:
+    """A soft per-key limit across processes: `share` claims per key while others wait;
+    beyond it only what would otherwise leave a fetch task idle (`spare`)."""
+
+    share: int
+    spare: int  # fetch tasks of every process not covered by a live claim
+
+
 def pick(
     hosts: Iterable[str],
     candidates: dict[str, list[Candidate]],
@@ -72,14 +81,36 @@ def pick(
     per_key: int | None = None,
     key_busy: dict[str | None, int] | None = None,
     settling: Mapping[str, int] | None = None,
+    share: KeyShare | None = None,
 ) -> Picked:
     """Choose what a claim takes, host by host in turn order.
 
+    `per_key` is a hard cap of claims per key. `share` a soft one: URLs of a key at its
+    share are put aside, and taken after everything else (least served key first) only
+    as far as there are idle fetch tasks, so a key exceeds its share only while the
+    others leave work undone.
     `settling`: per host, URLs this claimer has finished but not yet recorded; they are
     still claimed in the database but no longer in flight, so they do not use a slot.
     """
     result = Picked(chosen=[], visited=[], empty=[], full=[], vtime={}, spacing={})
     keys: dict[str | None, int] = defaultdict(int, key_busy or {})
+    taken: dict[str, int] = defaultdict(int)
+    deferred: list[Candidate] = []
+
+    def room(row: Candidate) -> bool:
+        if row.cap is None:
+            return True
+        done = settling.get(row.item.host, 0) if settling else 0
+        return max(0, row.busy - done) + taken[row.item.host] < row.cap * (1 + ahead)
+
+    def choose(row: Candidate) -> None:
+        host = row.item.host
+        result.chosen.append(row)
+        keys[row.item.owner] += 1
+        taken[host] += 1
+        result.vtime[host] = max(result.vtime.get(host, 0.0), row.tag)
+        result.spacing[host] = result.spacing.get(host, 0.0) + row.delay
+
     for host in hosts:
         if len(result.chosen) >= limit:
             break
@@ -88,21 +119,27 @@ def pick(
         if not rows:
             result.empty.append(host)
             continue
-        taken = 0
-        done = settling.get(host, 0) if settling else 0
         for row in rows:
-            if row.cap is not None and max(0, row.busy - done) + taken >= row.cap * (1 + ahead):
+            if not room(row):
                 result.full.append(host)
                 break
             if len(result.chosen) >= limit:
                 break
             if per_key is not None and keys[row.item.owner] >= per_key:
                 continue
-            result.chosen.append(row)
-            keys[row.item.owner] += 1
-            taken += 1
-            result.vtime[host] = max(result.vtime.get(host, 0.0), row.tag)
-            result.spacing[host] = result.spacing.get(host, 0.0) + row.delay
+            if share is not None and keys[row.item.owner] >= share.share:
+                deferred.append(row)
+                continue
+            choose(row)
+    if deferred and share is not None:
+        spare = share.spare - len(result.chosen)
+        deferred.sort(key=lambda row: keys[row.item.owner])
+        for row in deferred:
+            if spare <= 0 or len(result.chosen) >= limit:
+                break
+            if room(row):
+                choose(row)
+                spare -= 1
     return result
 
 

@@ -65,6 +65,7 @@ class Queries:
     max_host_limit: str
     host_heads: str
     key_busy: str
+    key_share: str
     take_claims: str
     turns: str
     next_due: str

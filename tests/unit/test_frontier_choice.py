@@ -8,7 +8,7 @@ import asyncio
 from service.crawl.hosthealth import HostHealth
 from service.crawl.scheduler import HostScheduler
 from service.store.base import FrontierItem
-from service.store.frontier import Candidate, pick, tag_links, weight_of
+from service.store.frontier import Candidate, KeyShare, pick, tag_links, weight_of
 
 _ids = iter(range(1, 1_000_000))
 
@@ -66,6 +66,31 @@ def test_pick_holds_each_key_to_its_limit() -> None:
     ]
     picked = pick(["a"], {"a": rows}, limit=10, ahead=0, per_key=2, key_busy={"k1": 1})
     assert [c.item.owner for c in picked.chosen] == ["k1", "k2"]
+
+
+def owned(host: str, owners: list[str]) -> list[Candidate]:
+    return [
+        Candidate(item=item(host, owner=owner), tag=float(i), cap=None, delay=0, busy=0)
+        for i, owner in enumerate(owners)
+    ]
+
+
+def test_pick_holds_a_key_to_its_share_while_another_waits() -> None:
+    """Across processes: 8 fetch tasks in all, two keys, a share of 4 each. k1 holds 3
+    claims (in any process): it gets one more, k2 its four; nothing idle is left."""
+    candidates = {"a": owned("a", ["k1"] * 6), "b": owned("b", ["k2"] * 6)}
+    share = KeyShare(share=4, spare=8 - 3)
+    picked = pick(["a", "b"], candidates, limit=64, ahead=0, key_busy={"k1": 3}, share=share)
+    owners = [c.item.owner for c in picked.chosen]
+    assert owners.count("k1") == 1 and owners.count("k2") == 4
+
+
+def test_pick_lets_a_key_past_its_share_only_into_idle_fetch_tasks() -> None:
+    # k2 has nothing to fetch now: k1 may use what would stay idle, and no more.
+    candidates = {"a": owned("a", ["k1"] * 10)}
+    share = KeyShare(share=4, spare=6)
+    picked = pick(["a"], candidates, limit=64, ahead=0, key_busy={"k2": 2}, share=share)
+    assert len(picked.chosen) == 6  # 4 of its share, 2 idle ones
 
 
 def test_fair_queuing_tags_interleave_jobs_on_a_host() -> None:

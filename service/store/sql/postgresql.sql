@@ -178,6 +178,15 @@ WHERE f.state = 'claimed' AND f.claimed_until > extract(epoch FROM statement_tim
   AND j.status IN ('queued', 'running')
 GROUP BY j.owner
 
+-- name: key_share
+-- The fair share of fetch tasks per API key across processes (issue 16): how many other
+-- processes hold live claims ($1 is this one), and how many keys have active jobs.
+SELECT (SELECT count(DISTINCT claimed_by) FROM frontier
+        WHERE state = 'claimed' AND claimed_by <> $1
+          AND claimed_until > extract(epoch FROM statement_timestamp())::double precision),
+       (SELECT count(DISTINCT coalesce(owner, '')) FROM jobs
+        WHERE status IN ('queued', 'running'))
+
 -- name: take_claims
 -- Under the claim lock; a row closed by a cancel meanwhile is no longer pending.
 UPDATE frontier SET state = 'claimed', claimed_by = $3, claimed_until = extract(epoch FROM statement_timestamp())::double precision + $2

@@ -167,6 +167,13 @@ ORDER BY f.tag, f.id
 SELECT j.owner, count(*) FROM frontier f JOIN jobs j ON j.id = f.job_id
 WHERE f.state = 'claimed' AND j.status IN ('queued', 'running') GROUP BY j.owner
 
+-- name: key_share
+-- Other claimers with live claims (?1 is this one) and keys with active jobs (issue 16).
+SELECT (SELECT count(DISTINCT claimed_by) FROM frontier
+        WHERE state = 'claimed' AND claimed_by <> ?1),
+       (SELECT count(DISTINCT coalesce(owner, '')) FROM jobs
+        WHERE status IN ('queued', 'running'))
+
 -- name: take_claims
 UPDATE frontier SET state = 'claimed', claimed_by = ?3,
     claimed_until = (julianday('now') - 2440587.5) * 86400.0 + ?2
