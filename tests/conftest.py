@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from tests.faults.hostile_server import HostileServer
 from tests.jobsapi import JobsApi
 from tests.site import site, site_factory  # noqa: F401  (fixtures)
 from tests.store import pgdb
+from tests.waiting import eventually, wait_until  # noqa: F401  (the tests import them from here)
 
 TERMINAL = {"completed", "failed", "cancelled"}
 
@@ -105,44 +104,6 @@ class TrawlServer(JobsApi):
         """Poll until the job reaches one of `statuses` (default: any final status)."""
         wanted = statuses or TERMINAL
         return await wait_until(lambda: self.job(job_id), lambda j: j["status"] in wanted, timeout)
-
-
-async def wait_until(
-    probe: Callable[[], Awaitable[Any]],
-    done: Callable[[Any], bool],
-    timeout: float = 10.0,
-    interval: float = 0.05,
-    *,
-    message: str = "condition not met",
-) -> Any:
-    """Poll `probe` until `done(value)`; fail with the last value after `timeout`.
-
-    The one polling loop of the tests: wait on a condition with a deadline, never sleep
-    as synchronisation. `probe` may raise to fail early (a child process that exited).
-    """
-    deadline = time.monotonic() + timeout
-    value = await probe()
-    while not done(value):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{message} within {timeout}s; last value: {value!r}")
-        await asyncio.sleep(interval)
-        value = await probe()
-    return value
-
-
-async def eventually(
-    predicate: Callable[[], Any],
-    timeout: float = 15.0,
-    interval: float = 0.02,
-    *,
-    message: str = "condition not met",
-) -> Any:
-    """`wait_until` for a synchronous predicate: its first truthy value."""
-
-    async def probe() -> Any:
-        return predicate()
-
-    return await wait_until(probe, bool, timeout, interval, message=message)
 
 
 @pytest.fixture

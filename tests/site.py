@@ -31,7 +31,6 @@ Custom routes (`Site.route`, `Site.add_page`) take precedence over all of these.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gzip
 import html
@@ -52,6 +51,8 @@ from urllib.parse import parse_qsl, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 import pytest
+
+from tests.waiting import eventually
 
 logger = logging.getLogger(__name__)
 
@@ -525,11 +526,10 @@ class Site:
         timeout: float = 5.0,
     ) -> T:
         """`wait_for` for async tests: yields to the event loop between polls."""
-        deadline = time.monotonic() + timeout
-        while not (result := predicate()):
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"condition not met within {timeout}s")
-            await asyncio.sleep(0.005)
+        try:
+            result: T = await eventually(predicate, timeout, 0.005)
+        except AssertionError as exc:
+            raise TimeoutError(str(exc)) from None
         return result
 
     # -- custom routes -----------------------------------------------------------------

@@ -7,12 +7,11 @@ process. Bounded: few examples per operation and a wall-clock budget, so CI stay
 
 from __future__ import annotations
 
-import time
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import requests
 import schemathesis
@@ -32,22 +31,6 @@ EXAMPLES_PER_OPERATION = 40
 SYNCHRONOUS = frozenset({"POST /v1/scrape", "POST /v1/map", "POST /v2/scrape", "POST /v2/map"})
 
 
-def wait_healthy(service: ServiceProcess, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(base_url=service.base_url, trust_env=False, timeout=2.0) as client:
-        while True:
-            if service.returncode() is not None:
-                raise AssertionError(f"service exited {service.returncode()}:\n{service.log}")
-            try:
-                if client.get("/health").status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"service not ready within {timeout}s:\n{service.log}")
-            time.sleep(0.05)  # polling a child process's readiness, with a deadline
-
-
 @pytest.fixture(scope="module")
 def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     """The API alone (no crawl workers: nothing is fetched), no rate limit to hide behind."""
@@ -56,7 +39,7 @@ def live_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicePr
         tmp_path, args=("web",), env={"SCRAPER_RATE_LIMIT_PER_MINUTE": "0"}
     ).start()
     try:
-        wait_healthy(service)
+        asyncio.run(service.wait_ready())  # a sync fixture: no loop runs here yet
         yield service
     finally:
         service.kill()
