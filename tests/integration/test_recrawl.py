@@ -32,12 +32,7 @@ MakeServer = Callable[..., Awaitable[TrawlServer]]
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    reason = pgdb.unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    url = pgdb.create_database("trawl_recrawl")
-    yield url
-    pgdb.drop_database(url)
+    yield from pgdb.fresh_database("trawl_recrawl")
 
 
 @pytest.fixture

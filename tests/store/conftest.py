@@ -18,12 +18,7 @@ MakeStore = Callable[[], Awaitable[Store]]
 @pytest.fixture(scope="session")
 def pg_session_url() -> Iterator[str]:
     """One throwaway database for the session's PostgreSQL store tests."""
-    reason = pgdb.unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    url = pgdb.create_database("trawl_store")
-    yield url
-    pgdb.drop_database(url)
+    yield from pgdb.fresh_database("trawl_store")
 
 
 @pytest.fixture(

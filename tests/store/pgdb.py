@@ -115,7 +115,7 @@ async def query(url: str, sql: str, *args: Any) -> list[asyncpg.Record]:
 
 
 def fresh_database(prefix: str) -> Iterator[str]:
-    """A new, empty database for one test, dropped after it (skips without PostgreSQL).
+    """A new, empty database, dropped when the fixture ends (skips without PostgreSQL).
 
     For fixtures: `yield from pgdb.fresh_database("trawl_x")`.
     """
