@@ -116,6 +116,9 @@ def _parser() -> argparse.ArgumentParser:
     results = commands.add_parser("results", parents=[remote], help="a job's results as NDJSON")
     results.add_argument("job_id", metavar="ID")
     results.add_argument("--outcome", choices=("ok", "failed", "skipped"))
+    results.add_argument(
+        "--change", choices=("new", "changed", "unchanged", "removed"), help="a recrawl's"
+    )
     results.add_argument("--output", "-o", metavar="FILE")
     results.add_argument(
         "--no-follow", action="store_true", help="stop at what is stored now (running jobs)"
@@ -123,6 +126,22 @@ def _parser() -> argparse.ArgumentParser:
 
     cancel = commands.add_parser("cancel", parents=[remote], help="cancel a job")
     cancel.add_argument("job_id", metavar="ID")
+
+    recrawl = commands.add_parser(
+        "recrawl", parents=[remote], help="recrawl a finished job and say what changed"
+    )
+    recrawl.add_argument("job_id", metavar="ID")
+    recrawl.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=_override,
+        default=[],
+        metavar="FIELD=VALUE",
+        help="replace a field of the job's request (VALUE is JSON, else a string), "
+        "e.g. --set max_depth=2",
+    )
+    recrawl.add_argument("--wait", action="store_true", help="follow it to the end")
 
     commands.add_parser("serve", help="run the service (same as python -m service)", add_help=False)
     return parser
@@ -136,6 +155,16 @@ def _natural(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
     return value
+
+
+def _override(text: str) -> tuple[str, Any]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not FIELD=VALUE")
+    try:
+        return name.strip(), json.loads(value)
+    except ValueError:
+        return name.strip(), value
 
 
 def _positive(text: str) -> int:
@@ -396,7 +425,11 @@ async def _results(args: argparse.Namespace) -> int:
     async with _client(args) as client:
         with _output(args.output) as out:
             async for page in client.iter_results(
-                args.job_id, outcome=args.outcome, page_size=500, follow=not args.no_follow
+                args.job_id,
+                outcome=args.outcome,
+                change=args.change,
+                page_size=500,
+                follow=not args.no_follow,
             ):
                 out.write(_line(page))
     return EXIT_OK
@@ -408,7 +441,26 @@ async def _cancel(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"crawl": _crawl, "jobs": _jobs, "show": _show, "results": _results, "cancel": _cancel}
+async def _recrawl(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        job = await client.recrawl(args.job_id, **dict(args.overrides))
+        if not args.wait:
+            _print_json(job.raw)
+            return EXIT_OK
+        with _Progress(sys.stderr.isatty()) as progress:
+            final = await client.wait(job.id, on_progress=progress.update)
+    _print_json(final.raw)
+    return EXIT_OK if final.status == "completed" else EXIT_FAILED
+
+
+_COMMANDS = {
+    "crawl": _crawl,
+    "jobs": _jobs,
+    "show": _show,
+    "results": _results,
+    "cancel": _cancel,
+    "recrawl": _recrawl,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

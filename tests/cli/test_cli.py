@@ -211,6 +211,19 @@ async def test_server_mode_and_the_job_commands(
     code, stdout, _ = await run("cancel", job["id"], *server)
     assert code == 0 and json.loads(stdout)["status"] == "completed"
 
+    code, stdout, stderr = await run(
+        "recrawl", job["id"], "--set", "max_depth=2", "--wait", *server
+    )
+    assert code == 0, stderr
+    again = json.loads(stdout)
+    assert again["recrawl_of"] == job["id"] and again["request"]["max_depth"] == 2
+    new = site.expected_urls(2) - site.expected_urls(1)
+    assert again["stats"]["changes"]["new"] == len(new)
+    code, stdout, _ = await run("results", again["id"], "--change", "new", *server)
+    assert code == 0 and {page["url"] for page in lines(stdout)} == new
+    code, _, stderr = await run("recrawl", job["id"], "--set", "max_depth=-1", *server)
+    assert code == 2 and "max_depth" in stderr
+
     code, _, stderr = await run("show", "no-such-job", *server)
     assert code == 1 and "404" in stderr
 
