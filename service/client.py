@@ -272,6 +272,73 @@ class JobList:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleRun:
+    """One tick of a schedule: the job it started, or why it was skipped."""
+
+    tick_at: datetime | None
+    fired_at: datetime | None
+    status: str  # the job's status, or skipped | failed | pending
+    job_id: str | None
+    reason: str | None
+    missed: int
+    changes: dict[str, int] | None  # a recrawl's counts by change
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ScheduleRun:
+        changes = data.get("changes")
+        return cls(
+            tick_at=_time(data.get("tick_at")),
+            fired_at=_time(data.get("fired_at")),
+            status=str(data.get("status")),
+            job_id=data.get("job_id"),
+            reason=data.get("reason"),
+            missed=int(data.get("missed") or 0),
+            changes={k: int(v) for k, v in changes.items()} if isinstance(changes, dict) else None,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Schedule:
+    """A job run on a cron expression or an interval (`/v1/schedules`)."""
+
+    id: str
+    name: str | None
+    job: dict[str, Any]
+    cron: str | None
+    every: str | None
+    timezone: str
+    paused: bool
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    last_job_id: str | None
+    runs: list[ScheduleRun]  # the most recent, newest first
+    raw: dict[str, Any] = field(repr=False, compare=False)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schedule:
+        return cls(
+            id=str(data["id"]),
+            name=data.get("name"),
+            job=dict(data.get("job") or {}),
+            cron=data.get("cron"),
+            every=data.get("every"),
+            timezone=str(data.get("timezone") or "UTC"),
+            paused=bool(data.get("paused")),
+            next_run_at=_time(data.get("next_run_at")),
+            last_run_at=_time(data.get("last_run_at")),
+            last_job_id=data.get("last_job_id"),
+            runs=[ScheduleRun.from_dict(run) for run in data.get("runs") or []],
+            raw=data,
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScheduleList:
+    items: list[Schedule]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MapLink:
     url: str
     title: str | None = None
@@ -395,6 +462,32 @@ def _recrawl_call(
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     return _Call(
         "POST", f"/v1/jobs/{job_id}/recrawl", Job.from_dict, {"json": overrides, "headers": headers}
+    )
+
+
+def _schedule_create_call(
+    job: str | Sequence[str] | dict[str, Any], fields: dict[str, Any], options: Any
+) -> _Call[Schedule]:
+    body = {k: v for k, v in fields.items() if v is not None}
+    body["job"] = job if isinstance(job, dict) else job_request(job, **options)
+    return _Call("POST", "/v1/schedules", Schedule.from_dict, {"json": body})
+
+
+def _schedule_call(method: str, schedule_id: str, body: Any = None) -> _Call[Schedule]:
+    options = {"json": body} if body is not None else {}
+    return _Call(method, f"/v1/schedules/{schedule_id}", Schedule.from_dict, options)
+
+
+def _schedule_list_call(limit: int, cursor: str | None) -> _Call[ScheduleList]:
+    params: dict[str, Any] = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+    return _Call(
+        "GET",
+        "/v1/schedules",
+        lambda data: ScheduleList(
+            items=[Schedule.from_dict(item) for item in data["items"]],
+            next_cursor=data["next_cursor"],
+        ),
+        {"params": params},
     )
 
 
@@ -608,6 +701,37 @@ class Client:
         """`POST /v1/map`: a site's URLs (`max_depth`, `limit`, `include`, `search`, ...)."""
         return self._call(_map_call(url, options))
 
+    def create_schedule(
+        self,
+        job: str | Sequence[str] | dict[str, Any],
+        *,
+        cron: str | None = None,
+        every: str | int | None = None,
+        timezone: str | None = None,
+        name: str | None = None,
+        paused: bool | None = None,
+        **job_options: Any,
+    ) -> Schedule:
+        """`POST /v1/schedules`: run `job` (URLs plus job options, or a whole request) on
+        `cron` (in `timezone`) or `every` ("6h"); each run recrawls the previous one."""
+        fields = {"cron": cron, "every": every, "timezone": timezone, "name": name}
+        fields["paused"] = paused
+        return self._call(_schedule_create_call(job, fields, job_options))
+
+    def get_schedule(self, schedule_id: str) -> Schedule:
+        return self._call(_schedule_call("GET", schedule_id))
+
+    def list_schedules(self, *, limit: int = 20, cursor: str | None = None) -> ScheduleList:
+        return self._call(_schedule_list_call(limit, cursor))
+
+    def update_schedule(self, schedule_id: str, **changes: Any) -> Schedule:
+        """`PATCH /v1/schedules/{id}`: `paused`, `cron`, `every`, `timezone`, `job`, `name`."""
+        return self._call(_schedule_call("PATCH", schedule_id, changes))
+
+    def delete_schedule(self, schedule_id: str) -> Schedule:
+        """Delete a schedule (its jobs stay); the schedule as it was."""
+        return self._call(_schedule_call("DELETE", schedule_id))
+
 
 # -- the asyncio client -------------------------------------------------------------------
 
@@ -772,3 +896,31 @@ class AsyncClient:
 
     async def map(self, url: str, **options: Any) -> MapResult:
         return await self._call(_map_call(url, options))
+
+    async def create_schedule(
+        self,
+        job: str | Sequence[str] | dict[str, Any],
+        *,
+        cron: str | None = None,
+        every: str | int | None = None,
+        timezone: str | None = None,
+        name: str | None = None,
+        paused: bool | None = None,
+        **job_options: Any,
+    ) -> Schedule:
+        """See `Client.create_schedule`."""
+        fields = {"cron": cron, "every": every, "timezone": timezone, "name": name}
+        fields["paused"] = paused
+        return await self._call(_schedule_create_call(job, fields, job_options))
+
+    async def get_schedule(self, schedule_id: str) -> Schedule:
+        return await self._call(_schedule_call("GET", schedule_id))
+
+    async def list_schedules(self, *, limit: int = 20, cursor: str | None = None) -> ScheduleList:
+        return await self._call(_schedule_list_call(limit, cursor))
+
+    async def update_schedule(self, schedule_id: str, **changes: Any) -> Schedule:
+        return await self._call(_schedule_call("PATCH", schedule_id, changes))
+
+    async def delete_schedule(self, schedule_id: str) -> Schedule:
+        return await self._call(_schedule_call("DELETE", schedule_id))
