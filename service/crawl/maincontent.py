@@ -66,7 +66,9 @@ _CHROME_WORDS = re.compile(
     r"tagcloud|tags|categories|author-box|author-bio|"
     r"comments?|comment-list|comment-form|respond|disqus|"
     r"byline|author|bio|disclaimer|disclosure|affiliate|cta|btn|button|prevnext|"
-    r"read-time|reading-time"
+    r"read-time|reading-time|signature|userbanner|usertitle|userdetails|userextras|"
+    r"userinfo|user-info|user-details|user-title|member-info|memberinfo|likessummary|"
+    r"sorting|sort-options|refinements?"
     r")(?:$|[\s_-])",
     re.IGNORECASE,
 )
@@ -90,6 +92,15 @@ _CHROME_HEADING = re.compile(
     r"join the conversation|advertisement|sponsored|other posts|also read|don't miss|"
     r"about the author|tags\b|categories\b)",
     re.IGNORECASE,
+)
+# Classes that hide an element: screen-reader text, blocks shown at no width. Not
+# "hidden" or "is-hidden": script toggles those on tabs and accordions that are content.
+_HIDDEN_CLASSES = frozenset(
+    {"d-none", "visually-hidden", "visuallyhidden", "sr-only", "screen-reader-text",
+     "screenreader", "invisible", "hidden-text"}
+)  # fmt: skip
+_SHOWN_CLASS = re.compile(
+    r"d-(?:sm|md|lg|xl|xxl)-(?!none)|visible-|show-for-|.*-(?:sm|md|lg)-(?:up|only)$"
 )
 # On a product page, the sections after the description: reviews, "also bought", ...
 _PRODUCT_TAIL_HEADING = re.compile(
@@ -145,6 +156,14 @@ _THREAD_SHARE = 0.5
 _TAIL_SHARE = 0.3
 
 
+def _hidden_by_class(classes: list[str]) -> bool:
+    """Classes that hide an element on every screen ("sr-only", "d-none", "hidden")."""
+    if _HIDDEN_CLASSES.isdisjoint(classes):
+        return False
+    # "d-none d-md-block", "hidden md:flex": shown from some width on.
+    return not any(":" in c or _SHOWN_CLASS.match(c) for c in classes)
+
+
 def _class(tag: Tag) -> str:
     classes = tag.attrs.get("class")
     return " ".join(classes) if isinstance(classes, list) else str(classes or "")
@@ -194,6 +213,9 @@ def _verdict(tag: Tag, name: str, in_content: bool) -> str:
         return _CHROME
     if not words or name in ("body", "html", "main", "article"):
         return _KEEP
+    classes = attrs.get("class")
+    if isinstance(classes, list) and _hidden_by_class(classes):
+        return _CHROME
     if _CHROME_WORDS.search(words) is None:
         return _KEEP
     if in_content and _NOTE_WORDS.search(words):
@@ -389,7 +411,8 @@ def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
     groups: dict[tuple[int, str], float] = {}
     for i in range(1, len(nodes)):
         if chrome[i] and tree.link[i] < _GROUP_LINKS * tree.text[i]:
-            name = _class(nodes[i])
+            # Unclassed, only hidden blocks group (React streams a page in hidden divs).
+            name = _class(nodes[i]) or ("[hidden]" if "hidden" in nodes[i].attrs else "")
             if name:
                 key = (tree.parent[i], name)
                 groups[key] = groups.get(key, 0.0) + tree.weight(i)
@@ -402,7 +425,8 @@ def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
         ):
             inside = [k for k in scopes if k < i < end[k]]
             total = totals[inside[-1]] if inside else page
-            weight = max(tree.weight(i), groups.get((tree.parent[i], _class(nodes[i])), 0.0))
+            name = _class(nodes[i]) or ("[hidden]" if "hidden" in nodes[i].attrs else "")
+            weight = max(tree.weight(i), groups.get((tree.parent[i], name), 0.0))
             if weight < _CHROME_SHARE * total:
                 tree.drop(i)
                 i = end[i]

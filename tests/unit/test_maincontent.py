@@ -171,3 +171,37 @@ def test_repeated_blocks_named_like_chrome_are_judged_together() -> None:
     text = main_text(html)
     assert "Part 0:" in text and "Part 5:" in text
     assert "Call us now" not in text
+
+
+def test_hidden_siblings_are_judged_together() -> None:
+    # React streams a page in hidden divs that script reveals: together they are the page.
+    parts = "".join(f'<div hidden id="S:{n}"><p>Part {n}: {PARA}</p></div>' for n in range(5))
+    html = f"""<body><div class="app">{parts}</div><div hidden><p>A closed dialog</p></div>
+      </body>"""
+    text = main_text(html)
+    assert "Part 0:" in text and "Part 4:" in text
+
+
+def test_elements_hidden_by_class_go() -> None:
+    html = f"""<body><div class="post"><h1>Title</h1><h2 class="sr-only">Sort and filter</h2>
+      <p>{PARA}</p><div class="d-none">Added to your cart!</div>
+      <div class="tab-pane hidden"><p>Tab two: {PARA}</p></div>
+      <div class="d-none d-md-block">Shown on desktops</div></div></body>"""
+    text = main_text(html)
+    assert "Sort and filter" not in text and "Added to your cart" not in text
+    assert "Shown on desktops" in text
+    assert "Tab two:" in text  # script shows what "hidden" hides
+
+
+def test_forum_user_details_and_signatures_go() -> None:
+    posts = "".join(
+        f"""<article class="message"><div class="message-userDetails">
+        <h5 class="userTitle">Premium Member</h5></div>
+        <div class="message-body"><p>Post {n}: {PARA}</p></div>
+        <div class="signature">My rig: a potato</div></article>"""
+        for n in range(3)
+    )
+    html = f"<body><div class='thread'><h1>Thread</h1>{posts}</div></body>"
+    text = main_text(html)
+    assert "Post 0:" in text and "Post 2:" in text
+    assert "Premium Member" not in text and "My rig" not in text
