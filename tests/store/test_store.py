@@ -13,11 +13,13 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from service.models import JobStatus, Outcome, utcnow
+from service.changes import PageVersion
+from service.models import Change, ChangeCounts, JobStatus, Outcome, utcnow
 from service.store.base import (
     FrontierItem,
     IdempotencyConflict,
@@ -704,3 +706,93 @@ async def test_facts_are_stored_with_the_record_and_seen_by_every_store(
     await one.record([replace(page(seed, url("/x", "b.test")), facts=learnt)])
     facts = (await two.job_specs([job_id]))[job_id].facts
     assert facts.widened_hosts == {"b.test"} and not facts.sitemap_origins
+
+
+# -- recrawls ------------------------------------------------------------------------------
+
+
+async def test_recrawl_verbs_versions_changes_and_removed_pages(store: Store) -> None:
+    """The store's side of a recrawl: validators and hashes kept per result, the previous
+    job's pages as revisits, change counts, and its unreached pages removed at completion
+    (before job.completed, after job.changed)."""
+    first = await create(store, new_job(url("/"), max_depth=1))
+    [home] = await store.claim(10, "w", 60)
+    version = PageVersion(etag='"e1"', last_modified="Tue, 14 Nov 2023 22:13:20 GMT")
+    doc = {"url": home.url, "depth": 0, "fetched_at": "2026-12-01T00:00:00.000Z", "title": "H"}
+    await store.record(
+        [
+            PageRecord(
+                item=home,
+                outcome=Outcome.OK,
+                page_json=json.dumps(doc | {"status_code": 200}),
+                attempts=1,
+                links=(url("/a"), url("/b")),
+                version=replace(version, content_hash="h", content=b"zz"),
+            )
+        ]
+    )
+    children = await store.claim(10, "w", 60)
+    await store.record(
+        [
+            PageRecord(
+                item=item,
+                outcome=Outcome.OK,
+                page_json=json.dumps({"url": item.url, "depth": 1, "status_code": 200}),
+                attempts=1,
+            )
+            for item in children
+        ]
+    )
+    assert await status(store, first) is JobStatus.COMPLETED
+    assert await store.revisit_urls(first, 10) == [(url("/"), 0), (url("/a"), 1), (url("/b"), 1)]
+    previous = await store.previous_pages(first, [url("/"), url("/nope")])
+    assert list(previous) == [url("/")]
+    kept = previous[url("/")]
+    assert kept.version == replace(version, content_hash="h", content=b"zz")
+    assert kept.fetched_at == "2026-12-01T00:00:00.000Z" and kept.exists
+
+    hook = {"url": HOOK, "events": ["job.changed", "job.completed"]}
+    recrawl = replace(
+        new_job(url("/"), max_depth=1, webhook=hook),
+        recrawl_of=first,
+        revisits=((url("/a"), 1),),  # /b is no longer reached
+    )
+    second = await create(store, recrawl)
+    job = await store.get_job(second, None)
+    assert job is not None and job.recrawl_of == first
+    assert job.stats.changes == ChangeCounts()
+    items = sorted(await store.claim(10, "w", 60), key=lambda item: item.url)
+    assert [(item.url, item.depth) for item in items] == [(url("/"), 0), (url("/a"), 1)]
+    await store.record(
+        [
+            PageRecord(
+                item=item,
+                outcome=Outcome.OK,
+                page_json=json.dumps({"url": item.url, "change": change.value}),
+                attempts=1,
+                change=change,
+            )
+            for item, change in zip(items, (Change.UNCHANGED, Change.CHANGED), strict=True)
+        ]
+    )
+    done = await store.get_job(second, None)
+    assert done is not None and done.status is JobStatus.COMPLETED
+    assert done.stats.changes == ChangeCounts(changed=1, unchanged=1, removed=1)
+    assert done.stats.pages_fetched == 2 and done.stats.pages_skipped == 0
+    [removed] = [json.loads(doc) async for doc in store.iter_results(second, None, Change.REMOVED)]
+    assert removed["url"] == url("/b") and removed["change"] == "removed"
+    assert removed["error"]["code"] == "not_reached" and removed["depth"] == 1
+    assert removed["previous_fetched_at"] is None  # the previous /b document had none
+    assert [
+        json.loads(doc)["url"] async for doc in store.iter_results(second, None, Change.CHANGED)
+    ] == [url("/a")]
+    assert (await store.list_results(second, Outcome.SKIPPED, 10, 0, Change.REMOVED))[0][0] > 0
+    assert await store.list_results(second, Outcome.OK, 10, 0, Change.REMOVED) == []
+    outbox = [e for e in await store.due_events(100) if e.job_id == second]
+    assert [e.event_type for e in outbox] == ["job.changed", "job.completed"]
+    changed = json.loads(outbox[0].payload)["data"]
+    assert changed["changes"] == {"new": 0, "changed": 1, "unchanged": 1, "removed": 1}
+    assert changed["pages"] == [
+        {"url": url("/a"), "change": "changed"},
+        {"url": url("/b"), "change": "removed"},
+    ]
