@@ -90,7 +90,9 @@ _CHROME_HEADING = re.compile(
     r"read next|read more|popular|trending|latest (?:posts|news|articles)|share|follow us|"
     r"subscribe|sign up|newsletter|leave a (?:reply|comment)|post a comment|"
     r"join the conversation|advertisement|sponsored|other posts|also read|don't miss|"
-    r"about the author|tags\b|categories\b)",
+    r"about the author|tags\b|categories\b|recent (?:posts|articles|news|stories)|"
+    r"more (?:articles|posts|news|stories)|discussion about|what do you think|"
+    r"ready for more|keep reading|continue reading|explore more|join the discussion)",
     re.IGNORECASE,
 )
 # Classes that hide an element: screen-reader text, blocks shown at no width. Not

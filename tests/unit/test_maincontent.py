@@ -205,3 +205,12 @@ def test_forum_user_details_and_signatures_go() -> None:
     text = main_text(html)
     assert "Post 0:" in text and "Post 2:" in text
     assert "Premium Member" not in text and "My rig" not in text
+
+
+def test_a_recent_posts_section_after_the_article_goes() -> None:
+    body = "".join(f"<p>{PARA}</p>" for _ in range(3))
+    html = f"""<body><div class="entry"><h2>Title</h2>{body}
+      <h2>Recent Posts</h2><p>Another story with a long enough title to count</p></div></body>"""
+    text = main_text(html)
+    assert "Plenty of words" in text
+    assert "Another story" not in text
