@@ -88,14 +88,17 @@ def edit_site(root: Path, share_edit: float, share_delete: float, seed: int) -> 
     pages = sorted(p for p in root.rglob("*.html") if p.name != "index.html")
     rng = random.Random(seed)
     rng.shuffle(pages)
-    edited = pages[: int(len(pages) * share_edit)]
-    deleted = pages[len(edited) : len(edited) + int(len(pages) * share_delete)]
-    for page in edited:
+    chosen = pages[: int(len(pages) * share_edit)]
+    deleted = pages[len(chosen) : len(chosen) + int(len(pages) * share_delete)]
+    edited = 0
+    for page in chosen:
         text = page.read_text()
-        page.write_text(text.replace("</article>", "<p>An added paragraph.</p></article>", 1))
+        if "</article>" in text:  # pages without an article (listings) are left alone
+            page.write_text(text.replace("</article>", "<p>An added paragraph.</p></article>", 1))
+            edited += 1
     for page in deleted:
         page.unlink()
-    return len(edited), len(deleted)
+    return edited, len(deleted)
 
 
 def main(argv: list[str] | None = None) -> int:
