@@ -109,11 +109,18 @@ class Timing:
             return self.anchor + steps * self.every
         return next(self._cron_ticks(moment))
 
-    def first_tick(self, now: float) -> float:
-        """The first run of a new (or resumed, or retimed) schedule."""
+    def next_or_none(self, moment: float) -> float | None:
+        """`next_after`, or None when no date matches any more (a cron's last run)."""
+        try:
+            return self.next_after(moment)
+        except (CroniterError, StopIteration):
+            return None
+
+    def first_tick(self, now: float) -> float | None:
+        """The first run of a new (or resumed, or retimed) schedule (None: never)."""
         if self.every is not None and self.anchor >= now:
             return self.anchor
-        return self.next_after(now)
+        return self.next_or_none(now)
 
     def ticks_between(self, after: float, until: float, cap: int = MISSED_COUNT_CAP) -> int:
         """How many ticks fall in (after, until], at most `cap`."""

@@ -34,8 +34,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from croniter import CroniterError
-
 from service import metrics
 from service.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
 from service.models import Job, parse_job_request
@@ -191,10 +189,7 @@ class ScheduleTicker:
         if tick is None or tick > now:
             return None
         timing = schedule.timing
-        try:
-            following: float | None = timing.next_after(max(now, tick))
-        except (CroniterError, StopIteration):
-            following = None  # no date matches any more: this is its last run
+        following = timing.next_or_none(max(now, tick))  # None: this is its last run
         run = await self.store.schedules.claim(
             schedule,
             next_run_at=following,

@@ -204,7 +204,7 @@ def changed(current: Schedule, value: ScheduleInput, now: float) -> ScheduleChan
     elif value.retimed:
         next_run_at = timing.first_tick(now)
     elif current.paused or current.next_run_at is None:
-        next_run_at = timing.next_after(now)  # resumed: no catch-up for the paused time
+        next_run_at = timing.next_or_none(now)  # resumed: no catch-up for the paused time
     else:
         next_run_at = current.next_run_at
     return ScheduleChange(

@@ -207,3 +207,8 @@ def test_change_counts_read_a_recrawls_stats() -> None:
     assert change_counts({"pages_fetched": 3}) is None
     nested = {"changes": {"new": 1, "changed": 2, "unchanged": 3, "removed": 0}}
     assert change_counts(nested) == {"new": 1, "changed": 2, "unchanged": 3, "removed": 0}
+
+
+def test_a_cron_with_no_date_left_has_no_next_tick() -> None:
+    assert Timing(cron="0 0 30 2 *").next_or_none(utc(2027, 1, 1)) is None
+    assert Timing(cron="0 0 29 2 *").next_or_none(utc(2027, 1, 1)) == utc(2028, 2, 29)
