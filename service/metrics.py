@@ -44,6 +44,13 @@ IN_FLIGHT = Gauge("trawl_fetches_in_flight", "Fetches in progress", registry=REG
 WEBHOOKS = Counter(
     "trawl_webhook_deliveries_total", "Webhook delivery attempts", ["result"], registry=REGISTRY
 )
+RECRAWL_PAGES = Counter(
+    "trawl_recrawl_pages_total",
+    "A recrawl's pages classified by this process, by change (`not_modified`: of the "
+    "unchanged, those a 304 saved downloading)",
+    ["change"],
+    registry=REGISTRY,
+)
 SCHEDULE_RUNS = Counter(
     "trawl_schedule_runs_total",
     "Schedule ticks fired by this process, by what became of them",

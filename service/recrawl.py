@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from service import changes
+from service import changes, metrics
 from service.changes import PreviousPage
 from service.crawl.fetcher import FetchResult
 from service.crawl.plan import JobPlan
@@ -185,4 +185,7 @@ async def compare(
                 to_label=f"{record.item.url} (now)",
             )
     page_json = changes.annotate(record.page_json, change, previous, diff, with_diff=with_diff)
+    metrics.RECRAWL_PAGES.labels(change=change.value).inc()
+    if record.change is Change.UNCHANGED:  # set by `unchanged`: a 304
+        metrics.RECRAWL_PAGES.labels(change="not_modified").inc()
     return replace(record, change=change, page_json=page_json)

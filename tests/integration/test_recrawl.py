@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import re
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -155,6 +156,13 @@ async def recrawl(trawl: TrawlServer, job_id: str, body: Any = None) -> dict[str
     return job
 
 
+async def recrawl_metrics(trawl: TrawlServer) -> dict[str, float]:
+    """trawl_recrawl_pages_total by change (process-wide: compare before and after)."""
+    text = (await trawl.client.get("/metrics")).text
+    found = re.findall(r'^trawl_recrawl_pages_total\{change="(\w+)"\} (\S+)$', text, re.M)
+    return {change: float(value) for change, value in found}
+
+
 def by_url(results: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {item["url"]: item for item in results}
 
@@ -207,7 +215,14 @@ async def test_recrawl_classifies_every_page_and_saves_downloads_with_304(
 ) -> None:
     s = changing_site(site_factory, honour=True)
     plain = baseline == "plain"
+    before = await recrawl_metrics(trawl)
     first, done = await crawl_twice(trawl, s, formats=PLAIN if plain else TRACKED)
+    counted = await recrawl_metrics(trawl)
+    # Metrics count what this process classified (here all of it: no page went unreached).
+    assert {k: counted[k] - before.get(k, 0) for k in counted} == {
+        **done["stats"]["changes"],
+        "not_modified": 2,
+    }
     results = await trawl.results(done["id"])
     pages = by_url(results)
     expected = EXPECTED_PLAIN if plain else EXPECTED
