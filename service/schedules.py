@@ -34,7 +34,7 @@ from croniter import CroniterBadCronError, CroniterBadDateError, CroniterError, 
 
 from service import jobheaders
 from service.errors import ValidationFailed
-from service.models import JobRequest, JobStatus, parse_job_request, rfc3339
+from service.models import JobRequest, parse_job_request, rfc3339
 
 # Ticks looked at to find the shortest gap of a cron expression (against the minimum).
 _GAP_SAMPLE = 60
@@ -318,15 +318,11 @@ class Schedule:
         }
 
 
-ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING)
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScheduleLimits:
     """The server's bounds on schedules (settings) and on their job requests."""
 
     min_interval: float  # seconds between two ticks, at least
-    max_per_key: int
     job_limits: dict[str, int]
 
 

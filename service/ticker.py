@@ -36,9 +36,8 @@ from typing import Protocol
 
 from service import metrics
 from service.errors import Conflict, NotFound, StoreUnavailable, ValidationFailed
-from service.models import Job, parse_job_request
+from service.models import ACTIVE_STATUSES, Job, parse_job_request
 from service.schedules import (
-    ACTIVE_STATUSES,
     INVALID_REQUEST,
     OVERLOADED,
     PREVIOUS_RUN_ACTIVE,

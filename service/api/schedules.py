@@ -34,7 +34,6 @@ def limits(app: AppContext) -> ScheduleLimits:
     settings = app.settings
     return ScheduleLimits(
         min_interval=settings.min_schedule_interval,
-        max_per_key=settings.max_schedules_per_key,
         job_limits=limits_of(settings),
     )
 

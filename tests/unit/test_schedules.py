@@ -19,7 +19,6 @@ from service.schedules import (
 
 LIMITS = ScheduleLimits(
     min_interval=60.0,
-    max_per_key=100,
     job_limits={
         "max_urls_per_job": 1000,
         "max_pages_cap": 1000,
@@ -188,7 +187,7 @@ def test_invalid_bodies_name_the_field(payload: dict[str, Any], field: str) -> N
 
 
 def test_a_cron_firing_more_often_than_the_minimum_is_refused() -> None:
-    strict = ScheduleLimits(min_interval=3600.0, max_per_key=1, job_limits=LIMITS.job_limits)
+    strict = ScheduleLimits(min_interval=3600.0, job_limits=LIMITS.job_limits)
     with pytest.raises(ValidationFailed) as caught:
         parse_schedule({"job": JOB, "cron": "0,30 * * * *"}, strict)
     assert [e["field"] for e in caught.value.errors or []] == ["cron"]
