@@ -3,6 +3,7 @@
     trawl crawl https://example.com/ --max-depth 2 --output pages.ndjson
     trawl crawl https://example.com/ --server http://127.0.0.1:8000 --api-key KEY
     trawl jobs | trawl show ID | trawl results ID | trawl cancel ID | trawl serve
+    trawl schedules add https://example.com/ --every 6h | trawl schedules list
 
 Exit codes: 0 the job completed (or the command succeeded), 1 the job failed or was
 cancelled (Ctrl-C cancels it; what was written is kept) or the server said no, 2 bad
@@ -142,6 +143,44 @@ def _parser() -> argparse.ArgumentParser:
         "e.g. --set max_depth=2",
     )
     recrawl.add_argument("--wait", action="store_true", help="follow it to the end")
+
+    schedules = commands.add_parser(
+        "schedules", help="a server's schedules: list, add, show, pause, resume, delete"
+    )
+    actions = schedules.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", parents=[remote], help="list them")
+    listing.add_argument("--limit", type=_positive, default=20)
+    listing.add_argument("--json", action="store_true", help="one schedule JSON per line")
+    add = actions.add_parser(
+        "add", parents=[remote], help="run a job on a schedule (each run recrawls the last)"
+    )
+    add.add_argument("urls", nargs="+", metavar="URL")
+    when = add.add_mutually_exclusive_group(required=True)
+    when.add_argument("--every", metavar="DURATION", help="an interval: 30m, 6h, 1d")
+    when.add_argument("--cron", metavar="EXPR", help='a cron expression: "0 6 * * *"')
+    add.add_argument("--timezone", metavar="TZ", help="for --cron (default UTC)")
+    add.add_argument("--name")
+    add.add_argument("--max-depth", type=_natural, default=0)
+    add.add_argument("--max-pages", type=_positive)
+    add.add_argument("--format", dest="formats", action="append", choices=FORMATS)
+    add.add_argument(
+        "--set",
+        dest="options",
+        action="append",
+        type=_override,
+        default=[],
+        metavar="FIELD=VALUE",
+        help="another job option (VALUE is JSON, else a string), e.g. --set scope=any",
+    )
+    for action, text in (
+        ("show", "show one, with its recent runs"),
+        ("pause", "pause it"),
+        ("resume", "resume it (at its next tick)"),
+        ("delete", "delete it (its jobs stay)"),
+    ):
+        actions.add_parser(action, parents=[remote], help=text).add_argument(
+            "schedule_id", metavar="ID"
+        )
 
     commands.add_parser("serve", help="run the service (same as python -m service)", add_help=False)
     return parser
@@ -453,6 +492,55 @@ async def _recrawl(args: argparse.Namespace) -> int:
     return EXIT_OK if final.status == "completed" else EXIT_FAILED
 
 
+async def _schedules(args: argparse.Namespace) -> int:
+    async with _client(args) as client:
+        if args.action == "list":
+            page = await client.list_schedules(limit=args.limit)
+            if args.json:
+                for item in page.items:
+                    print(json.dumps(item.raw, ensure_ascii=False))
+                return EXIT_OK
+            print(f"{'ID':36}  {'REPEATS':22}  {'NEXT RUN (UTC)':19}  {'LAST':9}  URL")
+            for item in page.items:
+                repeats = f"cron {item.cron}" if item.cron else f"every {item.every}"
+                if item.cron and item.timezone != "UTC":
+                    repeats += f" {item.timezone}"
+                upcoming = (
+                    "paused"
+                    if item.paused or item.next_run_at is None
+                    else (item.next_run_at.strftime("%Y-%m-%d %H:%M:%S"))
+                )
+                last = item.runs[0].status if item.runs else "-"
+                urls = item.job.get("urls") or [""]
+                print(f"{item.id:36}  {repeats:22}  {upcoming:19}  {last:9}  {urls[0]}")
+            return EXIT_OK
+        if args.action == "add":
+            options = dict(args.options)
+            options["max_depth"] = args.max_depth
+            if args.max_pages is not None:
+                options["max_pages"] = args.max_pages
+            if args.formats:
+                options["formats"] = args.formats
+            made = await client.create_schedule(
+                args.urls,
+                every=args.every,
+                cron=args.cron,
+                timezone=args.timezone,
+                name=args.name,
+                **options,
+            )
+            _print_json(made.raw)
+            return EXIT_OK
+        if args.action == "show":
+            found = await client.get_schedule(args.schedule_id)
+        elif args.action == "delete":
+            found = await client.delete_schedule(args.schedule_id)
+        else:
+            found = await client.update_schedule(args.schedule_id, paused=args.action == "pause")
+        _print_json(found.raw)
+    return EXIT_OK
+
+
 _COMMANDS = {
     "crawl": _crawl,
     "jobs": _jobs,
@@ -460,6 +548,7 @@ _COMMANDS = {
     "results": _results,
     "cancel": _cancel,
     "recrawl": _recrawl,
+    "schedules": _schedules,
 }
 
 
