@@ -463,12 +463,9 @@ class Crawler:
             raise  # shutdown: the item stays held and is released by stop()
         except Exception as exc:
             outcome = self._internal_error(item, exc)
-        # The body is read: the fetch slot and the host's in-flight slot are free (the
-        # host's spacing still counts from this request's start).
-        task = asyncio.current_task()
-        if task is not None and self._busy.pop(task, None) is not None:
-            metrics.IN_FLIGHT.dec()
-            self.scheduler.done(slot)
+        # The body is read: the host's in-flight slot is free (its spacing still counts
+        # from this request's start); the fetch task is free once the page is handed on.
+        self.scheduler.fetched(slot)
         if isinstance(outcome, Release):
             await self._release(outcome)
             return

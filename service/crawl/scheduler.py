@@ -80,6 +80,7 @@ class HostScheduler:
         self._key_active: dict[str | None, int] = defaultdict(int)
         self._key_load: dict[str | None, int] = defaultdict(int)  # waiting + active
         self._key_parked: dict[str | None, list[str]] = defaultdict(list)
+        self._host_freed: set[int] = set()  # slots whose host `fetched` already freed
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self.max_active_seen: dict[str, int] = {}
@@ -173,15 +174,13 @@ class HostScheduler:
         self._room.set()
         return slot
 
-    def done(self, slot: Slot) -> None:
-        """A fetch task finished with a URL: free its host slot and its key's share."""
-        owner = slot.item.owner
-        self._key_active[owner] -= 1
-        self._key_load[owner] -= 1
-        if self._key_load[owner] <= 0:
-            self._key_load.pop(owner, None)
-            self._key_active.pop(owner, None)
-        self._unpark_keys()
+    def fetched(self, slot: Slot) -> None:
+        """The body is read: the host's in-flight slot is free (politeness counts
+        fetches); the key's share stays taken until `done` (the fetch task may still wait
+        for room in the parse queue, and a waiting fetch task is not an idle one)."""
+        if slot.item.id in self._host_freed:
+            return
+        self._host_freed.add(slot.item.id)
         state = self._hosts.get(slot.host)
         if state is not None:
             state.active -= 1
@@ -190,6 +189,23 @@ class HostScheduler:
                 del self._hosts[slot.host]
             else:
                 self._arm(slot.host, state)
+        self._wake.set()
+
+    def done(self, slot: Slot) -> None:
+        """A fetch task finished with a URL: free its key's share (and its host slot,
+        if `fetched` did not already)."""
+        if slot.item.id in self._host_freed:
+            self._host_freed.discard(slot.item.id)
+        else:
+            self.fetched(slot)
+            self._host_freed.discard(slot.item.id)
+        owner = slot.item.owner
+        self._key_active[owner] -= 1
+        self._key_load[owner] -= 1
+        if self._key_load[owner] <= 0:
+            self._key_load.pop(owner, None)
+            self._key_active.pop(owner, None)
+        self._unpark_keys()
         self._wake.set()
         self._room.set()
 

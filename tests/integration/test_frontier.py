@@ -19,6 +19,13 @@ MakeServer = Callable[..., Awaitable[TrawlServer]]
 # Starts are recorded by the site when it has read the request: allow a little of its
 # own scheduling noise, as the existing per-host delay test does.
 SLACK = 0.96
+# The site runs in threads of the test process and stamps a start once Python has read
+# the request: with the crawl's event loop holding the GIL it reads some late. Logged
+# next to the crawler's own send times (monotonic clock, same process), the site read
+# requests up to 11 ms after they were sent, and gaps 8-49 ms short of the delay were
+# seen at load 9 while the crawler's send-to-send gaps were all >= the delay (the same
+# finding as bench/README.md's for wide.py). Allow that much, absolutely.
+READ_LAG = 0.05
 
 
 def _starts(site: Site, prefix: str = "/p/") -> list[float]:
@@ -37,7 +44,7 @@ async def test_politeness_holds_per_host_across_jobs(
     the delay, whatever the mix of jobs."""
     trawl = await make_server(concurrency=8, per_host_concurrency=1)
     sites = [site_factory(pages=20, page_delay=0.02, robots=None) for _ in range(3)]
-    delay = 0.15
+    delay = 0.3
     jobs = [
         await trawl.submit(
             {
@@ -56,7 +63,7 @@ async def test_politeness_holds_per_host_across_jobs(
         starts = _starts(site)
         assert len(starts) == 10
         assert site.max_concurrent == 1
-        assert min(b - a for a, b in itertools.pairwise(starts)) >= delay * SLACK
+        assert min(b - a for a, b in itertools.pairwise(starts)) >= delay - READ_LAG
 
 
 async def test_per_host_concurrency_is_shared_by_all_jobs(

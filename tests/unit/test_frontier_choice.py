@@ -159,3 +159,24 @@ def test_adaptive_delay_follows_latency_and_backs_off() -> None:
     for _ in range(30):
         health.observe("h", latency=0.01, status=200, failed=False, floor=0.3)
     assert health.auto_delay("h", floor=0.3) == 0.3  # never below the job's own delay
+
+
+async def test_a_fetched_page_frees_its_host_but_not_its_keys_share() -> None:
+    """Between the body read and the hand-off to the parse queue the fetch task is still
+    taken: its key's share stays counted, the host may already start its next request."""
+    scheduler = HostScheduler(ready_size=2, capacity=100, per_host_limit=1, per_host_delay=0)
+    scheduler.add([item("a", owner="A") for _ in range(3)])
+    scheduler.add([item("b", owner="B") for _ in range(3)])
+    scheduler._dispatch()
+    first = [await asyncio.wait_for(scheduler.get(), 5) for _ in range(2)]
+    a_slot = next(slot for slot in first if slot.item.owner == "A")
+    scheduler.fetched(a_slot)  # a's host is free; A still holds its one fetch task
+    assert scheduler.holding("a") == 2
+    scheduler._dispatch()
+    assert scheduler.buffered == 4  # nothing new started: both fetch tasks are taken
+    scheduler.done(a_slot)
+    scheduler._dispatch()
+    nxt = await asyncio.wait_for(scheduler.get(), 5)
+    assert nxt.item.host == "a"
+    scheduler.done(nxt)  # done without fetched (a failure before the body) frees both
+    assert scheduler.holding("a") == 1
