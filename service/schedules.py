@@ -44,6 +44,9 @@ _DURATION = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([smhd])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
 _NAME_MAX = 200
+# A real cron line is a few dozen characters; a longer one is a hostile input whose
+# croniter error message (the whole expanded field) we would echo back.
+_CRON_MAX = 200
 _FIELDS = {"job", "cron", "every", "timezone", "name", "paused"}
 
 # Why a run did not start a job (a run's `reason`).
@@ -426,6 +429,9 @@ def _job(raw: Any, limits: ScheduleLimits, errors: _Errors) -> JobRequest | None
 def _cron(raw: Any, errors: _Errors) -> str | None:
     if not isinstance(raw, str):
         errors.add("cron", "must be a string")
+        return None
+    if len(raw) > _CRON_MAX:
+        errors.add("cron", f"must be at most {_CRON_MAX} characters")
         return None
     expression = " ".join(raw.split())
     if expression.lower() in _MACROS:

@@ -160,6 +160,7 @@ def test_valid_bodies() -> None:
         ({"job": JOB, "cron": "0 6 * * * *"}, "cron"),  # seconds: under a minute
         ({"job": JOB, "cron": "0 0 30 2 *"}, "cron"),  # February 30th never comes
         ({"job": JOB, "cron": 5}, "cron"),
+        ({"job": JOB, "cron": "1," * 3000 + "1 * * * *"}, "cron"),  # bounded length
         ({"job": JOB, "cron": "0 6 * * *", "timezone": "Mars/Olympus"}, "timezone"),
         ({"job": JOB, "cron": "0 6 * * *", "timezone": "../../etc/passwd"}, "timezone"),
         ({"job": JOB, "cron": "0 6 * * *", "timezone": "posixrules"}, "timezone"),
