@@ -209,6 +209,14 @@ class ScheduleTicker:
         await self._start(schedule, run)
         return run
 
+    async def run_now(self, schedule: Schedule) -> ScheduleRun | None:
+        """An extra run of `schedule` now (`POST /v1/schedules/{id}/run`), by the same
+        rules as a tick (skipped while the previous run runs); its next tick stays."""
+        run = await self.store.schedules.claim_now(schedule, now=self.clock.now())
+        if run is not None:
+            await self._start(schedule, run)
+        return run
+
     async def _start(self, schedule: Schedule, run: ScheduleRun | PendingRun) -> None:
         """Skip the run, or start its job; record which."""
         if schedule.last_job_id is not None:

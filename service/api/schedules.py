@@ -16,12 +16,12 @@ from service.api.context import AppContext, ctx
 from service.api.jobs import read_json_body
 from service.api.params import cursor_param, int_param
 from service.api.submission import owner_of
-from service.errors import NotFound
+from service.errors import Conflict, NotFound, field_error
 from service.schedules import Schedule, ScheduleInput, ScheduleLimits, Timing, parse_schedule
 from service.store.base import encode_cursor
 from service.store.schedules import NewSchedule, ScheduleChange
 from service.submission import limits_of
-from service.ticker import SystemClock
+from service.ticker import ScheduleTicker, SystemClock
 
 bp = Blueprint("schedules", url_prefix="/v1/schedules")
 
@@ -185,6 +185,50 @@ async def list_schedule_runs(request: Request, schedule_id: str) -> HTTPResponse
             "next_cursor": encode_cursor(runs[-1].id) if more and runs else None,
         }
     )
+
+
+@bp.post("/<schedule_id:str>/run")
+@openapi.operation(
+    "run_schedule",
+    summary="Run a schedule now (an extra run; its next tick stays)",
+    description=(
+        "Starts its job now by the same rules as a tick: a recrawl of the previous run "
+        "(a plain job the first time), or a run recorded as `skipped` while the previous "
+        "one is still queued or running. Answers the schedule, its new run first in `runs`."
+    ),
+    path=SCHEDULE_ID,
+    body=openapi.Body(
+        schema=schemas.RunNow,
+        required=False,
+        examples={"none": {"summary": "No options", "value": {}}},
+    ),
+    responses={202: openapi.json(schemas.ScheduleOut, "The schedule with its new run")},
+    problems=(400, 404, 409, 413, 415, 422, 503),
+)
+async def run_schedule(request: Request, schedule_id: str) -> HTTPResponse:
+    app = ctx(request)
+    owner = owner_of(request)
+    if request.body:
+        payload = read_json_body(request)
+        if not isinstance(payload, dict):
+            raise field_error("body", "must be a JSON object (or empty)")
+        for name in payload:
+            raise field_error(str(name), "unknown field")
+    schedule = await app.db.schedules.get(schedule_id, owner)
+    if schedule is None:
+        raise unknown_schedule(schedule_id)
+    # The process's own ticker if it has one (it wakes this process's crawler), else one
+    # for this request (a web process: the workers crawl the job).
+    ticker = app.ticker or ScheduleTicker(app.settings, app.db, clock=app.clock)
+    if await ticker.run_now(schedule) is None:
+        raise Conflict("A run of this schedule started at this very moment; try again.")
+    if app.ticker is None and app.crawler is not None:
+        app.crawler.notify_new_work()
+    current = await app.db.schedules.get(schedule_id, owner)
+    if current is None:
+        raise unknown_schedule(schedule_id)
+    (body,) = await render(app, [current])
+    return json_response(body, status=202)
 
 
 def changed(current: Schedule, value: ScheduleInput, now: float) -> ScheduleChange:

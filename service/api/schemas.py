@@ -302,6 +302,12 @@ class ScheduleOut(BaseModel):
     runs: list[ScheduleRunOut] = Field(description="Recent runs, newest first")
 
 
+class RunNow(BaseModel):
+    """The (optional, empty) body of `POST /v1/schedules/{id}/run`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class ScheduleRunList(BaseModel):
     items: list[ScheduleRunOut] = Field(description="Newest first")
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null: end")

@@ -572,6 +572,10 @@
       type: "button", class: "danger", text: "Delete",
       onclick: () => deleteSchedule(item.id),
     });
+    const now = el("button", {
+      type: "button", class: "secondary", text: "Run now",
+      onclick: () => runSchedule(item.id),
+    });
     return el("tr", { "data-schedule": item.id },
       el("td", { title: url }, el("div", { text: item.name || url }),
         item.name ? el("div", { class: "muted small", text: url }) : null),
@@ -581,7 +585,7 @@
       el("td", {}, item.runs.length
         ? el("div", { class: "runs" }, ...item.runs.slice(0, 5).map(runLine))
         : el("span", { class: "muted small", text: "no runs yet" })),
-      el("td", { class: "actions" }, toggle, remove),
+      el("td", { class: "row-actions" }, now, toggle, remove),
     );
   }
 
@@ -603,6 +607,13 @@
   async function changeSchedule(id, body) {
     try {
       await api("PATCH", `/v1/schedules/${encodeURIComponent(id)}`, body);
+      await loadSchedules(false);
+    } catch (error) { report("schedules-error")(error); }
+  }
+
+  async function runSchedule(id) {
+    try {
+      await api("POST", `/v1/schedules/${encodeURIComponent(id)}/run`);
       await loadSchedules(false);
     } catch (error) { report("schedules-error")(error); }
   }

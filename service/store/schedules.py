@@ -204,6 +204,26 @@ class ScheduleStore:
 
         return await self.db.transaction(work)
 
+    async def claim_now(self, schedule: Schedule, *, now: float) -> ScheduleRun | None:
+        """An extra run at `now`, asked for by a client (its tick is `now`; next_run_at
+        stays); None if a run already has that tick."""
+
+        async def work(conn: Connection) -> ScheduleRun | None:
+            row = await conn.fetch_one(
+                self.q.insert_run, schedule.id, now, now, RunState.PENDING, 0, None, None
+            )
+            if row is None:
+                return None
+            return ScheduleRun(
+                id=int(row[0]),
+                schedule_id=schedule.id,
+                tick_at=now,
+                fired_at=now,
+                state=RunState.PENDING,
+            )
+
+        return await self.db.transaction(work)
+
     async def finish(
         self,
         run: ScheduleRun | PendingRun,

@@ -180,3 +180,16 @@ async def test_headers_in_the_job_are_redacted(api: TrawlServer) -> None:
     assert "secret-token" not in json.dumps(body)
     read = (await api.client.get(f"/v1/schedules/{body['id']}")).json()
     assert "secret-token" not in json.dumps(read)
+
+
+async def test_run_now_from_a_web_process(api: TrawlServer) -> None:
+    """A web process has no ticker: the run is started by the request (workers crawl it)."""
+    body = (await post(api, {"job": JOB, "cron": "0 6 * * *"})).json()
+    response = await api.client.post(f"/v1/schedules/{body['id']}/run")
+    assert response.status_code == 202, response.text
+    (run,) = response.json()["runs"]
+    assert run["status"] == "queued" and run["job_id"]
+    job = (await api.client.get(f"/v1/jobs/{run['job_id']}")).json()
+    assert job["request"]["urls"] == [SEED]
+    bad = await api.client.post(f"/v1/schedules/{body['id']}/run", json={"now": True})
+    assert_problem(bad, 422, "now")

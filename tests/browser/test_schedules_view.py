@@ -79,6 +79,15 @@ async def test_schedules_view_lists_runs_and_pauses_resumes_creates_deletes(
         await page.goto(server.base_url + "/#/schedules")
         await row.wait_for(timeout=10_000)
 
+        # Run now: an extra run (a third, a recrawl) at once.
+        clock.advance(1)  # not the very instant of the last tick (a run per instant)
+        await row.locator("button", has_text="Run now").click()
+        await wait_until(
+            lambda: row.locator(".run .badge.completed").count(),
+            lambda n: n == 3,
+            timeout=30,
+            interval=0.2,
+        )
         await row.locator("button", has_text="Pause").click()
         await row.locator(".badge.paused").wait_for(timeout=10_000)
         assert (await schedule_of(server, schedule_id))["paused"] is True

@@ -341,3 +341,35 @@ async def test_each_run_recrawls_the_previous_one_and_counts_its_changes(
         assert third["changes"]["removed"] == 1 and third["changes"]["changed"] == 0, third
     finally:
         await server.stop()
+
+
+async def test_run_now_is_an_extra_run_by_the_same_rules(tmp_path: Path, site: Site) -> None:
+    gate = Gate(site)
+    clock = FakeClock(start=1_800_000_000.0)
+    server = await start(tmp_path, clock)
+    try:
+        body = await create(server, {"job": {"url": gate.url}, "cron": "0 * * * *"})
+        assert body["runs"] == []
+        response = await server.client.post(f"/v1/schedules/{body['id']}/run")
+        assert response.status_code == 202, response.text
+        ran = response.json()
+        assert ran["next_run_at"] == body["next_run_at"]  # its ticks stay as they were
+        (run,) = ran["runs"]
+        assert run["job_id"] and moment(run["tick_at"]) == clock.now()
+        await server.wait_job(run["job_id"], {"running"})
+        clock.advance(1)
+        again = await server.client.post(f"/v1/schedules/{body['id']}/run")
+        assert again.status_code == 202
+        assert again.json()["runs"][0]["status"] == "skipped"
+        assert again.json()["runs"][0]["reason"] == "previous_run_active"
+        gate.open()
+        await server.wait_job(run["job_id"])
+        clock.advance(1)
+        third = (await server.client.post(f"/v1/schedules/{body['id']}/run")).json()
+        recrawl = await server.wait_job(third["runs"][0]["job_id"])
+        assert recrawl["recrawl_of"] == run["job_id"]
+        missing = await server.client.post("/v1/schedules/nope/run")
+        assert missing.status_code == 404
+    finally:
+        gate.open()
+        await server.stop()
