@@ -31,7 +31,14 @@ class ParseQueue(Generic[_T]):
         self._max_items = max(1, max_items)
         self._max_bytes = max(1, max_bytes)
         self._bytes = 0
-        self._changed = asyncio.Condition()
+        # Two conditions on one lock, each waking one waiter at a time: with 64 fetch
+        # tasks waiting on a full queue, waking them all for every page parsed cost
+        # ~1 ms of event loop a page (bench/run.py, 3,000 pages, service CPU: 9.4 s
+        # before the parse queue, 12.6 s with one condition, 11.1 s with these two
+        # against 10.7 s before in the next run).
+        lock = asyncio.Lock()
+        self._not_full = asyncio.Condition(lock)
+        self._not_empty = asyncio.Condition(lock)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -47,19 +54,23 @@ class ParseQueue(Generic[_T]):
 
     async def put(self, value: _T, size: int) -> None:
         """Queue `value` (`size` bytes), waiting while the queue is full."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: not self._full())
+        async with self._not_full:
+            await self._not_full.wait_for(lambda: not self._full())
             self._items.append(_Entry(value, size))
             self._bytes += size
-            self._changed.notify_all()
+            self._not_empty.notify()
+            if not self._full():
+                self._not_full.notify()  # room for the next one too: pass it on
 
     async def get(self) -> _T:
         """The oldest entry, waiting for one."""
-        async with self._changed:
-            await self._changed.wait_for(lambda: bool(self._items))
+        async with self._not_empty:
+            await self._not_empty.wait_for(lambda: bool(self._items))
             entry = self._items.popleft()
             self._bytes -= entry.size
-            self._changed.notify_all()
+            self._not_full.notify()
+            if self._items:
+                self._not_empty.notify()
             return entry.value
 
     def drain(self) -> list[_T]:
