@@ -11,7 +11,9 @@ and the formats both results hold (`same_fields`). A recrawl's result is then:
 
 - `new`: the URL has no result in the previous job (or had one saying it was gone);
 - `removed`: it had one, and is now gone (404 or 410), or this job never reached it
-  (the store adds those when the job completes, see store/core.py);
+  (the store adds those when the job completes, see store/core.py), or it still answers
+  200 but no page of this job links to it any more (`removed_reason: "unlinked"`, also
+  decided at completion from each result's `link_keys`; seeds are never unlinked);
 - `unchanged`: the server answered 304 to the conditional request, or the hash is equal
   (or, without a previous hash, the same stored fields);
 - `changed`: anything else (another text, or an error where there was a page).
@@ -25,12 +27,13 @@ import difflib
 import hashlib
 import json
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from service.jsontext import compact_json
 from service.models import Change, Outcome, rfc3339, utcnow
+from service.urls import url_key
 
 GONE_STATUSES = frozenset({404, 410})
 # A diff is computed on at most this many lines of each version and cut at this many
@@ -39,6 +42,10 @@ GONE_STATUSES = frozenset({404, 410})
 MAX_DIFF_INPUT_LINES = 5000
 MAX_DIFF_CHARS = 64 * 1024
 CONTEXT_LINES = 3
+# Link keys kept per result (33 bytes each as JSON). A page with more in-scope links keeps
+# none (None: not known), and a recrawl holding it reports no page as unlinked rather
+# than guess.
+MAX_LINK_KEYS = 5000
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +74,7 @@ class PreviousPage:
     document: dict[str, Any]  # the stored result document
     change: Change | None
     version: PageVersion
+    link_keys: tuple[str, ...] | None = ()  # None: not known (see MAX_LINK_KEYS)
 
     @property
     def fetched_at(self) -> str | None:
@@ -89,6 +97,7 @@ class PreviousPage:
         last_modified: str | None,
         content_hash: str | None,
         content: bytes | None,
+        link_keys: str | None = None,
     ) -> PreviousPage:
         document = json.loads(page)
         status = document.get("status_code")
@@ -104,7 +113,25 @@ class PreviousPage:
                 content=bytes(content) if content is not None else None,
                 gone=status in GONE_STATUSES,
             ),
+            # A page stored before link keys were (NULL) links to what nobody knows.
+            link_keys=tuple(json.loads(link_keys)) if link_keys is not None else None,
         )
+
+
+def link_keys(links: Iterable[str], own: Iterable[str] = ()) -> tuple[str, ...] | None:
+    """The keys a result keeps of the links followed from it: the hex url_key of each
+    canonical URL, deduplicated, without the page's own URLs (a self-link keeps nothing
+    linked); None past MAX_LINK_KEYS."""
+    skip = {url_key(url).hex() for url in own}
+    keys = dict.fromkeys(key for key in (url_key(link).hex() for link in links) if key not in skip)
+    if len(keys) > MAX_LINK_KEYS:
+        return None
+    return tuple(keys)
+
+
+def link_keys_json(keys: tuple[str, ...] | None) -> str | None:
+    """link_keys as stored: a JSON array, NULL when not known."""
+    return None if keys is None else compact_json(list(keys))
 
 
 def digest(text: str) -> str:
@@ -269,3 +296,11 @@ def annotate(
         fields["changes"] = diff
     extra = compact_json(fields)
     return page_json[:-1] + "," + extra[1:]
+
+
+def unlinked_document(page_json: str) -> str:
+    """A fetched page's result once the recrawl found no page linking to it: removed,
+    with its reason; its content (fetched now) is kept."""
+    document = json.loads(page_json)
+    document.update(change=Change.REMOVED.value, removed_reason="unlinked")
+    return compact_json(document)

@@ -222,6 +222,7 @@ class Page:
     change: str | None = None
     previous_fetched_at: datetime | None = None
     changes: str | None = None
+    removed_reason: str | None = None  # "unlinked": removed though still served
 
     @property
     def ok(self) -> bool:
@@ -252,6 +253,7 @@ class Page:
             ),
             raw=data,
             change=data.get("change"),
+            removed_reason=data.get("removed_reason"),
             previous_fetched_at=_time(data.get("previous_fetched_at")),
             changes=data.get("changes"),
         )

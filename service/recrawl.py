@@ -8,10 +8,10 @@ seeds redirected to) carries over. Pages fetched before are revalidated with the
 stored ETag / Last-Modified when the previous results can stand in for this job's (same
 formats, content options and link rules, no deeper crawl); a 304 keeps the previous
 result, re-dated, so the recrawl's results are complete on their own. Each result gets a
-`change` (service/changes.py) and the store reports the pages it never reached as
-removed when the job completes. A recrawl keeps each page's main content (hash and
-text) for the next one to compare with; so does a plain job that asks for the `changes`
-format, the baseline to watch a site from.
+`change` (service/changes.py) and the store reports the pages it never reached, and
+those no page of it links to any more, as removed when the job completes. A recrawl
+keeps each page's main content (hash and text) for the next one to compare with; so
+does a plain job that asks for the `changes` format, the baseline to watch a site from.
 """
 
 from __future__ import annotations
@@ -134,7 +134,8 @@ def unchanged(
     item: FrontierItem, previous: PreviousPage, result: FetchResult, attempt: int
 ) -> PageRecord:
     """The record of a page the server answered 304 for: the previous result carried
-    forward (no links: the previous job's pages are all in this job's frontier)."""
+    forward (no links to admit: the previous job's pages are all in this job's frontier;
+    its link keys, the same page's, keep the pages it links to linked)."""
     document = changes.revisit_document(
         previous, depth=item.depth, elapsed_ms=result.elapsed_ms, attempts=attempt
     )
@@ -151,6 +152,7 @@ def unchanged(
         attempts=attempt,
         version=version,
         change=Change.UNCHANGED,
+        link_keys=previous.link_keys,
     )
 
 

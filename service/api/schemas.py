@@ -98,7 +98,14 @@ class PageOut(BaseModel):
         description=(
             "A recrawl's results only: how the page compares with the previous job's "
             "(`unchanged`: a 304, or the same main-content hash; `removed`: now 404/410, "
-            "or not reached by this job)"
+            "not reached by this job, or no longer linked: see `removed_reason`)"
+        ),
+    )
+    removed_reason: Literal["unlinked"] | None = Field(
+        default=None,
+        description=(
+            "On a `removed` page still served (200): `unlinked`, no page of this job links "
+            "to it any more (its content is the one fetched now)"
         ),
     )
     previous_fetched_at: str | None = Field(

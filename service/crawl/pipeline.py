@@ -131,11 +131,16 @@ class PagePipeline:
         if self._wants_sitemap(item, plan):
             origin = _origin(item.url)
             plan.sitemap_origins.add(origin)
-            extra = await self._sitemap_links(origin, plan)
+            listed, extra = await self._sitemap_links(origin, plan)
             # The origin is stored as done with the seed's record (any process).
             done = JobFacts(sitemap_origins=frozenset({origin}))
             facts = record.facts.merged(done) if record.facts else done
-            record = replace(record, links=record.links + extra, facts=facts)
+            # The sitemap links its pages as the seed's links do (a recrawl must not
+            # report a page listed there as unlinked).
+            keys = record.link_keys
+            if keys is not None and listed:
+                keys = _union_keys(keys, changes.link_keys(listed, (item.url,)))
+            record = replace(record, links=record.links + extra, facts=facts, link_keys=keys)
         return record
 
     @staticmethod
@@ -144,7 +149,8 @@ class PagePipeline:
             item.depth == 0 and plan.use_sitemap and _origin(item.url) not in plan.sitemap_origins
         )
 
-    async def _sitemap_links(self, origin: str, plan: JobPlan) -> tuple[str, ...]:
+    async def _sitemap_links(self, origin: str, plan: JobPlan) -> tuple[list[str], tuple[str, ...]]:
+        """(every URL the sitemap lists in the job's rules, those worth offering)."""
         listed = await self._robots.sitemaps(plan.job_id, origin)
         try:
             urls = await sitemap.discover(
@@ -157,8 +163,8 @@ class PagePipeline:
             )
         except Exception:  # a broken sitemap must not lose the seed's result
             logger.exception("sitemap discovery failed for %s", origin)
-            return ()
-        return plan.sitemap_links(urls, filtered=True)
+            return [], ()
+        return urls, plan.sitemap_links(urls, filtered=True)
 
     async def _fetch(
         self, item: FrontierItem, plan: JobPlan, previous: PreviousPage | None
@@ -317,6 +323,12 @@ class PagePipeline:
             attempts=attempt,
             links=links,
             links_cut=plan.cuts_links(item.depth) and bool(follow),
+            # Every link the crawl follows from here (not only the unseen ones in
+            # `links`): what keeps a page linked for a recrawl. At max_depth none are
+            # followed (and `follow` is unfiltered there).
+            link_keys=changes.link_keys(
+                follow if item.depth < plan.max_depth else (), (item.url, result.final_url)
+            ),
             version=PageVersion(
                 etag=etag,
                 last_modified=modified,
@@ -373,6 +385,14 @@ class PagePipeline:
             attempts=attempt,
             version=_unparsed_version(page, result),
         )
+
+
+def _union_keys(keys: tuple[str, ...], more: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    """Two sets of link keys as one (None, not known, if either is or it grows too big)."""
+    if more is None:
+        return None
+    union = tuple(dict.fromkeys(keys + more))
+    return union if len(union) <= changes.MAX_LINK_KEYS else None
 
 
 def _unparsed_version(page: str, result: FetchResult | None) -> PageVersion:

@@ -81,6 +81,9 @@ class PageRecord:
     # job's (a recrawl's results only).
     version: PageVersion | None = None
     change: Change | None = None
+    # The hex url_keys of the links the crawl follows from this page (changes.link_keys),
+    # kept for a later recrawl to tell which pages are no longer linked; None: not known.
+    link_keys: tuple[str, ...] | None = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

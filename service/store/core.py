@@ -42,6 +42,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from service import changes
 from service.changes import PreviousPage
 from service.errors import StoreError
 from service.models import (
@@ -156,6 +157,7 @@ def _result_row(job_id: str, rec: PageRecord) -> tuple[Any, ...]:
         v.last_modified if v is not None else None,
         v.content_hash if v is not None else None,
         v.content if v is not None else None,
+        changes.link_keys_json(rec.link_keys),
     )
 
 
@@ -620,7 +622,11 @@ class SQLStore:
                 again = [r for r in unique if r.item.id in refetches and r not in fresh]
                 await conn.execute_many(
                     q.replace_results,
-                    [(job_id, r.item.url, r.page_json) for r in again if r.outcome is Outcome.OK],
+                    [
+                        (job_id, r.item.url, r.page_json, changes.link_keys_json(r.link_keys))
+                        for r in again
+                        if r.outcome is Outcome.OK
+                    ],
                 )
                 admitted, repended = await self._admit(
                     conn, job_id, int(job[2]), float(job[3]), fresh + again
@@ -663,6 +669,17 @@ class SQLStore:
         if await conn.fetch_one(self.q.completable, job_id) is not None:
             counts[Change.REMOVED] += await conn.execute(
                 self.q.insert_removed, job_id, recrawl_of, rfc3339(utcnow())
+            )
+            # Pages still served but no longer linked from any page of this job (fetched
+            # or carried forward by a 304), seeds aside; none when a page's links are
+            # not known (the query checks).
+            unlinked = await conn.fetch(self.q.unlinked_results, job_id)
+            for _, change, _ in unlinked:
+                counts[Change(change)] -= 1
+                counts[Change.REMOVED] += 1
+            await conn.execute_many(
+                self.q.mark_unlinked,
+                [(row_id, changes.unlinked_document(page)) for row_id, _, page in unlinked],
             )
         if any(counts.values()):
             await conn.execute(
@@ -803,7 +820,7 @@ class SQLStore:
         if not urls:
             return {}
         rows = await self.db.fetch(self.q.previous_pages, job_id, list(urls))
-        return {row[0]: PreviousPage.from_row(*tuple(row)[:8]) for row in rows}
+        return {row[0]: PreviousPage.from_row(*tuple(row)[:9]) for row in rows}
 
     async def revisit_urls(self, job_id: str, limit: int) -> list[tuple[str, int]]:
         """A job's result URLs with their depths, shallowest first (a recrawl's seeds)."""

@@ -94,6 +94,8 @@ class Queries:
     count_changes: str
     completable: str
     insert_removed: str
+    unlinked_results: str
+    mark_unlinked: str
     changed_urls: str
     # retention
     expired_jobs: str

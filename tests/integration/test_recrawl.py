@@ -430,3 +430,91 @@ async def test_recrawl_errors(trawl: TrawlServer, site_factory: SiteFactory) -> 
     assert one.status_code == two.status_code == 202
     assert one.json()["id"] == two.json()["id"]
     assert two.headers["idempotent-replayed"] == "true"
+
+
+async def test_pages_no_longer_linked_are_removed(
+    trawl: TrawlServer, site_factory: SiteFactory, hook_receiver: Receiver
+) -> None:
+    receiver = hook_receiver
+    s = changing_site(site_factory, honour=True)
+    s.set("/", page("Home", "Welcome.", ("/hub", "/dropped")))
+    s.set("/seed2", page("Second seed", "Nobody links here."))
+    s.set("/hub", page("Hub", "The hub stays the same.", ("/kept",)))
+    s.set("/kept", page("Kept", "Linked from the hub only."))
+    s.set("/dropped", page("Dropped", "Only the home page linked here."))
+    hook = {"url": receiver.url(), "events": ["job.changed"]}
+    first = await trawl.submit(
+        {
+            "urls": [s.url("/"), s.url("/seed2")],
+            "max_depth": 2,
+            "formats": TRACKED,
+            "webhook": hook,
+        }
+    )
+    assert (await trawl.wait_job(first["id"]))["status"] == "completed"
+
+    # The home page drops its link to /dropped, which is still served (edited: so it is
+    # downloaded, and counted as changed until the recrawl completes). /hub answers 304:
+    # its links (to /kept) are not seen again but carried forward with its result.
+    s.set("/", page("Home", "Welcome.", ("/hub",)))
+    s.set("/dropped", page("Dropped", "Only the home page linked here, now edited."))
+    s.reset_counts()
+    done = await trawl.wait_job((await recrawl(trawl, first["id"]))["id"])
+    assert done["status"] == "completed", done
+    pages = by_url(await trawl.results(done["id"]))
+    assert {url: item["change"] for url, item in pages.items()} == {
+        s.url("/"): "unchanged",  # downloaded; its main content (links aside) is the same
+        s.url("/seed2"): "unchanged",  # a seed: never unlinked, though nothing links it
+        s.url("/hub"): "unchanged",
+        s.url("/kept"): "unchanged",  # linked from a 304 page
+        s.url("/dropped"): "removed",
+    }
+    assert s.not_modified == Counter({"/seed2": 1, "/hub": 1, "/kept": 1})
+    assert s.full == Counter({"/": 1, "/dropped": 1})
+    assert pages[s.url("/hub")]["not_modified"] is True
+    dropped = pages[s.url("/dropped")]
+    # Fetched now (200) and kept as fetched; the reason says why it counts as removed.
+    assert dropped["removed_reason"] == "unlinked"
+    assert dropped["status_code"] == 200 and dropped["error"] is None
+    assert "Only the home page linked here, now edited." in dropped["text"]
+    assert all("removed_reason" not in item for url, item in pages.items() if item is not dropped)
+    assert done["stats"]["changes"] == {"new": 0, "changed": 0, "unchanged": 4, "removed": 1}
+    removed = await trawl.results(done["id"], change="removed")
+    assert [item["url"] for item in removed] == [s.url("/dropped")]
+    deliveries = await eventually(lambda: receiver.accepted() or None)
+    changed = deliveries[0].json
+    assert changed["job_id"] == done["id"]
+    assert changed["data"]["changes"] == done["stats"]["changes"]
+    assert changed["data"]["pages"] == [{"url": s.url("/dropped"), "change": "removed"}]
+
+    # Still unlinked: the next recrawl neither fetches it nor reports it again ...
+    s.reset_counts()
+    third = await trawl.wait_job((await recrawl(trawl, done["id"]))["id"])
+    pages = by_url(await trawl.results(third["id"]))
+    assert s.url("/dropped") not in pages
+    assert s.full["/dropped"] == s.not_modified["/dropped"] == 0
+    assert third["stats"]["changes"] == {"new": 0, "changed": 0, "unchanged": 4, "removed": 0}
+
+    # ... and once linked again it is new.
+    s.set("/", page("Home", "Welcome.", ("/hub", "/dropped")))
+    fourth = await trawl.wait_job((await recrawl(trawl, third["id"]))["id"])
+    pages = by_url(await trawl.results(fourth["id"]))
+    assert pages[s.url("/dropped")]["change"] == "new"
+    assert fourth["stats"]["changes"] == {"new": 1, "changed": 0, "unchanged": 4, "removed": 0}
+
+
+async def test_pages_listed_in_the_sitemap_stay_linked(
+    trawl: TrawlServer, site_factory: SiteFactory
+) -> None:
+    site = site_factory(orphans=2, pages=3)
+    request = {"url": site.url("/"), "max_depth": 1, "use_sitemap": True, "formats": TRACKED}
+    first = await trawl.wait_job((await trawl.submit(request))["id"])
+    before = {item["url"] for item in await trawl.results(first["id"])}
+    orphans = {site.url("/orphan/0"), site.url("/orphan/1")}
+    assert orphans <= before
+    done = await trawl.wait_job((await recrawl(trawl, first["id"]))["id"])
+    pages = by_url(await trawl.results(done["id"]))
+    # The orphans are linked by no page, only listed in the sitemap the seed reads.
+    assert {url: pages[url]["change"] for url in orphans} == dict.fromkeys(orphans, "unchanged")
+    assert done["stats"]["changes"]["removed"] == 0
+    assert set(pages) == before

@@ -17,6 +17,7 @@ from service.errors import ValidationFailed
 from service.models import Change, Outcome
 from service.runtime import fetch_options
 from service.settings import Settings
+from service.urls import url_key
 
 LIMITS = {"max_pages_cap": 1000, "max_depth_cap": 10, "default_max_pages": 100}
 
@@ -111,6 +112,33 @@ def test_conditional_only_for_pages_with_validators() -> None:
 def test_compressed_main_text_round_trips_and_is_capped() -> None:
     version = PageVersion(content=changes.compress("é" * 10, 7))
     assert version.text() == "é" * 3  # 7 bytes: cut at a character boundary
+
+
+def test_link_keys_are_the_url_keys_without_the_page_itself() -> None:
+    keys = changes.link_keys(
+        ["http://a.test/x", "http://a.test/", "http://a.test/x", "http://a.test/y"],
+        ("http://a.test/",),
+    )
+    assert keys == (url_key("http://a.test/x").hex(), url_key("http://a.test/y").hex())
+    assert changes.link_keys_json(keys) == json.dumps(list(keys), separators=(",", ":"))
+    assert changes.link_keys_json(()) == "[]"
+    # Too many to keep: not known (stored NULL), which turns the unlinked rule off.
+    many = [f"http://a.test/{n}" for n in range(changes.MAX_LINK_KEYS + 1)]
+    assert changes.link_keys(many) is None and changes.link_keys_json(None) is None
+    # A result stored before link keys were (NULL) has unknown links; an empty list none.
+    assert previous().link_keys is None
+    row = ("http://a.test/", "ok", json.dumps({"status_code": 200}), None, None, None, None)
+    assert PreviousPage.from_row(*row, None, "[]").link_keys == ()
+
+
+def test_unlinked_document_keeps_the_page() -> None:
+    page = json.dumps({"url": "http://a.test/x", "text": "Still here", "change": "unchanged"})
+    assert json.loads(changes.unlinked_document(page)) == {
+        "url": "http://a.test/x",
+        "text": "Still here",
+        "change": "removed",
+        "removed_reason": "unlinked",
+    }
 
 
 def test_parser_keeps_the_main_content_only_when_asked() -> None:

@@ -345,23 +345,26 @@ SELECT url FROM results
 WHERE job_id = $1 AND url_key = ANY(ARRAY(SELECT trawl_url_key(u) FROM unnest($2::text[]) u))
 
 -- name: insert_results
--- Many: (job_id, url, outcome, page, change, etag, last_modified, content_hash, content).
+-- Many: (job_id, url, outcome, page, change, etag, last_modified, content_hash, content,
+-- link_keys).
 -- Inserted under the job's row lock, so a job's result ids grow in commit order and
 -- cursors never skip a row.
 INSERT INTO results (job_id, url, outcome, page, url_key, change, etag, last_modified,
-                     content_hash, content)
+                     content_hash, content, link_keys)
 SELECT r.job_id, r.url, r.outcome, r.page, trawl_url_key(r.url), r.change, r.etag,
-       r.last_modified, r.content_hash, r.content
+       r.last_modified, r.content_hash, r.content, r.link_keys
 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-            $7::text[], $8::text[], $9::bytea[]) WITH ORDINALITY
-    AS r (job_id, url, outcome, page, change, etag, last_modified, content_hash, content, n)
+            $7::text[], $8::text[], $9::bytea[], $10::text[]) WITH ORDINALITY
+    AS r (job_id, url, outcome, page, change, etag, last_modified, content_hash, content,
+          link_keys, n)
 ORDER BY r.n
 ON CONFLICT (job_id, url_key) DO NOTHING
 
 -- name: replace_results
--- Many: (job_id, url, page). A page fetched again at a smaller depth replaces its result.
-UPDATE results r SET page = u.page
-FROM unnest($1::text[], $2::text[], $3::text[]) AS u (job_id, url, page)
+-- Many: (job_id, url, page, link_keys). A page fetched again at a smaller depth replaces
+-- its result (and the links followed from it: more, at that depth).
+UPDATE results r SET page = u.page, link_keys = u.link_keys
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) AS u (job_id, url, page, link_keys)
 WHERE r.job_id = u.job_id AND r.url_key = trawl_url_key(u.url) AND r.url = u.url
   AND r.outcome = 'ok'
 
@@ -380,16 +383,19 @@ ORDER BY id LIMIT $3
 
 -- name: previous_pages
 -- What a recrawl compares a URL with: its result in the previous job.
-SELECT url, outcome, page, change, etag, last_modified, content_hash, content FROM results
+SELECT url, outcome, page, change, etag, last_modified, content_hash, content, link_keys
+FROM results
 WHERE job_id = $1 AND url_key = ANY(ARRAY(SELECT trawl_url_key(u) FROM unnest($2::text[]) u))
 
 -- name: revisit_urls
 -- A recrawl fetches its previous job's pages again at the depths they had. The frontier
 -- rows give the depth (a result's is inside its document); results "removed" by an
--- earlier recrawl have none, so they are not fetched again.
+-- earlier recrawl have none, so they are not fetched again; nor are pages it found no
+-- longer linked (removed, yet 'ok'): a link to them again makes them new.
 SELECT f.url, f.depth FROM results r
 JOIN frontier f ON f.job_id = r.job_id AND f.url_key = r.url_key AND f.url = r.url
-WHERE r.job_id = $1 ORDER BY f.depth, r.id LIMIT $2
+WHERE r.job_id = $1 AND NOT (r.change IS NOT DISTINCT FROM 'removed' AND r.outcome = 'ok')
+ORDER BY f.depth, r.id LIMIT $2
 
 -- name: count_changes
 UPDATE jobs SET changes_new = changes_new + $2, changes_changed = changes_changed + $3,
@@ -421,6 +427,29 @@ FROM results p
 WHERE p.job_id = $2 AND p.change IS DISTINCT FROM 'removed'
   AND NOT EXISTS (SELECT 1 FROM results r WHERE r.job_id = $1 AND r.url_key = p.url_key)
 ORDER BY p.id
+
+-- name: unlinked_results
+-- A recrawl completing: its pages fetched before and now with 200 (or a 304) that no
+-- result of it links to (link_keys: hex url_keys), but not a seed (depth 0). Nothing
+-- when some page's links are not known (NULL on an 'ok' result).
+-- The linked keys are gathered once (an anti join, not one scan per candidate).
+WITH linked AS (
+    SELECT DISTINCT k.key FROM results l, json_array_elements_text(l.link_keys::json) k (key)
+    WHERE l.job_id = $1 AND l.link_keys IS NOT NULL
+)
+SELECT r.id, r.change, r.page FROM results r
+JOIN frontier f ON f.job_id = r.job_id AND f.url_key = r.url_key AND f.url = r.url
+WHERE r.job_id = $1 AND r.outcome = 'ok' AND r.change IN ('changed', 'unchanged')
+  AND f.depth > 0 AND r.page::json ->> 'status_code' = '200'
+  AND NOT EXISTS (SELECT 1 FROM results u
+                  WHERE u.job_id = $1 AND u.outcome = 'ok' AND u.link_keys IS NULL)
+  AND NOT EXISTS (SELECT 1 FROM linked WHERE linked.key = encode(r.url_key, 'hex'))
+ORDER BY r.id
+
+-- name: mark_unlinked
+-- Many: (id, page).
+UPDATE results r SET change = 'removed', page = u.page
+FROM unnest($1::bigint[], $2::text[]) AS u (id, page) WHERE r.id = u.id
 
 -- name: changed_urls
 -- The first $2 URLs a recrawl found new, changed or removed (the job.changed event).

@@ -303,14 +303,16 @@ SELECT url FROM results
 WHERE job_id = ?1 AND url_key IN (SELECT trawl_url_key(value) FROM json_each(?2))
 
 -- name: insert_results
--- Many: (job_id, url, outcome, page, change, etag, last_modified, content_hash, content).
+-- Many: (job_id, url, outcome, page, change, etag, last_modified, content_hash, content,
+-- link_keys).
 INSERT OR IGNORE INTO results (job_id, url, outcome, page, url_key, change, etag,
-                               last_modified, content_hash, content)
-VALUES (?1, ?2, ?3, ?4, trawl_url_key(?2), ?5, ?6, ?7, ?8, ?9)
+                               last_modified, content_hash, content, link_keys)
+VALUES (?1, ?2, ?3, ?4, trawl_url_key(?2), ?5, ?6, ?7, ?8, ?9, ?10)
 
 -- name: replace_results
--- Many: (job_id, url, page). A page fetched again at a smaller depth replaces its result.
-UPDATE results SET page = ?3
+-- Many: (job_id, url, page, link_keys). A page fetched again at a smaller depth replaces
+-- its result (and the links followed from it: more, at that depth).
+UPDATE results SET page = ?3, link_keys = ?4
 WHERE job_id = ?1 AND url_key = trawl_url_key(?2) AND url = ?2 AND outcome = 'ok'
 -- name: results
 SELECT id, page FROM results WHERE job_id = ?1 AND id > ?2 ORDER BY id LIMIT ?3
@@ -327,16 +329,19 @@ ORDER BY id LIMIT ?3
 
 -- name: previous_pages
 -- What a recrawl compares a URL with: its result in the previous job.
-SELECT url, outcome, page, change, etag, last_modified, content_hash, content FROM results
+SELECT url, outcome, page, change, etag, last_modified, content_hash, content, link_keys
+FROM results
 WHERE job_id = ?1 AND url_key IN (SELECT trawl_url_key(value) FROM json_each(?2))
 
 -- name: revisit_urls
 -- A recrawl fetches its previous job's pages again at the depths they had. The frontier
 -- rows give the depth (a result's is inside its document); results "removed" by an
--- earlier recrawl have none, so they are not fetched again.
+-- earlier recrawl have none, so they are not fetched again; nor are pages it found no
+-- longer linked (removed, yet 'ok'): a link to them again makes them new.
 SELECT f.url, f.depth FROM results r
 JOIN frontier f ON f.job_id = r.job_id AND f.url_key = r.url_key AND f.url = r.url
-WHERE r.job_id = ?1 ORDER BY f.depth, r.id LIMIT ?2
+WHERE r.job_id = ?1 AND NOT (r.change IS 'removed' AND r.outcome = 'ok')
+ORDER BY f.depth, r.id LIMIT ?2
 
 -- name: count_changes
 UPDATE jobs SET changes_new = changes_new + ?2, changes_changed = changes_changed + ?3,
@@ -367,6 +372,24 @@ FROM results p
 WHERE p.job_id = ?2 AND p.change IS NOT 'removed'
   AND NOT EXISTS (SELECT 1 FROM results r WHERE r.job_id = ?1 AND r.url_key = p.url_key)
 ORDER BY p.id
+
+-- name: unlinked_results
+-- A recrawl completing: its pages fetched before and now with 200 (or a 304) that no
+-- result of it links to (link_keys: hex url_keys), but not a seed (depth 0). Nothing
+-- when some page's links are not known (NULL on an 'ok' result).
+SELECT r.id, r.change, r.page FROM results r
+JOIN frontier f ON f.job_id = r.job_id AND f.url_key = r.url_key AND f.url = r.url
+WHERE r.job_id = ?1 AND r.outcome = 'ok' AND r.change IN ('changed', 'unchanged')
+  AND f.depth > 0 AND r.page ->> '$.status_code' = 200
+  AND NOT EXISTS (SELECT 1 FROM results u
+                  WHERE u.job_id = ?1 AND u.outcome = 'ok' AND u.link_keys IS NULL)
+  AND lower(hex(r.url_key)) NOT IN (SELECT k.value FROM results l, json_each(l.link_keys) k
+                                    WHERE l.job_id = ?1 AND l.link_keys IS NOT NULL)
+ORDER BY r.id
+
+-- name: mark_unlinked
+-- Many: (id, page).
+UPDATE results SET change = 'removed', page = ?2 WHERE id = ?1
 
 -- name: changed_urls
 -- The first ?2 URLs a recrawl found new, changed or removed (the job.changed event).
