@@ -98,6 +98,17 @@
     return data;
   }
 
+  // A form's failed submit: each problem+json field on its own line (a 401 has already
+  // brought up the key form, so it says nothing here).
+  function showFormError(error, failure) {
+    if (failure instanceof ApiError && failure.status === 401) return;
+    const fields = (failure.problem && failure.problem.errors) || [];
+    error.textContent = fields.length
+      ? fields.map((f) => `${f.field}: ${f.message}`).join("\n")
+      : failure.message;
+    error.hidden = false;
+  }
+
   // Server-Sent Events over fetch (EventSource cannot send an Authorization header).
   // Reconnects with Last-Event-ID until the server ends the stream after final states.
   function stream(path, onJob, isDone) {
@@ -302,12 +313,7 @@
       form.elements.url.value = "";
       location.hash = `#/jobs/${encodeURIComponent(job.id)}`;
     } catch (failure) {
-      if (failure instanceof ApiError && failure.status === 401) return;
-      const fields = (failure.problem && failure.problem.errors) || [];
-      error.textContent = fields.length
-        ? fields.map((f) => `${f.field}: ${f.message}`).join("\n")
-        : failure.message;
-      error.hidden = false;
+      showFormError(error, failure);
     } finally {
       button.disabled = false;
     }
@@ -656,12 +662,7 @@
       form.elements.name.value = "";
       await loadSchedules(false);
     } catch (failure) {
-      if (failure instanceof ApiError && failure.status === 401) return;
-      const fields = (failure.problem && failure.problem.errors) || [];
-      error.textContent = fields.length
-        ? fields.map((f) => `${f.field}: ${f.message}`).join("\n")
-        : failure.message;
-      error.hidden = false;
+      showFormError(error, failure);
     } finally {
       button.disabled = false;
     }
