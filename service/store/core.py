@@ -479,8 +479,8 @@ class SQLStore:
             if picked.chosen:
                 ids = [c.item.id for c in picked.chosen]
                 taken = {row[0] for row in await conn.fetch(q.take_claims, ids, lease, worker)}
-            full = set(picked.full)
             await conn.fetch(q.lock_hosts, sorted(picked.visited))
+            full = await self._still_full(conn, picked.full, candidates, picked.chosen, taken)
             await conn.execute_many(
                 q.turns,
                 [
@@ -508,6 +508,32 @@ class SQLStore:
             return items
 
         return await self.db.transaction(work)
+
+    async def _still_full(
+        self,
+        conn: Connection,
+        full: list[str],
+        candidates: Mapping[str, list[Candidate]],
+        chosen: list[Candidate],
+        taken: set[int],
+    ) -> set[str]:
+        """The hosts `pick` found at their limit that are still there now their rows are
+        locked. host_heads counted live claims before lock_hosts, and a record of another
+        process may commit in between: its settle found the host not yet parked, so
+        parking it on the stale count would leave a host with no claim left to unpark it
+        (seen under load: one key's only host parked for good, the key starved)."""
+        if not full:
+            return set()
+        still: set[str] = set()
+        for host in full:
+            rows = candidates.get(host)
+            if not rows:
+                continue
+            mine = sum(1 for c in chosen if c.item.host == host and c.item.id in taken)
+            row = await conn.fetch_one(self.q.host_claims, host)
+            if row is not None and int(row[0]) >= rows[0].busy + mine:
+                still.add(host)
+        return still
 
     async def _claimers_workers(
         self, conn: Connection, worker: str, workers: int

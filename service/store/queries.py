@@ -66,6 +66,7 @@ class Queries:
     host_heads: str
     key_busy: str
     key_share: str
+    host_claims: str
     take_claims: str
     turns: str
     next_due: str

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
+import asyncpg
 import pytest
 
 from service.changes import PageVersion
@@ -390,6 +391,48 @@ async def test_per_host_limit_counts_claims_of_every_worker(make_store: MakeStor
     assert [item.host for item in second] == ["a.test"]
     # Without a limit the claim takes everything that is due.
     assert len(await two.claim(100, "w2", 60)) == 6
+
+
+@pytest.mark.postgres
+async def test_a_host_settled_during_a_claim_is_not_parked_for_good(
+    make_store: MakeStore, database_url: str
+) -> None:
+    """A record of another process commits between a claim's count of a host's claims
+    and its lock on the host: the claim must not park the host on the stale count, or
+    no claim is left to settle and unpark it (CI: one key's host starved)."""
+    if not database_url.startswith("postgres"):
+        pytest.skip("a private SQLite frontier has one writer: no record between")
+    one, two = await make_store(), await make_store()
+    await create(one, new_job(*(url(f"/{i}") for i in range(5)), per_host_concurrency=1))
+    [held] = await one.claim(10, "w1", 60, per_host=1)
+    blocker = await asyncpg.connect(database_url)
+    watcher = await asyncpg.connect(database_url)
+
+    async def waiting() -> int:
+        value = await watcher.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            " AND datname = current_database()"
+        )
+        return int(value)
+
+    try:
+        # The host is back in line but at its limit (as new links put it back).
+        await blocker.execute("UPDATE hosts SET next_at = 0 WHERE host = 'a.test'")
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("SELECT 1 FROM hosts WHERE host = 'a.test' FOR UPDATE")
+        record = asyncio.ensure_future(one.record([page(held)]))
+        await wait_until(waiting, lambda n: n >= 1, timeout=10, message="record not blocked")
+        claim = asyncio.ensure_future(two.claim(10, "w2", 60, per_host=1))
+        await wait_until(waiting, lambda n: n >= 2, timeout=10, message="claim not blocked")
+        await lock.commit()  # the record settles first (lock queue order), then the claim
+        await record
+        assert await claim == []  # it counted the held claim: the host looked full
+    finally:
+        await blocker.close()
+        await watcher.close()
+    nxt = await wait_until(lambda: two.claim(10, "w2", 60, per_host=1), bool, timeout=5)
+    assert [item.url for item in nxt] == [url("/1")]
 
 
 async def test_per_host_limit_honours_the_jobs_own_setting(store: Store) -> None:

@@ -187,6 +187,14 @@ SELECT (SELECT count(DISTINCT claimed_by) FROM frontier
        (SELECT count(DISTINCT coalesce(owner, '')) FROM jobs
         WHERE status IN ('queued', 'running'))
 
+-- name: host_claims
+-- A host's live claims of active jobs now (host_heads' `busy`, read again after
+-- lock_hosts: a record committed in between may have settled some).
+SELECT count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
+WHERE c.host = $1 AND c.state = 'claimed'
+  AND c.claimed_until > extract(epoch FROM statement_timestamp())::double precision
+  AND cj.status IN ('queued', 'running')
+
 -- name: take_claims
 -- Under the claim lock; a row closed by a cancel meanwhile is no longer pending.
 UPDATE frontier SET state = 'claimed', claimed_by = $3, claimed_until = extract(epoch FROM statement_timestamp())::double precision + $2

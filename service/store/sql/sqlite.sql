@@ -163,6 +163,12 @@ FROM room JOIN frontier f ON f.id IN (
 JOIN jobs j ON j.id = f.job_id
 ORDER BY f.tag, f.id
 
+-- name: host_claims
+-- A host's live claims of active jobs now (host_heads' `busy`, read again after the
+-- claim chose: the same algorithm as on PostgreSQL, where a record may commit between).
+SELECT count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
+WHERE c.host = ?1 AND c.state = 'claimed' AND cj.status IN ('queued', 'running')
+
 -- name: key_busy
 SELECT j.owner, count(*) FROM frontier f JOIN jobs j ON j.id = f.job_id
 WHERE f.state = 'claimed' AND j.status IN ('queued', 'running') GROUP BY j.owner
