@@ -70,6 +70,21 @@ async def test_children_are_recycled_after_n_pages() -> None:
         pool.close()
 
 
+async def test_a_recycled_child_exits_before_its_successor_starts() -> None:
+    pool = ParsePool(1, PoolLimits(max_pages_per_child=1))
+    try:
+        await pool.warm_up()
+        [first] = [child.pid for child in pool._children]
+        await pool.parse(PAGE, "http://a.test/", OPTIONS, None)  # retires the first
+        await pool.parse(PAGE, "http://a.test/", OPTIONS, None)  # on its successor
+        # Reaped, not just told to stop: never two parsers' memory for one slot.
+        with pytest.raises(ProcessLookupError):
+            os.kill(first, 0)
+        assert pool.replaced == 2
+    finally:
+        pool.close()
+
+
 async def test_children_are_recycled_past_the_memory_limit() -> None:
     pool = ParsePool(1, PoolLimits(max_child_rss=1))  # every child is over 1 byte
     try:
