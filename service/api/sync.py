@@ -74,9 +74,13 @@ def mapper_for(app: AppContext) -> SiteMapper:
                 )
                 return page.title, page.links
 
+        # One robots.txt cache per process: the crawl's, when this process crawls.
+        robots = (
+            crawler.robots if crawler is not None else RobotsCache(app.fetcher, settings.user_agent)
+        )
         app.mapper = SiteMapper(
             app.fetcher,
-            RobotsCache(app.fetcher, settings.user_agent),
+            robots,
             parse,
             per_host=settings.per_host_concurrency,
         )

@@ -410,7 +410,6 @@ class Crawler:
         if any(item.job_id == job_id for item in self.held.values()):
             return  # still settling pages of it
         self.plans.pop(job_id, None)
-        self.robots.forget_job(job_id)
 
     def _share_policy(self, host: str, delay: float | None, defer: float | None) -> None:
         """Tell the other processes what this one learnt about a host (shared frontier)."""

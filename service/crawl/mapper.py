@@ -118,16 +118,12 @@ class SiteMapper:
                     if not _matches(url, title, spec.search):
                         continue
                     # A URL robots.txt forbids is not offered: a crawl would skip it.
-                    allowed = (
-                        not spec.respect_robots or (await self._robots.check(job_id, url)).allowed
-                    )
+                    allowed = not spec.respect_robots or (await self._robots.check(url)).allowed
                     if not allowed:
                         continue
                     links.append(MapLink(url=url, title=title))
         except TimeoutError:
             result.timed_out = True
-        finally:
-            self._robots.forget_job(job_id)
         result.links = links
         return result
 
@@ -143,7 +139,7 @@ class SiteMapper:
         if spec.sitemap != "skip":
             parts = urlsplit(spec.seed)
             origin = f"{parts.scheme}://{parts.netloc}"
-            listed = await self._robots.sitemaps(job_id, origin)
+            listed = await self._robots.sitemaps(origin)
             try:
                 # `search` filters afterwards: read well past `limit` to find matches.
                 wanted = min(SITEMAP_URLS_MAX, max(spec.limit * 2, 5000))
@@ -191,7 +187,7 @@ class SiteMapper:
         depth: int,
     ) -> tuple[str, str | None, tuple[str, ...]]:
         if spec.respect_robots:
-            verdict = await self._robots.check(job_id, url)
+            verdict = await self._robots.check(url)
             if not verdict.allowed:
                 result.pages_skipped += 1
                 return url, None, ()

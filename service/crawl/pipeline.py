@@ -151,7 +151,7 @@ class PagePipeline:
 
     async def _sitemap_links(self, origin: str, plan: JobPlan) -> tuple[list[str], tuple[str, ...]]:
         """(every URL the sitemap lists in the job's rules, those worth offering)."""
-        listed = await self._robots.sitemaps(plan.job_id, origin)
+        listed = await self._robots.sitemaps(origin)
         try:
             urls = await sitemap.discover(
                 self._fetcher,
@@ -179,12 +179,12 @@ class PagePipeline:
                 "its remaining URLs are failed fast",
             )
         if plan.respect_robots:
-            verdict = await self._robots.check(plan.job_id, item.url)
+            verdict = await self._robots.check(item.url)
             if verdict.crawl_delay:
                 self._scheduler.set_delay(item.host, min(verdict.crawl_delay, 60.0))
-            if verdict.allowed is None:
-                return Release(item=item, not_before=time.time() + 30.0)
-            if not verdict.allowed:
+            if verdict.allowed is None and not _one_page(plan):
+                return Release(item=item, not_before=verdict.retry_at)
+            if not verdict.allowed:  # a one-page job (a scrape) is not held: RFC 9309 2.3.1.4
                 return self._record(
                     item,
                     Outcome.SKIPPED,
@@ -481,3 +481,9 @@ def page_document(
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
+
+
+def _one_page(plan: JobPlan) -> bool:
+    """A one-page job (a scrape): someone waits for its answer. Held back while
+    robots.txt answers 5xx, it would time out; it gets RFC 9309's answer, disallowed."""
+    return plan.max_depth == 0 and plan.max_pages == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -170,10 +171,10 @@ async def test_robots_rules_crawl_delay_and_sitemaps_from_one_fetch() -> None:
         return respond(200, body)
 
     robots = RobotsCache(fetcher(site), "Trawl/1.0")
-    assert (await robots.check("j", "http://a.test/ok")).allowed is True
-    blocked = await robots.check("j", "http://a.test/private/x")
+    assert (await robots.check("http://a.test/ok")).allowed is True
+    blocked = await robots.check("http://a.test/private/x")
     assert blocked.allowed is False and blocked.crawl_delay == 2.0
-    assert await robots.sitemaps("j", "http://a.test") == ("http://a.test/s.xml",)
+    assert await robots.sitemaps("http://a.test") == ("http://a.test/s.xml",)
     assert asked["/robots.txt"] == 1
 
 
@@ -182,8 +183,67 @@ async def test_robots_5xx_holds_back_4xx_allows() -> None:
         return respond(503 if request.url.host == "down.test" else 404)
 
     robots = RobotsCache(fetcher(site), "Trawl/1.0")
-    assert (await robots.check("j", "http://down.test/x")).allowed is None  # try later
-    assert (await robots.check("j", "http://gone.test/x")).allowed is True
+    held = await robots.check("http://down.test/x")
+    assert held.allowed is None  # try later
+    assert time.time() + 25 < held.retry_at <= time.time() + 30
+    assert (await robots.check("http://gone.test/x")).allowed is True
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_robots_rules_expire_after_the_ttl() -> None:
+    rules = ["Disallow: /a"]
+
+    def site(request: httpx.Request) -> httpx.Response:
+        return respond(200, "User-agent: *\n" + rules[0] + "\n")
+
+    clock = _Clock()
+    robots = RobotsCache(fetcher(site), "Trawl/1.0", ttl=600, clock=clock)
+    assert (await robots.check("http://a.test/a")).allowed is False
+    rules[0] = "Disallow: /b"
+    clock.now += 599
+    assert (await robots.check("http://a.test/a")).allowed is False  # cached
+    clock.now += 2
+    assert (await robots.check("http://a.test/a")).allowed is True  # asked again
+    assert robots.fetches == 2
+
+
+async def test_robots_cache_is_bounded_least_recently_asked_first() -> None:
+    robots = RobotsCache(fetcher(lambda r: respond(404)), "Trawl/1.0", max_entries=2)
+    for host in ("a.test", "b.test", "a.test", "c.test"):  # b is the least recent
+        await robots.check(f"http://{host}/x")
+    assert len(robots) == 2 and robots.fetches == 3
+    await robots.check("http://a.test/y")
+    assert robots.fetches == 3  # a kept
+    await robots.check("http://b.test/y")
+    assert robots.fetches == 4  # b evicted, fetched again
+
+
+async def test_robots_5xx_backs_off_then_disallows() -> None:
+    clock = _Clock()
+    robots = RobotsCache(
+        fetcher(lambda r: respond(503)), "Trawl/1.0", retry_after=30, max_failures=3, clock=clock
+    )
+    assert (await robots.check("http://a.test/x")).allowed is None
+    clock.now += 29
+    assert (await robots.check("http://a.test/x")).allowed is None
+    assert robots.fetches == 1  # not asked again before the pause ends
+    clock.now += 2
+    await robots.check("http://a.test/x")
+    assert robots.fetches == 2
+    clock.now += 59  # the second pause is twice as long
+    await robots.check("http://a.test/x")
+    assert robots.fetches == 2
+    clock.now += 2
+    verdict = await robots.check("http://a.test/x")
+    assert robots.fetches == 3 and verdict.allowed is False
+    assert "5xx" in verdict.reason
 
 
 async def test_sitemap_discovery_follows_an_index() -> None:
