@@ -13,6 +13,12 @@ it took (so hosts have room again), plus this process's RSS. The claims are the 
 real transactions; only the filling bypasses the API. After each fill PostgreSQL's
 tables are ANALYZEd, as autovacuum would within a minute of such a bulk load: without statistics
 PostgreSQL reads every pending row of a host to find its first three (~200 ms a claim).
+
+`--service SECONDS` (SQLite): the URLs are on `--hosts` loopback hosts served by
+wideserver.py (an empty page each, `--latency` late), and after each fill the real
+service (`python -m service all`) crawls that frontier for SECONDS: the peak RSS of its
+process tree (service and parser processes, sampled every 200 ms) and the URLs it
+settled. Its memory should not depend on the backlog, only on what it holds in flight.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +45,13 @@ from service.store.connection import Connection
 from service.store.core import SQLStore
 from service.store.postgres import PostgresStore
 from service.store.sqlite import SQLiteStore
+from tests.scaleout.cluster import Cluster
 from tests.store import pgdb
 
+from wideserver import WideSite, host_address
+
 from measures import percentile
+from procstat import TreeSampler
 
 logger = logging.getLogger("bench.frontier_scale")
 JOB_SIZE = 10_000
@@ -50,7 +61,18 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def _fill(store: SQLStore, start: int, stop: int, hosts: int) -> None:
+def _test_url(n: int, hosts: int) -> tuple[str, str]:
+    host = f"h{n % hosts}.test"
+    return f"http://{host}/u{n}", host
+
+
+async def _fill(
+    store: SQLStore,
+    start: int,
+    stop: int,
+    hosts: int,
+    url: Callable[[int, int], tuple[str, str]] = _test_url,
+) -> None:
     """Add pending URLs start..stop, JOB_SIZE per job, round robin over the hosts."""
     for first in range(start, stop, JOB_SIZE):
         count = min(JOB_SIZE, stop - first)
@@ -63,10 +85,7 @@ async def _fill(store: SQLStore, start: int, stop: int, hosts: int) -> None:
             max_pages=count + 1,
         )
         await store.create_job(job)
-        rows = [
-            (f"http://h{(first + i) % hosts}.test/u{first + i}", f"h{(first + i) % hosts}.test")
-            for i in range(count)
-        ]
+        rows = [url(first + i, hosts) for i in range(count)]
         await _insert(store, job.id, rows)
 
 
@@ -122,6 +141,33 @@ async def _measure(store: SQLStore, claims: int, batch: int) -> dict[str, Any]:
     }
 
 
+async def _crawl_memory(
+    database_url: str, seconds: float, log_dir: Path, store: SQLStore
+) -> dict[str, Any]:
+    """Run the service on the filled frontier for `seconds`: its tree's peak RSS."""
+    before = await store.pending_count()
+    cluster = Cluster(
+        database_url,
+        log_dir,
+        {"SCRAPER_PARSER_PROCESSES": "2", "SCRAPER_MAX_PAGES_CAP": "2000000"},
+    )
+    try:
+        [member] = await cluster.start_ready("all")
+        sampler = TreeSampler(member.pid, interval=0.2).start()
+        await asyncio.sleep(seconds)  # the measurement window, not synchronisation
+        sampler.stop()
+        totals = sorted((s.rss_bytes for s in sampler.samples), reverse=True)
+        last = sampler.samples[-1] if sampler.samples else None
+    finally:
+        cluster.close(grace=10)
+    return {
+        "service_peak_rss_mb": round((totals[0] if totals else 0) / 2**20, 1),
+        "service_last_rss_mb": round((last.rss_bytes if last else 0) / 2**20, 1),
+        "service_processes": last.processes if last else 0,
+        "settled": before - await store.pending_count(),
+    }
+
+
 async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
@@ -130,7 +176,19 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--claims", type=int, default=200, help="claims measured per step")
     parser.add_argument("--batch", type=int, default=MAX_CLAIM, help="URLs per claim")
     parser.add_argument("--json", type=Path)
+    parser.add_argument(
+        "--service", type=float, default=0.0, metavar="SECONDS", help="crawl each step (SQLite)"
+    )
+    parser.add_argument("--latency", type=float, default=0.05, help="--service: answer delay")
     args = parser.parse_args(argv)
+    if args.service:
+        site = WideSite(hosts=args.hosts, pages=2, latency=args.latency)
+        with site.serve():
+            return await _main(args, site)
+    return await _main(args, None)
+
+
+async def _main(args: argparse.Namespace, site: WideSite | None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     pg_url = None
     with tempfile.TemporaryDirectory(prefix="trawl-scale-") as tmp:
@@ -143,13 +201,22 @@ async def main(argv: list[str] | None = None) -> int:
             store = PostgresStore(pg_url)
         else:
             store = SQLiteStore(str(Path(tmp) / "scale.db"))
+        url = _test_url
+        if site is not None:
+            port = site.port
+
+            def url(n: int, hosts: int) -> tuple[str, str]:
+                # /p1 is an empty page; the query keeps the URLs distinct.
+                host = host_address(n % hosts)
+                return f"http://{host}:{port}/p1?u={n}", host
+
         await store.open()
         rows = []
         try:
             filled = 0
             for step in args.steps:
                 started = time.monotonic()
-                await _fill(store, filled, step, args.hosts)
+                await _fill(store, filled, step, args.hosts, url)
                 filled = step
                 logger.info("filled to %d pending in %.1f s", step, time.monotonic() - started)
                 if store.shared_frontier:  # PostgreSQL (SQLite has no autovacuum to mimic)
@@ -159,6 +226,10 @@ async def main(argv: list[str] | None = None) -> int:
                     **await _measure(store, args.claims, args.batch),
                     "rss_mb": round(_rss_mb(), 1),
                 }
+                if site is not None:
+                    row |= await _crawl_memory(
+                        f"sqlite:///{tmp}/scale.db", args.service, Path(tmp), store
+                    )
                 logger.info("%s", row)
                 rows.append(row)
         finally:
@@ -182,6 +253,15 @@ async def main(argv: list[str] | None = None) -> int:
             r["rss_mb"],
         ]
         print("| " + " | ".join(str(c) for c in cells) + " |")
+    if args.service:
+        print(
+            f"\n| pending | service peak RSS MB | last RSS MB "
+            f"| URLs settled in {args.service:g} s |"
+        )
+        print("|---|---|---|---|")
+        for r in rows:
+            cells = [f"{r['pending']:,}", r["service_peak_rss_mb"], r["service_last_rss_mb"]]
+            print("| " + " | ".join(str(c) for c in [*cells, r["settled"]]) + " |")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0
