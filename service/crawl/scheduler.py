@@ -30,6 +30,11 @@ from dataclasses import dataclass, field
 
 from service.store.base import FrontierItem
 
+# Idle hosts' state (no URL waiting or in flight, spacing over) is dropped this often: a
+# broad crawl meets each host once, and ~0.8 KB a host (its deque) kept for every host
+# ever seen grows without bound. A Crawl-delay is set again by the next robots check.
+EVICT_EVERY = 10.0
+
 
 @dataclass(slots=True)
 class _Host:
@@ -83,7 +88,8 @@ class HostScheduler:
         self._host_freed: set[int] = set()  # slots whose host `fetched` already freed
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
-        self.max_active_seen: dict[str, int] = {}
+        self._evicted_at = time.monotonic()
+        self.max_active_seen = 0  # the most URLs in flight to one host (tests)
         self.started_by_key: dict[str | None, int] = defaultdict(int)
 
     # -- feeding ---------------------------------------------------------------------
@@ -243,9 +249,26 @@ class HostScheduler:
                     if state is not None:
                         self._arm(host, state)
 
+    def _evict_idle(self, now: float) -> None:
+        self._evicted_at = now
+        idle = [
+            host
+            for host, state in self._hosts.items()
+            if not state.items and state.active <= 0 and state.next_allowed <= now
+        ]
+        for host in idle:
+            del self._hosts[host]
+
+    @property
+    def hosts(self) -> int:
+        """Hosts whose state is kept (waiting, in flight, or spacing)."""
+        return len(self._hosts)
+
     def _dispatch(self) -> float | None:
         """Move every startable URL to the ready queue; return seconds until the next."""
         now = time.monotonic()
+        if now - self._evicted_at >= EVICT_EVERY:
+            self._evict_idle(now)
         while self._timers and self._timers[0][0] <= now:
             _, seq, host = heapq.heappop(self._timers)
             state = self._hosts.get(host)
@@ -304,7 +327,7 @@ class HostScheduler:
         state.active += 1
         self._key_active[item.owner] += 1
         self.started_by_key[item.owner] += 1
-        self.max_active_seen[host] = max(self.max_active_seen.get(host, 0), state.active)
+        self.max_active_seen = max(self.max_active_seen, state.active)
         state.last_start = now
         spacing = state.spacing = max(delay, state.delay)
         if spacing:

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from service.crawl import scheduler as scheduler_module
 from service.crawl import sitemap
 from service.crawl.engine import Crawler
 from service.crawl.fetcher import Fetcher
@@ -28,6 +29,7 @@ from service.settings import Settings
 from service.spec import CrawlSpec, JobFacts
 from service.store.base import FrontierItem, NewJob
 from service.store.sqlite import SQLiteStore
+from tests.waiting import wait_until
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -145,7 +147,7 @@ async def test_scheduler_keeps_each_host_within_its_limit() -> None:
         scheduler.done(first if first.host == "a.test" else second)
         third = await asyncio.wait_for(scheduler.get(), 5)
         assert third.host == "a.test"
-        assert scheduler.max_active_seen["a.test"] == 1
+        assert scheduler.max_active_seen == 1
     finally:
         stop.set()
         await pump
@@ -416,7 +418,7 @@ async def test_a_fetch_frees_its_host_before_the_parse(tmp_path: Path) -> None:
     try:
         crawler = Crawler(settings, store, fetcher(handle, settings), parser)
         await crawler.run_until_idle(within=30)
-        assert crawler.scheduler.max_active_seen["a.test"] == 1
+        assert crawler.scheduler.max_active_seen == 1
         job = await store.get_job("job-1", None)
         assert job is not None and job.stats.pages_fetched == 4
     finally:
@@ -439,3 +441,31 @@ async def test_parse_queue_is_bounded_by_count_and_bytes() -> None:
     assert [await queue.get(), await queue.get()] == ["next", "third"]
     await asyncio.wait_for(fourth, 5)
     assert queue.drain() == ["fourth"] and queue.bytes == 0
+
+
+async def test_scheduler_forgets_idle_hosts_once_their_spacing_is_over(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(scheduler_module, "EVICT_EVERY", 0.0)
+    scheduler = HostScheduler(ready_size=8, capacity=2000, per_host_limit=1, per_host_delay=0.05)
+    stop = asyncio.Event()
+    pump = asyncio.create_task(scheduler.pump(stop))
+    try:
+        # A broad crawl: 500 hosts seen once each, and one host with more to do.
+        scheduler.add([item(f"http://h{i}.test/", i) for i in range(500)])
+        scheduler.add([item("http://busy.test/1", 1000), item("http://busy.test/2", 1001)])
+        for _ in range(501):
+            slot = await asyncio.wait_for(scheduler.get(), 5)
+            scheduler.done(slot)
+
+        async def kept() -> int:
+            return scheduler.hosts
+
+        # Only busy.test, its second URL waiting out the delay, is remembered.
+        assert await wait_until(kept, lambda n: n == 1) == 1
+        assert scheduler.holding("busy.test") == 1
+        scheduler.done(await asyncio.wait_for(scheduler.get(), 5))
+        assert await wait_until(kept, lambda n: n == 0) == 0
+    finally:
+        stop.set()
+        await pump
