@@ -16,6 +16,10 @@ from dataclasses import dataclass
 AUTO_TARGET_CONCURRENCY = 1.0
 AUTO_START = 0.5
 AUTO_MAX = 60.0
+# Hosts remembered at most; the oldest is forgotten first (it starts again at AUTO_START
+# and no failures). Failure counts are dropped on a success, but an adaptive delay stays:
+# without a bound a broad adaptive crawl keeps ~150 bytes for every host it ever met.
+MAX_HOSTS = 50_000
 
 
 @dataclass(slots=True)
@@ -27,8 +31,12 @@ class _Health:
 class HostHealth:
     """Failure counts and adaptive delays by host."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_hosts: int = MAX_HOSTS) -> None:
         self._hosts: dict[str, _Health] = {}
+        self._max_hosts = max_hosts
+
+    def __len__(self) -> int:
+        return len(self._hosts)
 
     def observe(
         self, host: str, *, latency: float, status: int | None, failed: bool, floor: float
@@ -73,5 +81,7 @@ class HostHealth:
     def _state(self, host: str) -> _Health:
         state = self._hosts.get(host)
         if state is None:
+            if len(self._hosts) >= self._max_hosts:
+                del self._hosts[next(iter(self._hosts))]  # the longest known
             state = self._hosts[host] = _Health()
         return state

@@ -10,7 +10,7 @@ import pytest
 
 from service.changes import Conditional
 from service.crawl.fetcher import FetchError, FetchResult, _classify
-from service.crawl.hosthealth import HostHealth
+from service.crawl.hosthealth import AUTO_START, HostHealth
 from service.crawl.parsepool import ParsePool
 from service.crawl.pipeline import PagePipeline, PipelineConfig
 from service.crawl.plan import JobPlan
@@ -138,3 +138,12 @@ async def test_a_retryable_failure_on_the_last_attempt_fails_for_good() -> None:
     outcome, failures = await decide(result_for(error, True, None), attempts=2)
     assert isinstance(outcome, PageRecord) and outcome.outcome is Outcome.FAILED
     assert failures == 1
+
+
+def test_host_health_remembers_a_bounded_number_of_hosts() -> None:
+    health = HostHealth(max_hosts=3)
+    for host in ("a.test", "b.test", "c.test", "d.test"):
+        health.observe(host, latency=2.0, status=200, failed=False, floor=0.0)
+    assert len(health) == 3
+    assert health.auto_delay("a.test", 0.0) == AUTO_START  # the oldest was forgotten
+    assert health.auto_delay("d.test", 0.0) > AUTO_START
