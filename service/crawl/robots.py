@@ -8,9 +8,10 @@ here, so an edit is seen within a crawl), then it is asked again:
 - 4xx: allow all (2.3.1.3);
 - 5xx: complete disallow for now (2.3.1.4); asked again after `retry_after` seconds,
   doubling per answer in a row; after `max_failures` in a row the host is disallowed;
-- no answer (refused, DNS, connection, `fetch_timeout`): the pages go ahead for
-  `retry_after` seconds, as Scrapy does (their own fetch meets the same fault and says
-  so with its own code), then robots.txt is asked again.
+- connected but no answer within `fetch_timeout` (a server error, 2.3.1.4): as a 5xx;
+- not reached at all (refused, DNS, reset): the pages go ahead for `retry_after`
+  seconds, as Scrapy does (their own fetch meets the same fault and says so with its
+  own code), then robots.txt is asked again.
 
 The fetch is bounded by `fetch_timeout` (below the fetcher's 30 s total), so a robots.txt
 that hangs holds a URL at most that long: a scrape (30 s by default) still gets its page.
@@ -120,10 +121,13 @@ class RobotsCache:
         if entry.unavailable:
             if entry.failures >= self._max_failures:
                 return RobotsVerdict(
-                    False, reason="robots.txt kept answering 5xx; host treated as disallowed"
+                    False,
+                    reason="robots.txt kept failing (5xx or no answer); host treated as disallowed",
                 )
             retry_at = time.time() + max(0.0, entry.expires - self._clock())
-            return RobotsVerdict(None, reason="robots.txt unavailable (5xx)", retry_at=retry_at)
+            return RobotsVerdict(
+                None, reason="robots.txt unavailable (5xx or no answer)", retry_at=retry_at
+            )
         if entry.parser is None:
             return RobotsVerdict(True)
         allowed = entry.parser.allowed(url)
@@ -143,6 +147,9 @@ class RobotsCache:
             result = None
         now = self._clock()
         status = result.status_code if result is not None else None
+        # A server that takes the request and never answers is a server error: pages it
+        # may well serve must not go ahead without its rules (RFC 9309 2.3.1.4).
+        hung = result is None or (result.error is not None and result.error.code == "timeout")
         if result is not None and result.error is None and status is not None and status < 500:
             parser: RobotsRules | None = None
             if 200 <= status < 300:
@@ -160,8 +167,8 @@ class RobotsCache:
             entry.unavailable = False
             entry.failures = 0
             entry.expires = now + self._ttl
-        elif result is None or result.error is not None:
-            # No answer at all (refused address, DNS, connection, timeout): let the pages
+        elif not hung and result is not None and result.error is not None:
+            # Not reached at all (refused address, DNS, reset): let the pages
             # go ahead for a while, as Scrapy does. Their fetch meets the same fault and
             # reports it with its own code and retries, which tells the user more than a
             # robots.txt hold-up would; robots.txt is asked again after the pause.
@@ -169,15 +176,16 @@ class RobotsCache:
             entry.allow_all = True
             entry.unavailable = False
             entry.expires = now + self._retry_after
-            code = result.error.code if result is not None and result.error else "timeout"
-            logger.info("robots.txt at %s failed (%s)", origin, code)
+            logger.info("robots.txt at %s failed (%s)", origin, result.error.code)
         else:
-            # 5xx: RFC 9309 2.3.1.4 says assume complete disallow for now, and ask again.
+            # 5xx or no answer: RFC 9309 2.3.1.4 says assume complete disallow for now,
+            # and ask again.
             entry.failures += 1
             entry.unavailable = True
             pause = self._retry_after * 2 ** (entry.failures - 1)
             entry.expires = now + min(pause, self._ttl)
-            logger.info("robots.txt at %s answered %s; holding the host back", origin, status)
+            answer = status if not hung else "nothing"
+            logger.info("robots.txt at %s answered %s; holding the host back", origin, answer)
 
 
 def product_token(user_agent: str) -> str:

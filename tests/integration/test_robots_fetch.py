@@ -94,14 +94,29 @@ async def test_a_hanging_robots_txt_is_given_up_on_within_the_fetch_bound(
     started = time.monotonic()
     verdict = await robots.check(server.url("/page"))
     waited = time.monotonic() - started
-    # No answer counts as unreachable: the page goes ahead (its own fetch reports faults).
-    assert verdict.allowed is True
+    # Taken but never answered is a server error (RFC 9309 2.3.1.4): held back, not let
+    # through to pages the server may well serve.
+    assert verdict.allowed is None
+    assert time.time() + 55 < verdict.retry_at <= time.time() + 60
     assert 0.5 <= waited < 3.0, waited
     # Another job's check of the same host is answered from the cache, at once.
     started = time.monotonic()
-    assert (await robots.check(server.url("/other"))).allowed is True
+    assert (await robots.check(server.url("/other"))).allowed is None
     assert time.monotonic() - started < 0.1
     assert server.asked["/robots.txt"] == 1
+    assert server.asked["/page"] == server.asked["/other"] == 0
+
+
+async def test_an_unreachable_robots_txt_lets_the_pages_go_ahead(fetcher: Fetcher) -> None:
+    # A port nothing listens on: the pages' own fetch meets the same refusal and says so.
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    robots = RobotsCache(fetcher, "Trawl/1.0", retry_after=60)
+    verdict = await robots.check(f"http://127.0.0.1:{port}/page")
+    assert verdict.allowed is True
+    assert robots.fetches == 1
 
 
 async def test_robots_5xx_is_fetched_once_for_every_job(
