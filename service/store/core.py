@@ -493,13 +493,7 @@ class SQLStore:
                     for host in picked.visited
                 ],
             )
-            queued = {row[0]: row[2] for row in ready}
-            for host in picked.empty:
-                due = await conn.fetch_one(q.next_due, host)
-                if due is not None and due[0] is not None and due[1]:
-                    await conn.execute(q.set_next_at, host, float(due[0]))
-                else:
-                    await conn.execute(q.unqueue_host, host, queued[host])
+            await self._park_empty(conn, picked.empty, {row[0]: int(row[2]) for row in ready})
             items = [c.item for c in picked.chosen if c.item.id in taken]
             # Only jobs still queued when read start: a running job costs no statement
             # (at 1,000,000 pending a claim touches ~5 jobs: as many round trips saved).
@@ -522,18 +516,32 @@ class SQLStore:
         process may commit in between: its settle found the host not yet parked, so
         parking it on the stale count would leave a host with no claim left to unpark it
         (seen under load: one key's only host parked for good, the key starved)."""
-        if not full:
+        hosts = sorted(host for host in set(full) if candidates.get(host))
+        if not hosts:
             return set()
-        still: set[str] = set()
-        for host in full:
-            rows = candidates.get(host)
-            if not rows:
-                continue
-            mine = sum(1 for c in chosen if c.item.host == host and c.item.id in taken)
-            row = await conn.fetch_one(self.q.host_claims, host)
-            if row is not None and int(row[0]) >= rows[0].busy + mine:
-                still.add(host)
-        return still
+        live = {row[0]: int(row[1]) for row in await conn.fetch(self.q.host_claims, hosts)}
+        mine: dict[str, int] = defaultdict(int)
+        for c in chosen:
+            if c.item.id in taken:
+                mine[c.item.host] += 1
+        return {
+            host for host in hosts if live.get(host, 0) >= candidates[host][0].busy + mine[host]
+        }
+
+    async def _park_empty(self, conn: Connection, empty: list[str], queued: dict[str, int]) -> None:
+        """Hosts a claim found with nothing claimable: back when their first retry is due,
+        else out of the ready heap (unless an admit or a release queued them since)."""
+        if not empty:
+            return
+        later: list[tuple[str, float]] = []
+        done: list[tuple[str, int]] = []
+        for host, due, is_later in await conn.fetch(self.q.next_due, sorted(set(empty))):
+            if due is not None and is_later:
+                later.append((host, float(due)))
+            else:
+                done.append((host, queued[host]))
+        await conn.execute_many(self.q.set_next_at, later)
+        await conn.execute_many(self.q.unqueue_host, done)
 
     async def _claimers_workers(
         self, conn: Connection, worker: str, workers: int
@@ -634,8 +642,10 @@ class SQLStore:
                 q.settle,
                 [(rec.item.id, rec.attempts, rec.links_cut, rec.item.depth) for rec in recs],
             )
-            # Pages whose depth dropped while in flight went straight back (links_cut 2).
-            refetched = len(refetches) - len(await conn.fetch(q.refetches, ids))
+            # Pages whose depth dropped while in flight went straight back (links_cut 2);
+            # settle marks none unless a page's links were cut (a statement saved).
+            still = await conn.fetch(q.refetches, ids) if any(r.links_cut for r in recs) else []
+            refetched = len(refetches) - len(still)
             await self._settled_hosts(conn, recs)
             await self._learn(conn, job_id, job, recs)
             counts = dict.fromkeys(_COUNTER.values(), 0)

@@ -188,12 +188,15 @@ SELECT (SELECT count(DISTINCT claimed_by) FROM frontier
         WHERE status IN ('queued', 'running'))
 
 -- name: host_claims
--- A host's live claims of active jobs now (host_heads' `busy`, read again after
--- lock_hosts: a record committed in between may have settled some).
-SELECT count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
-WHERE c.host = $1 AND c.state = 'claimed'
+-- Per host of $1: its live claims of active jobs now (host_heads' `busy`, read again
+-- after lock_hosts: a record committed in between may have settled some). One
+-- statement for every host a claim found full, not one each (a claim of a wide crawl
+-- parks dozens: 20-55 statements a claim, each holding the claim lock longer).
+SELECT c.host, count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
+WHERE c.host = ANY($1::text[]) AND c.state = 'claimed'
   AND c.claimed_until > extract(epoch FROM statement_timestamp())::double precision
   AND cj.status IN ('queued', 'running')
+GROUP BY c.host
 
 -- name: take_claims
 -- Under the claim lock; a row closed by a cancel meanwhile is no longer pending.
@@ -214,18 +217,27 @@ FROM unnest($1::text[], $2::double precision[], $3::double precision[], $4::bool
 WHERE h.host = u.host
 
 -- name: next_due
--- A host with nothing claimable: when its first retry is due (and whether that is later).
-SELECT min(f.not_before), min(f.not_before) > extract(epoch FROM statement_timestamp())::double precision FROM frontier f
-JOIN jobs j ON j.id = f.job_id
-WHERE f.host = $1 AND f.state = 'pending' AND j.status IN ('queued', 'running')
+-- Per host of $1 with nothing claimable: when its first retry is due (NULL: nothing
+-- pending) and whether that is later. One statement for all of a claim's empty hosts.
+SELECT h.host, min(f.not_before),
+       min(f.not_before) > extract(epoch FROM statement_timestamp())::double precision
+FROM unnest($1::text[]) AS h (host)
+LEFT JOIN frontier f ON f.host = h.host AND f.state = 'pending'
+    AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = f.job_id AND j.status IN ('queued', 'running'))
+GROUP BY h.host
 
 -- name: set_next_at
-UPDATE hosts SET next_at = $2 WHERE host = $1
+-- Many: (host, next_at).
+UPDATE hosts h SET next_at = u.next_at
+FROM unnest($1::text[], $2::double precision[]) AS u (host, next_at)
+WHERE h.host = u.host
 
 -- name: unqueue_host
--- Only if no admit or release bumped `queued` since the claim read it (an UPDATE re-reads
--- the row it waited for, so a concurrent bump is never lost).
-UPDATE hosts SET queued = 0 WHERE host = $1 AND queued = $2
+-- Many: (host, queued). Only if no admit or release bumped `queued` since the claim read
+-- it (an UPDATE re-reads the row it waited for, so a concurrent bump is never lost).
+UPDATE hosts h SET queued = 0
+FROM unnest($1::text[], $2::integer[]) AS u (host, queued)
+WHERE h.host = u.host AND h.queued = u.queued
 
 -- name: queue_hosts
 -- Many: (host). New or returned URLs: the host is queued again, back in line if parked.

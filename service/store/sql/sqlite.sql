@@ -164,10 +164,13 @@ JOIN jobs j ON j.id = f.job_id
 ORDER BY f.tag, f.id
 
 -- name: host_claims
--- A host's live claims of active jobs now (host_heads' `busy`, read again after the
--- claim chose: the same algorithm as on PostgreSQL, where a record may commit between).
-SELECT count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
-WHERE c.host = ?1 AND c.state = 'claimed' AND cj.status IN ('queued', 'running')
+-- Per host of ?1: its live claims of active jobs now (host_heads' `busy`, read again
+-- after the claim chose: the same algorithm as on PostgreSQL, where a record may commit
+-- between).
+SELECT c.host, count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
+WHERE c.host IN (SELECT value FROM json_each(?1)) AND c.state = 'claimed'
+  AND cj.status IN ('queued', 'running')
+GROUP BY c.host
 
 -- name: key_busy
 SELECT j.owner, count(*) FROM frontier f JOIN jobs j ON j.id = f.job_id
@@ -195,16 +198,20 @@ UPDATE hosts SET next_at = CASE WHEN ?4 THEN 1e12 ELSE max(next_at, (julianday('
 WHERE host = ?1
 
 -- name: next_due
--- A host with nothing claimable: when its first retry is due (and whether that is later).
-SELECT min(f.not_before), min(f.not_before) > (julianday('now') - 2440587.5) * 86400.0 FROM frontier f
-JOIN jobs j ON j.id = f.job_id
-WHERE f.host = ?1 AND f.state = 'pending' AND j.status IN ('queued', 'running')
+-- Per host of ?1 with nothing claimable: when its first retry is due (NULL: nothing
+-- pending) and whether that is later.
+SELECT h.value, min(f.not_before), min(f.not_before) > (julianday('now') - 2440587.5) * 86400.0
+FROM json_each(?1) h
+LEFT JOIN frontier f ON f.host = h.value AND f.state = 'pending'
+    AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = f.job_id AND j.status IN ('queued', 'running'))
+GROUP BY h.value
 
 -- name: set_next_at
+-- Many: (host, next_at).
 UPDATE hosts SET next_at = ?2 WHERE host = ?1
 
 -- name: unqueue_host
--- Only if no admit or release bumped `queued` since the claim read it.
+-- Many: (host, queued). Only if no admit or release bumped `queued` since the claim read it.
 UPDATE hosts SET queued = 0 WHERE host = ?1 AND queued = ?2
 
 -- name: queue_hosts
