@@ -72,6 +72,16 @@ _CHROME_WORDS = re.compile(
     r")(?:$|[\s_-])",
     re.IGNORECASE,
 )
+# Consent managers' own names (OneTrust, Cookiebot, Didomi, ...): their banners and
+# preference centres are never content, however much of a short page's text they hold, so
+# they are dropped whatever their share (chrome by other names is only dropped when small).
+# Not "cmp": Adobe AEM names every component "cmp-..." (cmp-text is the article).
+_CONSENT_WORDS = re.compile(
+    r"(?:^|[\s_-])(?:onetrust|ot-sdk-container|cookiebot|cybotcookiebotdialog|didomi|"
+    r"usercentrics|qc-cmp2|truste|termly|osano|iubenda|cookieconsent|cookie-consent|"
+    r"cookie-notice|cookie-law-info|cookie-banner|consent-banner)(?:$|[\s_-])",
+    re.IGNORECASE,
+)
 _CONTENT_WORDS = re.compile(
     r"(?:^|[\s_-])(?:content|main|article|post|entry|body|story|text|product|"
     r"description|thread|topic|question|answer)(?:$|[\s_-])",
@@ -183,9 +193,9 @@ def _words(tag: Tag) -> str:
     return words
 
 
-# Every verdict is soft: markup errors nest whole pages in an unclosed <header>, so an
-# element is only dropped when it holds a small share of the page's text (_drop_chrome).
-_KEEP, _CHROME, _COMMENTS = "keep", "chrome", "comments"
+# Every verdict but consent is soft: markup errors nest whole pages in an unclosed <header>,
+# so an element is only dropped when it holds a small share of the page's text (_drop_chrome).
+_KEEP, _CHROME, _COMMENTS, _CONSENT = "keep", "chrome", "comments", "consent"
 
 
 def _verdict(tag: Tag, name: str, in_content: bool) -> str:
@@ -208,6 +218,11 @@ def _verdict(tag: Tag, name: str, in_content: bool) -> str:
     if name == "nav":
         return _CHROME
     words = _words(tag)
+    ident = attrs.get("id")
+    if (words and _CONSENT_WORDS.search(words)) or (
+        isinstance(ident, str) and _CONSENT_WORDS.match(ident)
+    ):
+        return _CONSENT
     if name == "aside":
         # Footnotes and topic boxes are part of the text; other asides are sidebars.
         return _KEEP if in_content and words and _NOTE_WORDS.search(words) else _CHROME
@@ -271,8 +286,8 @@ class _Tree:
     """The elements under a root in document order, with their measured text."""
 
     __slots__ = (
-        "children", "chrome", "comments", "dropped", "end", "fields", "forum", "headings", "link",
-        "nodes", "parent", "product", "role_main", "scripts", "text",
+        "children", "chrome", "comments", "consent", "dropped", "end", "fields", "forum",
+        "headings", "link", "nodes", "parent", "product", "role_main", "scripts", "text",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -284,6 +299,7 @@ class _Tree:
         self.link: list[int] = []  # of which inside <a>
         self.chrome: list[bool] = []  # named like chrome (class or id)
         self.comments: list[bool] = []  # named like comments (chrome unless a thread)
+        self.consent: list[int] = []  # consent-manager blocks, dropped whatever their share
         self.forum = False  # schema.org says this is a discussion or Q&A page
         self.product = False  # ... or a product's page
         self.headings: list[int] = []
@@ -358,6 +374,8 @@ def _measure(root: Tag, muted: frozenset[str]) -> _Tree:
             link.append(0)
             chrome.append(verdict is not _KEEP)
             comments.append(verdict is _COMMENTS)
+            if verdict is _CONSENT:
+                tree.consent.append(child)
             if name in _HEADINGS:
                 tree.headings.append(child)
             elif tree.role_main < 0 and node.attrs.get("role") == "main":
@@ -418,6 +436,11 @@ def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
             if name:
                 key = (tree.parent[i], name)
                 groups[key] = groups.get(key, 0.0) + tree.weight(i)
+    past = 0  # one past the last dropped banner: a banner inside it went with it
+    for i in tree.consent:
+        if i >= past and not any(i <= k < end[i] for k in scopes):
+            tree.drop(i)
+            past = end[i]
     i = 1
     while i < len(nodes):
         if (

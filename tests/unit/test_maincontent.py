@@ -214,3 +214,18 @@ def test_a_recent_posts_section_after_the_article_goes() -> None:
     text = main_text(html)
     assert "Plenty of words" in text
     assert "Another story" not in text
+
+
+def test_a_consent_banner_goes_even_when_it_outweighs_the_page() -> None:
+    # A short listing page whose OneTrust preference centre holds more text than the page:
+    # chrome by any other name would be kept at that share, a consent manager's never.
+    banner = "We process your data to deliver content and measure its delivery. " * 12
+    html = f"""<body><div id="onetrust-consent-sdk"><div role="dialog"><h2>Your Privacy</h2>
+      <p>{banner}</p></div></div>
+      <div class="cmp-text"><h1>Tomato sauce recipes</h1><p>Our collection of recipes.</p>
+      <p>Easy pork ragu, meatballs and chutney.</p></div></body>"""
+    text = main_text(html)
+    assert "Your Privacy" not in text
+    assert "We process your data" not in text
+    assert "Our collection of recipes." in text
+    assert "Easy pork ragu, meatballs" in text
