@@ -38,17 +38,30 @@ import functools
 import gc
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import soupsieve
 from bs4 import BeautifulSoup, MarkupResemblesLocatorWarning, Tag, XMLParsedAsHTMLWarning
 from bs4.element import AttributeDict
+from lxml import etree
 
 from service.crawl.htmlencoding import BinaryContentError, decode_html
 from service.crawl.maincontent import main_content
 from service.crawl.markdown import to_markdown
-from service.crawl.textwalk import Scan, TextBuilder, attr, collapse, plain_text, walk
+from service.crawl.textwalk import (
+    LxmlScan,
+    Scan,
+    TextBuilder,
+    attr,
+    collapse,
+    lxml_attr,
+    plain_text,
+    walk,
+    walk_lxml,
+)
 from service.urls import looks_like_non_html, try_canonicalize
 
 __all__ = [
@@ -163,6 +176,10 @@ _SKIPPED_SCHEMES = ("javascript:", "mailto:", "tel:", "data:", "vbscript:")
 
 
 def _parse(document: str, encoding: str, url: str, options: ParseOptions) -> ParsedPage:
+    if _walk_is_enough(options):
+        page = _parse_lxml(document, encoding, url, options)
+        if page is not None:
+            return page
     with warnings.catch_warnings():
         # A crawler meets XHTML and pages that look like a file name; neither is news.
         warnings.simplefilter("ignore", XMLParsedAsHTMLWarning)
@@ -229,6 +246,58 @@ def _parse(document: str, encoding: str, url: str, options: ParseOptions) -> Par
     )
 
 
+def _walk_is_enough(options: ParseOptions) -> bool:
+    """Whether the one walk yields every field asked for (no bs4 tree is needed)."""
+    return not (
+        options.selectors
+        or options.only_main_content
+        or options.digest
+        or "markdown" in options.formats
+    )
+
+
+def _parse_lxml(document: str, encoding: str, url: str, options: ParseOptions) -> ParsedPage | None:
+    """`_parse` over lxml's own tree (see textwalk.walk_lxml); None: let bs4 try."""
+    # The parser bs4's lxml builder uses, fed the same way (the whole str, then close):
+    # the push parser, whose trees can differ from lxml.html.fromstring's.
+    parser = etree.HTMLParser(recover=True)
+    try:
+        parser.feed(document)
+        root = parser.close()
+    except (etree.Error, ValueError):  # e.g. an empty document: bs4 has its fallbacks
+        return None
+    if root is None:
+        return None
+    formats = options.formats
+    scan = LxmlScan()
+    builder = TextBuilder(options.max_text_chars) if "text" in formats else None
+    walk_lxml(root, scan, builder)
+    base = _base_url(url, scan.base)
+    metadata = _metadata(scan, base, lxml_attr)
+    links: tuple[str, ...] = ()
+    follow: tuple[str, ...] = ()
+    if options.extract_links or "links" in formats:
+        nofollow_page = options.respect_nofollow and _robots_nofollow(metadata.get("robots"))
+        links, follow = _links(scan.anchors, base, options, nofollow_page, lxml_attr)
+    title = None
+    for candidate in (scan.title, scan.h1):
+        if candidate is not None:
+            title = collapse(candidate) or None
+            if title:
+                break
+    return ParsedPage(
+        title=title,
+        text=builder.result() if builder is not None else None,
+        markdown=None,
+        html=document if "html" in formats else None,
+        links=links,
+        follow_links=follow,
+        metadata=metadata if "metadata" in formats else {},
+        data={},
+        encoding=encoding,
+    )
+
+
 def _empty_page(options: ParseOptions) -> ParsedPage:
     formats = options.formats
     return ParsedPage(
@@ -265,11 +334,14 @@ def _base_url(url: str, base_href: str | None) -> str:
     return url
 
 
-def _metadata(scan: Scan, base: str) -> dict[str, str]:
+_Getter = Callable[[Any, str], "str | None"]
+
+
+def _metadata(scan: Scan | LxmlScan, base: str, get: _Getter = attr) -> dict[str, str]:
     metadata: dict[str, str] = {}
     for tag in scan.metas:
-        key = attr(tag, "property") or attr(tag, "name")
-        content = attr(tag, "content")
+        key = get(tag, "property") or get(tag, "name")
+        content = get(tag, "content")
         if key is None or content is None:
             continue
         key = key.strip().lower()
@@ -395,7 +467,11 @@ class _Resolver:
 
 
 def _links(
-    anchors: list[Tag], base: str, options: ParseOptions, nofollow_page: bool
+    anchors: list[Any],
+    base: str,
+    options: ParseOptions,
+    nofollow_page: bool,
+    get: _Getter = attr,
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """All links in document order (deduped, capped) and the ones the crawler may follow."""
     followable: dict[str, bool] = {}  # canonical URL -> may follow; insertion-ordered
@@ -404,7 +480,7 @@ def _links(
     max_links = options.max_links
     check_rel = options.respect_nofollow and not nofollow_page
     for tag in anchors:
-        href = attr(tag, "href") or ""
+        href = get(tag, "href") or ""
         if href in resolved:
             link = resolved[href]
         elif len(followable) >= max_links:
@@ -416,7 +492,7 @@ def _links(
         url, non_html = link
         follow = not nofollow_page and not non_html
         if follow and check_rel:
-            rel = attr(tag, "rel")
+            rel = get(tag, "rel")
             follow = not (rel and "nofollow" in rel.lower().split())
         if url not in followable:
             if len(followable) < max_links:

@@ -754,3 +754,46 @@ def test_other_recursion_errors_become_parse_errors(monkeypatch: pytest.MonkeyPa
 )
 def test_markup_bs4_would_warn_about_parses_quietly(body: bytes) -> None:
     assert parse(body, "text").text in ("x", body.decode())
+
+
+_WALK_ONLY_CASES = [
+    b"<p>x",
+    b"<!--c--><html><body>a<!--x-->b<rt>r</rt><h1>t<rp>(</rp></h1></body></html>",
+    b"<a href='#top' title='Permalink to this'>x</a><a href='/y' rel='NoFollow  x'>y</a>"
+    b"<meta name=robots content=nofollow><a href='#s'>\xc2\xb6</a>",
+    b"<pre>  a\n  b <b>c</b></pre> d<br>e<table><tr><td>1<td>2</table>"
+    b"<svg><title>s</title></svg><title> T  x</title>",
+    b"\xef\xbb\xbf<html lang=' en '><head><base href='/sub/'><link rel='Canonical'"
+    b" href='c.html'><meta property='og:title' content=' O '></head><template><h1>no</h1>"
+    b"</template><h1> H <script>x</script>1</h1><area href='m.html'><a href='f.pdf'>f</a>",
+    b"<body><p>a<input> <b>b</b></p><!-- c --> tail <?pi x?> more<ruby>k<rt>r</rt></ruby>",
+]
+
+
+@pytest.mark.parametrize("body", _WALK_ONLY_CASES)
+@pytest.mark.parametrize(
+    "options",
+    [
+        ParseOptions(formats=frozenset({"metadata", "text", "links"})),
+        ParseOptions(formats=frozenset({"links", "html"}), respect_nofollow=True),
+        ParseOptions(formats=frozenset({"text"}), max_text_chars=7, max_links=1),
+    ],
+)
+def test_walk_only_jobs_parse_lxml_tree_as_bs4_would(
+    body: bytes, options: ParseOptions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert parser._walk_is_enough(options)
+    fast = parse_page(body, "http://h.test/a/b", options)
+    built: list[object] = []
+    real = parser.BeautifulSoup
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(args)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(parser, "BeautifulSoup", counting)
+    assert parse_page(body, "http://h.test/a/b", options) == fast
+    assert not built  # the lxml walk, not bs4
+    monkeypatch.setattr(parser, "_walk_is_enough", lambda _: False)
+    assert parse_page(body, "http://h.test/a/b", options) == fast
+    assert built
