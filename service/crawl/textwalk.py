@@ -399,8 +399,10 @@ def walk_lxml(root: Any, scan: LxmlScan, text: TextBuilder | None) -> None:
     svg = 0
     containers: list[str] = []  # open string-container elements
     anchors = scan.anchors
-    # The document node's children: what precedes <html> is comments and whitespace.
-    frame: tuple[Any, Iterator[Any], int] = (None, iter((root,)), 0)
+    # The document node's children: comments and doctype around <html>, and a second
+    # <html> for content after `</html>` (bs4 has the same; WCXB dev page 0310).
+    top = [*reversed(list(root.itersiblings(preceding=True))), root, *root.itersiblings()]
+    frame: tuple[Any, Iterator[Any], int] = (None, iter(top), 0)
     stack = [frame]
     while stack:
         for node in stack[-1][1]:
