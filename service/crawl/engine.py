@@ -30,6 +30,7 @@ from collections.abc import Callable
 
 from service import metrics
 from service.crawl.fetcher import Fetcher
+from service.crawl.fetchmarks import FetchMarks
 from service.crawl.hosthealth import HostHealth
 from service.crawl.parsepool import ParsePool
 from service.crawl.parsequeue import ParseQueue
@@ -148,6 +149,19 @@ class Crawler:
         # Per host: pages finished and handed to the writer, not yet recorded. Their rows
         # are still claimed, but they hold no host slot (the claim's per-host cap).
         self._settling: Counter[str] = Counter()
+        self._settling_ids: set[int] = set()
+        # Shared frontier: fetched claims are marked in the store at once (their hosts free
+        # from the request's start plus the spacing), not only when their records arrive.
+        self.fetch_marks = (
+            FetchMarks(
+                store,
+                self.worker_id,
+                interval=settings.result_flush_interval,
+                on_sent=self._marks_sent,
+            )
+            if shared
+            else None
+        )
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -161,6 +175,11 @@ class Crawler:
             asyncio.create_task(self._claim_loop(), name="trawl-claimer"),
             asyncio.create_task(self.scheduler.pump(self._stop), name="trawl-pump"),
             asyncio.create_task(self._watch_jobs(), name="trawl-job-watch"),
+            *(
+                [asyncio.create_task(self.fetch_marks.run(self._stop), name="trawl-fetch-marks")]
+                if self.fetch_marks is not None
+                else []
+            ),
         ]
         self._fetch_tasks = [
             asyncio.create_task(self._fetch_loop(), name=f"trawl-fetch-{i}")
@@ -468,8 +487,13 @@ class Crawler:
         if isinstance(outcome, Release):
             await self._release(outcome)
             return
-        # From here on the page holds no host slot: claims do not count it (settling).
+        # From here on the page holds no host slot: this claimer discounts it (settling)
+        # until its record, or on a shared frontier its fetch mark, reaches the store.
+        self._settling_ids.add(item.id)
         self._settling[item.host] += 1
+        if self.fetch_marks is not None:
+            free_at = outcome.free_at if isinstance(outcome, Fetched) else outcome.host_free_at
+            self.fetch_marks.add(item, free_at)
         if isinstance(outcome, PageRecord) and not self.pipeline.needs_finish(outcome, plan):
             self.writer.add(outcome)
             return
@@ -533,10 +557,9 @@ class Crawler:
     def _flushed(self, records: list[PageRecord], admitted: int, completed: list[str]) -> None:
         for record in records:
             self.held.pop(record.item.id, None)
-            host = record.item.host
-            self._settling[host] -= 1
-            if self._settling[host] <= 0:
-                del self._settling[host]
+            self._unsettle(record.item)
+            if self.fetch_marks is not None:
+                self.fetch_marks.discard(record.item.id)
             metrics.PAGES.labels(outcome=record.outcome.value).inc()
         # A private frontier: settled pages free room, so claim again at once. A shared one
         # (per-host caps in the claim): re-claiming on every settle would let this process
@@ -548,6 +571,19 @@ class Crawler:
             self._forget(job_id)
         if completed:
             self._announce(completed)
+
+    def _unsettle(self, item: FrontierItem) -> None:
+        """The page no longer needs discounting by this claimer (recorded, or marked)."""
+        if item.id not in self._settling_ids:
+            return
+        self._settling_ids.discard(item.id)
+        self._settling[item.host] -= 1
+        if self._settling[item.host] <= 0:
+            del self._settling[item.host]
+
+    def _marks_sent(self, items: list[FrontierItem]) -> None:
+        for item in items:
+            self._unsettle(item)
 
     def _announce(self, job_ids: list[str]) -> None:
         if self._on_jobs_finished is not None:

@@ -184,11 +184,12 @@ class Store(Protocol):
         With `per_key`, one API key never holds more claimed URLs than that. A shared
         frontier reserves each host's spacing (the job's per_host_delay, else `spacing`,
         at least the host's learnt Crawl-delay) so no other process starts too soon.
-        `settling` counts per host what this claimer finished but has not recorded yet:
-        claimed in the database, but not in flight. With `workers` (this process's fetch
-        tasks; a shared frontier without `per_key`), each key with active jobs gets an
-        equal share of every claiming process's fetch tasks, and more only while some
-        of them would otherwise be idle.
+        Claims marked `fetched` (body read) do not count against a host's limit.
+        `settling` counts per host what this claimer finished but has neither recorded
+        nor marked `fetched` yet: claimed in the database, but not in flight. With
+        `workers` (this process's fetch tasks; a shared frontier without `per_key`),
+        each key with active jobs gets an equal share of every claiming process's fetch
+        tasks, and more only while some of them would otherwise be idle.
         """
         ...
 
@@ -200,6 +201,12 @@ class Store(Protocol):
         ...
 
     async def release(self, releases: list[Release], *, worker: str | None = None) -> None: ...
+    async def fetched(self, marks: list[tuple[FrontierItem, float | None]], *, worker: str) -> None:
+        """Claims of `worker` whose body is read, each with the epoch time its host may
+        start the next request: they no longer count against their hosts' limits (for
+        any claimer) and parked hosts are back in line, before the records arrive."""
+        ...
+
     async def record(self, records: list[PageRecord]) -> RecordSummary: ...
     async def extend_leases(self, item_ids: list[int], worker: str, lease: float) -> None: ...
 

@@ -27,6 +27,12 @@ one writer connection holds the file's write lock, so the same statements cannot
   releases only bump `queued`, and a claim clears it only if nobody bumped it since it
   read it, so no host with work is ever lost from the ready heap. Every transaction
   locks the hosts rows it changes up front, in name order, after any job rows.
+- politeness across processes: a claim locks its ready hosts' rows before it counts
+  their live claims, and keeps only hosts still ready then. Whatever frees a host's
+  slot (a record settling a claim, or `fetched` at fetch end: a claim whose body is
+  read holds no slot while it waits for a parser) holds the host's row and sets its
+  next turn to that request's start plus the spacing in the same transaction, so no
+  claimer sees the slot free without the spacing.
 
 The claim itself is host-aware (Mercator's design, see frontier.py): it walks the hosts
 whose turn came, not the pending index, and within a host jobs take turns.
@@ -432,6 +438,16 @@ class SQLStore:
             ready = await conn.fetch(q.ready_hosts, max(limit, 16), parked)
             if not ready:
                 return []
+            # Their rows locked, the hosts still ready: what frees a host's slot (a record,
+            # a fetch end) moves its turn past the spacing in the same locked write, so the
+            # live claims counted next and these turns are one state (see lock_ready).
+            still = {
+                row[0]
+                for row in await conn.fetch(q.lock_ready, sorted(row[0] for row in ready), parked)
+            }
+            ready = [row for row in ready if row[0] in still]
+            if not ready:
+                return []
             order = [row[0] for row in ready]
             learnt = {row[0]: float(row[1]) for row in ready}
             if per_host is None:
@@ -479,8 +495,7 @@ class SQLStore:
             if picked.chosen:
                 ids = [c.item.id for c in picked.chosen]
                 taken = {row[0] for row in await conn.fetch(q.take_claims, ids, lease, worker)}
-            await conn.fetch(q.lock_hosts, sorted(picked.visited))
-            full = await self._still_full(conn, picked.full, candidates, picked.chosen, taken)
+            full = set(picked.full)
             await conn.execute_many(
                 q.turns,
                 [
@@ -502,31 +517,6 @@ class SQLStore:
             return items
 
         return await self.db.transaction(work)
-
-    async def _still_full(
-        self,
-        conn: Connection,
-        full: list[str],
-        candidates: Mapping[str, list[Candidate]],
-        chosen: list[Candidate],
-        taken: set[int],
-    ) -> set[str]:
-        """The hosts `pick` found at their limit that are still there now their rows are
-        locked. host_heads counted live claims before lock_hosts, and a record of another
-        process may commit in between: its settle found the host not yet parked, so
-        parking it on the stale count would leave a host with no claim left to unpark it
-        (seen under load: one key's only host parked for good, the key starved)."""
-        hosts = sorted(host for host in set(full) if candidates.get(host))
-        if not hosts:
-            return set()
-        live = {row[0]: int(row[1]) for row in await conn.fetch(self.q.host_claims, hosts)}
-        mine: dict[str, int] = defaultdict(int)
-        for c in chosen:
-            if c.item.id in taken:
-                mine[c.item.host] += 1
-        return {
-            host for host in hosts if live.get(host, 0) >= candidates[host][0].busy + mine[host]
-        }
 
     async def _park_empty(self, conn: Connection, empty: list[str], queued: dict[str, int]) -> None:
         """Hosts a claim found with nothing claimable: back when their first retry is due,
@@ -602,6 +592,29 @@ class SQLStore:
 
         await self.db.transaction(work)
 
+    async def fetched(self, marks: list[tuple[FrontierItem, float | None]], *, worker: str) -> None:
+        """Claims of `worker` whose body is read, each with when its host may start the
+        next request (None: at once): they hold no host slot any more, for every claimer,
+        and their hosts are back in line from then on (if parked), before their records
+        arrive (a record waits for a parser and the writer: seconds under load)."""
+        if not marks:
+            return
+        q = self.q
+
+        async def work(conn: Connection) -> None:
+            # Lock order: hosts (name order) before frontier rows, as a record does.
+            await conn.fetch(q.lock_hosts, sorted({item.host for item, _ in marks}))
+            ids = [item.id for item, _ in marks]
+            attempts = [item.attempts for item, _ in marks]
+            marked = {row[0] for row in await conn.fetch(q.mark_fetched, ids, attempts, worker)}
+            free: dict[str, float] = {}
+            for item, at in marks:
+                if item.id in marked:
+                    free[item.host] = max(free.get(item.host, 0.0), at or 0.0)
+            await conn.execute_many(q.hosts_settled, sorted(free.items()))
+
+        await self.db.transaction(work)
+
     async def record(self, records: list[PageRecord]) -> RecordSummary:
         if not records:
             return RecordSummary()
@@ -637,7 +650,9 @@ class SQLStore:
             summary.stored += len(fresh)
             await conn.execute_many(q.insert_results, [_result_row(job_id, rec) for rec in fresh])
             ids = [rec.item.id for rec in recs]
-            refetches = {row[0] for row in await conn.fetch(q.refetches, ids)}
+            marks = await conn.fetch(q.settle_marks, ids)
+            refetches = {row[0] for row in marks if row[1]}
+            fetched = {row[0] for row in marks if row[2]}
             await conn.execute_many(
                 q.settle,
                 [(rec.item.id, rec.attempts, rec.links_cut, rec.item.depth) for rec in recs],
@@ -646,7 +661,7 @@ class SQLStore:
             # settle marks none unless a page's links were cut (a statement saved).
             still = await conn.fetch(q.refetches, ids) if any(r.links_cut for r in recs) else []
             refetched = len(refetches) - len(still)
-            await self._settled_hosts(conn, recs)
+            await self._settled_hosts(conn, recs, fetched)
             await self._learn(conn, job_id, job, recs)
             counts = dict.fromkeys(_COUNTER.values(), 0)
             for rec in fresh:
@@ -738,11 +753,17 @@ class SQLStore:
         pages = [{"url": row[0], "change": row[1]} for row in rows]
         return [("job.changed", {"changes": counts.as_dict(), "pages": pages})]
 
-    async def _settled_hosts(self, conn: Connection, recs: list[PageRecord]) -> None:
+    async def _settled_hosts(
+        self, conn: Connection, recs: list[PageRecord], fetched: set[int]
+    ) -> None:
         """Settled hosts have room again (back in line if parked); on a shared frontier
-        not before their last request's spacing passed."""
+        not before their last request's spacing passed. A claim marked `fetched` gave its
+        host's room back at its fetch end already: the host may hold a newer claim now,
+        which a second unpark here would leave unparked with the older spacing."""
         free: dict[str, float] = {}
         for rec in recs:
+            if rec.item.id in fetched:
+                continue
             at = rec.host_free_at if self.shared_frontier and rec.host_free_at else 0.0
             free[rec.item.host] = max(free.get(rec.item.host, 0.0), at)
         await conn.execute_many(self.q.hosts_settled, sorted(free.items()))

@@ -10,8 +10,8 @@ times (`hosts_ready (next_at)`). A claim
 3. `pick`s within each host's limit (plus look-ahead) and each key's limit,
 4. moves every visited host to the back of the line (and, on a shared frontier,
    reserves its spacing: `next_at = now + delay` per URL claimed), parks hosts that are
-   now full (`next_at = PARKED` until a settle, release, cancel or lease expiry on the
-   host brings it back), and marks hosts found empty as no longer queued.
+   now full (`next_at = PARKED` until a fetch end, settle, release, cancel or lease
+   expiry on the host brings it back), and marks hosts found empty as no longer queued.
 
 Parking is what keeps a claim from visiting the same busy hosts again and again: the
 ready heap only holds hosts that could hand out a URL.

@@ -56,18 +56,20 @@ class Queries:
     insert_frontier: str
     repend: str
     shorten: str
+    settle_marks: str
     refetches: str
     settle: str
     set_facts: str
     count_pages: str
     # hosts: the host-aware claim (store/frontier.py) and host policy
     ready_hosts: str
+    lock_ready: str
     max_host_limit: str
     host_heads: str
     key_busy: str
     key_share: str
-    host_claims: str
     take_claims: str
+    mark_fetched: str
     turns: str
     next_due: str
     set_next_at: str

@@ -393,13 +393,51 @@ async def test_per_host_limit_counts_claims_of_every_worker(make_store: MakeStor
     assert len(await two.claim(100, "w2", 60)) == 6
 
 
+async def test_a_fetched_claim_frees_its_host_for_every_worker(make_store: MakeStore) -> None:
+    """A claim whose body is read holds no slot, before its record; the record later
+    does not unpark the host again (it holds the next claim by then)."""
+    one, two = await make_store(), await make_store()
+    await create(one, new_job(*(url(f"/{i}") for i in range(3)), per_host_concurrency=1))
+    [held] = await one.claim(10, "w1", 60, per_host=1)
+    assert await two.claim(10, "w2", 60, per_host=1) == []
+    await one.fetched([(held, None)], worker="w1")
+    [nxt] = await two.claim(10, "w2", 60, per_host=1)
+    assert nxt.url == url("/1")
+    await one.record([page(held)])
+    assert await one.claim(10, "w1", 60, per_host=1) == []  # /1 is in flight
+    assert await two.claim(10, "w2", 60, per_host=1) == []
+
+
+async def test_a_fetched_claim_frees_its_host_after_the_spacing(make_store: MakeStore) -> None:
+    one, two = await make_store(), await make_store()
+    await create(one, new_job(*(url(f"/{i}") for i in range(3)), per_host_concurrency=1))
+    [held] = await one.claim(10, "w1", 60, per_host=1)
+    free_at = time.time() + 1.0
+    await one.fetched([(held, free_at)], worker="w1")
+    assert await two.claim(10, "w2", 60, per_host=1) == []  # not before its spacing passed
+    nxt = await wait_until(lambda: two.claim(10, "w2", 60, per_host=1), bool, timeout=5)
+    assert time.time() >= free_at - 0.05  # the database clock may run a little apart
+    assert [item.url for item in nxt] == [url("/1")]
+
+
+async def test_a_fetch_mark_of_another_claim_changes_nothing(make_store: MakeStore) -> None:
+    one, two = await make_store(), await make_store()
+    await create(one, new_job(*(url(f"/{i}") for i in range(3)), per_host_concurrency=1))
+    [held] = await one.claim(10, "w1", 60, per_host=1)
+    await one.fetched([(held, None)], worker="w2")  # not w2's claim
+    # An earlier claim of the row (it was recorded and claimed again since) neither.
+    await one.fetched([(replace(held, attempts=held.attempts + 1), None)], worker="w1")
+    assert await two.claim(10, "w2", 60, per_host=1) == []
+
+
 @pytest.mark.postgres
 async def test_a_host_settled_during_a_claim_is_not_parked_for_good(
     make_store: MakeStore, database_url: str
 ) -> None:
-    """A record of another process commits between a claim's count of a host's claims
-    and its lock on the host: the claim must not park the host on the stale count, or
-    no claim is left to settle and unpark it (CI: one key's host starved)."""
+    """A record of another process holds the host while a claim comes: the claim locks
+    the host before it counts the host's claims, so it sees the settled state (it must
+    not park the host on a stale count, or no claim is left to settle and unpark it; CI
+    once saw one key's host starved)."""
     if not database_url.startswith("postgres"):
         pytest.skip("a private SQLite frontier has one writer: no record between")
     one, two = await make_store(), await make_store()
@@ -427,12 +465,12 @@ async def test_a_host_settled_during_a_claim_is_not_parked_for_good(
         await wait_until(waiting, lambda n: n >= 2, timeout=10, message="claim not blocked")
         await lock.commit()  # the record settles first (lock queue order), then the claim
         await record
-        assert await claim == []  # it counted the held claim: the host looked full
+        # It counted the host's claims after the record: the slot is free.
+        assert [item.url for item in await claim] == [url("/1")]
     finally:
         await blocker.close()
         await watcher.close()
-    nxt = await wait_until(lambda: two.claim(10, "w2", 60, per_host=1), bool, timeout=5)
-    assert [item.url for item in nxt] == [url("/1")]
+    assert await two.claim(10, "w2", 60, per_host=1) == []  # /1 is in flight: host full
 
 
 async def test_per_host_limit_honours_the_jobs_own_setting(store: Store) -> None:

@@ -146,18 +146,31 @@ SELECT host, delay, queued FROM hosts
 WHERE queued > 0 AND (next_at <= extract(epoch FROM statement_timestamp())::double precision OR next_at >= $2)
 ORDER BY next_at LIMIT $1
 
+-- name: lock_ready
+-- Step 1b: lock the ready hosts' rows (in name order, as every transaction changing hosts
+-- does) and keep those still ready now. Every writer that frees room on a host (a record
+-- settling a claim, a fetch end marking one `fetched`) holds the host's row while it
+-- also moves next_at to the request's start plus its spacing, so what host_heads counts
+-- next and the turn read here are one consistent state: no claim can see a host's slot
+-- free without seeing its spacing too.
+SELECT host FROM hosts
+WHERE host = ANY($1::text[])
+  AND (next_at <= extract(epoch FROM statement_timestamp())::double precision OR next_at >= $2)
+ORDER BY host FOR UPDATE
+
 -- name: max_host_limit
 SELECT max(per_host_limit) FROM jobs WHERE status IN ('queued', 'running')
 
 -- name: host_heads
 -- Step 2: the first $2 pending URLs of each ready host by fair-queuing tag (a bounded
 -- probe of frontier_host_queue per host: a host's backlog size does not matter), with
--- the host's live claims of active jobs from every worker.
+-- the host's live claims of active jobs from every worker (in flight: a claim whose body
+-- is read is `fetched`, and holds no slot while it waits for its parser and record).
 SELECT f.id, f.job_id, f.url, f.host, f.depth, f.attempts, j.owner, j.weight, f.tag,
        j.per_host_limit, j.per_host_delay, r.busy, j.status
 FROM (
     SELECT h.host, (SELECT count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
-                    WHERE c.host = h.host AND c.state = 'claimed'
+                    WHERE c.host = h.host AND c.state = 'claimed' AND NOT c.fetched
                       AND c.claimed_until > extract(epoch FROM statement_timestamp())::double precision
                       AND cj.status IN ('queued', 'running')) AS busy
     FROM unnest($1::text[]) AS h (host)
@@ -187,20 +200,9 @@ SELECT (SELECT count(DISTINCT claimed_by) FROM frontier
        (SELECT count(DISTINCT coalesce(owner, '')) FROM jobs
         WHERE status IN ('queued', 'running'))
 
--- name: host_claims
--- Per host of $1: its live claims of active jobs now (host_heads' `busy`, read again
--- after lock_hosts: a record committed in between may have settled some). One
--- statement for every host a claim found full, not one each (a claim of a wide crawl
--- parks dozens: 20-55 statements a claim, each holding the claim lock longer).
-SELECT c.host, count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
-WHERE c.host = ANY($1::text[]) AND c.state = 'claimed'
-  AND c.claimed_until > extract(epoch FROM statement_timestamp())::double precision
-  AND cj.status IN ('queued', 'running')
-GROUP BY c.host
-
 -- name: take_claims
 -- Under the claim lock; a row closed by a cancel meanwhile is no longer pending.
-UPDATE frontier SET state = 'claimed', claimed_by = $3, claimed_until = extract(epoch FROM statement_timestamp())::double precision + $2
+UPDATE frontier SET state = 'claimed', fetched = false, claimed_by = $3, claimed_until = extract(epoch FROM statement_timestamp())::double precision + $2
 WHERE id = ANY($1::bigint[]) AND state = 'pending'
 RETURNING id
 
@@ -250,6 +252,16 @@ ON CONFLICT (host) DO UPDATE SET queued = hosts.queued + 1,
 -- A finished job's claims never settle: its hosts must not stay parked.
 UPDATE hosts SET next_at = 0 WHERE next_at >= 1e12
   AND host IN (SELECT DISTINCT host FROM frontier WHERE job_id = $1 AND state = 'claimed')
+
+-- name: mark_fetched
+-- ($1 ids, $2 their claims' attempts, $3 worker). Claims of worker $3 whose body is read: no longer in flight, so
+-- no claimer counts them against their host's limit, though their records are still to
+-- come. The attempts the claim was made with: a row recorded and claimed again meanwhile
+-- is not this claim. Returns the rows marked (their hosts are settled with them).
+UPDATE frontier f SET fetched = true
+FROM unnest($1::bigint[], $2::integer[]) AS u (id, attempts)
+WHERE f.id = u.id AND f.state = 'claimed' AND f.claimed_by = $3 AND f.attempts = u.attempts
+RETURNING f.id
 
 -- name: hosts_settled
 -- Many: (host, free_at). Settled hosts have room again: a parked one is back in line,
@@ -337,6 +349,12 @@ UPDATE frontier f SET depth = l.depth
 FROM unnest($1::text[], $2::text[], $3::integer[]) AS l (job_id, url, depth)
 WHERE f.job_id = l.job_id AND f.url_key = trawl_url_key(l.url) AND f.url = l.url
   AND f.depth > l.depth
+
+-- name: settle_marks
+-- Of the rows a record settles: those to be fetched again (links_cut 2) and those whose
+-- fetch end already settled their host (fetched).
+SELECT id, links_cut = 2, fetched FROM frontier
+WHERE id = ANY($1::bigint[]) AND (links_cut = 2 OR fetched)
 
 -- name: refetches
 SELECT id FROM frontier WHERE id = ANY($1::bigint[]) AND links_cut = 2

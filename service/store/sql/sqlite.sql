@@ -135,19 +135,27 @@ SELECT host, delay, queued FROM hosts
 WHERE queued > 0 AND (next_at <= (julianday('now') - 2440587.5) * 86400.0 OR next_at >= ?2)
 ORDER BY next_at LIMIT ?1
 
+-- name: lock_ready
+-- Step 1b: the ready hosts still ready (PostgreSQL locks their rows here; this
+-- transaction already holds the file's only write lock).
+SELECT host FROM hosts
+WHERE host IN (SELECT value FROM json_each(?1))
+  AND (next_at <= (julianday('now') - 2440587.5) * 86400.0 OR next_at >= ?2)
+
 -- name: max_host_limit
 SELECT max(per_host_limit) FROM jobs WHERE status IN ('queued', 'running')
 
 -- name: host_heads
 -- Step 2: the first ?2 pending URLs of each ready host by fair-queuing tag, with the
--- host's live claims (of active jobs: a cancelled job's leftovers do not count). The
+-- host's live claims (of active jobs: a cancelled job's leftovers do not count; nor do
+-- claims whose body is read, `fetched`). The
 -- correlated IN subquery with LIMIT is a bounded probe of frontier_host_queue per host
 -- (SQLite has no LATERAL), so a host's backlog size does not matter: 1.5 ms for 256
 -- hosts at 100,000 pending URLs, warm.
 WITH ready (host) AS (SELECT value FROM json_each(?1)),
 room AS MATERIALIZED (
     SELECT r.host, (SELECT count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
-                    WHERE c.host = r.host AND c.state = 'claimed'
+                    WHERE c.host = r.host AND c.state = 'claimed' AND NOT c.fetched
                       AND cj.status IN ('queued', 'running')) AS busy
     FROM ready r
 )
@@ -163,15 +171,6 @@ FROM room JOIN frontier f ON f.id IN (
 JOIN jobs j ON j.id = f.job_id
 ORDER BY f.tag, f.id
 
--- name: host_claims
--- Per host of ?1: its live claims of active jobs now (host_heads' `busy`, read again
--- after the claim chose: the same algorithm as on PostgreSQL, where a record may commit
--- between).
-SELECT c.host, count(*) FROM frontier c JOIN jobs cj ON cj.id = c.job_id
-WHERE c.host IN (SELECT value FROM json_each(?1)) AND c.state = 'claimed'
-  AND cj.status IN ('queued', 'running')
-GROUP BY c.host
-
 -- name: key_busy
 SELECT j.owner, count(*) FROM frontier f JOIN jobs j ON j.id = f.job_id
 WHERE f.state = 'claimed' AND j.status IN ('queued', 'running') GROUP BY j.owner
@@ -184,7 +183,7 @@ SELECT (SELECT count(DISTINCT claimed_by) FROM frontier
         WHERE status IN ('queued', 'running'))
 
 -- name: take_claims
-UPDATE frontier SET state = 'claimed', claimed_by = ?3,
+UPDATE frontier SET state = 'claimed', fetched = 0, claimed_by = ?3,
     claimed_until = (julianday('now') - 2440587.5) * 86400.0 + ?2
 WHERE id IN (SELECT value FROM json_each(?1)) AND state = 'pending'
 RETURNING id
@@ -224,6 +223,15 @@ ON CONFLICT (host) DO UPDATE SET queued = queued + 1,
 -- A finished job's claims never settle: its hosts must not stay parked.
 UPDATE hosts SET next_at = 0 WHERE next_at >= 1e12
   AND host IN (SELECT DISTINCT host FROM frontier WHERE job_id = ?1 AND state = 'claimed')
+
+-- name: mark_fetched
+-- (?1 ids, ?2 their claims' attempts, ?3 worker). Claims whose body is read (see
+-- PostgreSQL's); returns the rows marked.
+UPDATE frontier SET fetched = 1
+WHERE state = 'claimed' AND claimed_by = ?3
+  AND id IN (SELECT g.id FROM json_each(?1) i JOIN json_each(?2) a ON a.key = i.key
+             JOIN frontier g ON g.id = i.value AND g.attempts = a.value)
+RETURNING id
 
 -- name: hosts_settled
 -- Many: (host, free_at). Settled hosts have room again: a parked one is back in line,
@@ -290,6 +298,11 @@ WHERE job_id = ?1 AND url_key = trawl_url_key(?2) AND url = ?2 AND depth > ?3
 -- Many: (job_id, url, depth). Any other known URL found at a smaller depth takes it.
 UPDATE frontier SET depth = ?3
 WHERE job_id = ?1 AND url_key = trawl_url_key(?2) AND url = ?2 AND depth > ?3
+
+-- name: settle_marks
+-- Of the rows a record settles: those to be fetched again and those already fetched.
+SELECT id, links_cut = 2, fetched FROM frontier
+WHERE id IN (SELECT value FROM json_each(?1)) AND (links_cut = 2 OR fetched)
 
 -- name: refetches
 SELECT id FROM frontier WHERE id IN (SELECT value FROM json_each(?1)) AND links_cut = 2
