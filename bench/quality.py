@@ -30,8 +30,8 @@ from quality_data import (
     Page,
     Score,
     dataset_dir,
-    drop_link_targets,
     load_pages,
+    markdown_text,
     score,
     scorer,
     table,
@@ -138,7 +138,7 @@ def main() -> int:
                     if file_id is None:
                         continue
                     text[file_id] = item.get("text") or ""
-                    markdown[file_id] = drop_link_targets(item.get("markdown") or "")
+                    markdown[file_id] = markdown_text(item.get("markdown") or "")
                 predictions[f"Trawl text, {label}"] = text
                 predictions[f"Trawl markdown, {label}"] = markdown
                 cpu_ms[f"Trawl parse (text+markdown), {label}"] = 1000 * cpu / max(1, len(text))

@@ -6,13 +6,14 @@ import gzip
 import importlib.util
 import json
 import os
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from markdown_it import MarkdownIt
 
 REPO = Path(__file__).resolve().parent.parent
 # The dataset lives beside the repository (../shared; ../../shared from a worktree in
@@ -70,17 +71,37 @@ def load_pages(directory: Path, split: str = "dev") -> tuple[list[Page], dict[st
     return pages, truth
 
 
-_IMAGE = re.compile(r"!\[([^\]]*)\]\([^)]*\)")
-_LINK = re.compile(r"\[([^\]]*)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)")
+_MD = MarkdownIt("commonmark").enable(["table", "strikethrough"])
+_BLOCK_ENDS = frozenset(
+    {"paragraph_close", "heading_close", "list_item_close", "blockquote_close", "tr_close"}
+)
 
 
-def drop_link_targets(markdown: str) -> str:
-    """`[text](url)` as `text`, images dropped: what is scored is the text a reader sees.
+def markdown_text(markdown: str) -> str:
+    """The text a reader sees of the markdown, rendered with markdown-it (CommonMark + GFM).
 
-    A URL's words are not content, and neither is an image's alt text, which the page
-    does not show (the ground truth and Trawl's `text` have neither).
+    Emphasis markers, backticks and backslash escapes go with the rendering, soft line
+    breaks read as spaces, table cells are tab-separated; link targets and images are
+    dropped (a URL's words are not content, and an image's alt text is not shown on the
+    page: the ground truth and Trawl's `text` have neither).
     """
-    return _LINK.sub(r"\1", _IMAGE.sub("", markdown))
+    out: list[str] = []
+    for token in _MD.parse(markdown):
+        if token.type == "inline":
+            for child in token.children or ():
+                if child.type in ("text", "code_inline"):
+                    out.append(child.content)
+                elif child.type == "softbreak":
+                    out.append(" ")
+                elif child.type == "hardbreak":
+                    out.append("\n")
+        elif token.type in ("fence", "code_block", "html_block"):
+            out.append(token.content + "\n")
+        elif token.type in ("th_close", "td_close"):
+            out.append("\t")
+        elif token.type in _BLOCK_ENDS:
+            out.append("\n")
+    return "".join(out)
 
 
 # Typographic punctuation as the ASCII the snippets are often written in. The bench's own

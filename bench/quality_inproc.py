@@ -27,8 +27,8 @@ from quality_data import (
     Page,
     compact,
     dataset_dir,
-    drop_link_targets,
     load_pages,
+    markdown_text,
     score,
     scorer,
     table,
@@ -75,7 +75,7 @@ def extract(args: tuple[Page, tuple[str, ...]]) -> dict[str, Any]:
         if name in systems:
             text, markdown, cpu = _trawl(body, page.url, main)
             out[f"{name} text"] = (text, cpu)
-            out[f"{name} markdown"] = (drop_link_targets(markdown), 0.0)
+            out[f"{name} markdown"] = (markdown_text(markdown), 0.0)
     if "trafilatura" in systems:
         out["trafilatura"] = _trafilatura(body, page.url)
     if "readability" in systems:
