@@ -126,6 +126,7 @@ class Crawler:
         # claims on a loaded machine, more makes thousands of hosts outgrow the buffer.
         self._claim_ahead = 0 if shared else 2
         self._poll = 0.1 if shared else 0.25
+        self._early = 2 * self._poll if shared else 0.0
         self._claim_batch = max(8, settings.concurrency // 2)
         self._stop = asyncio.Event()
         self._new_work = asyncio.Event()
@@ -310,6 +311,9 @@ class Crawler:
                     # Shared frontier: the per-key equal share holds across processes
                     # (a private one's scheduler is the only claimer and shares itself).
                     workers=self._share_workers,
+                    # Shared: a turn due before the next poll is claimed now, and waits
+                    # here for its time, instead of starting up to a poll late.
+                    early=self._early,
                 )
                 self.claims_paused = False
                 metrics.CLAIM_SECONDS.observe(time.perf_counter() - started)

@@ -115,6 +115,8 @@ class HostScheduler:
             if state is None:
                 state = self._hosts[item.host] = _Host()
             state.items.append(item)
+            if item.start_in > 0:  # the host's turn on a shared frontier comes then
+                state.next_allowed = max(state.next_allowed, time.monotonic() + item.start_in)
             self._key_load[item.owner] += 1
             self._arm(item.host, state)
         self._buffered += len(items)

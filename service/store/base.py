@@ -59,6 +59,9 @@ class FrontierItem:
     attempts: int
     owner: str | None = None  # the job's API key (fair sharing across keys)
     weight: float = 1.0  # the job's priority weight (high first among ready hosts)
+    # Seconds from the claim until its host's turn (a shared frontier claims a turn a
+    # little early): the claimer's scheduler starts nothing on the host before then.
+    start_in: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,6 +175,7 @@ class Store(Protocol):
         spacing: float = 0.0,
         settling: Mapping[str, int] | None = None,
         workers: int | None = None,
+        early: float = 0.0,
     ) -> list[FrontierItem]:
         """Claim up to `limit` due URLs of active jobs for `lease` seconds.
 
@@ -189,7 +193,9 @@ class Store(Protocol):
         nor marked `fetched` yet: claimed in the database, but not in flight. With
         `workers` (this process's fetch tasks; a shared frontier without `per_key`),
         each key with active jobs gets an equal share of every claiming process's fetch
-        tasks, and more only while some of them would otherwise be idle.
+        tasks, and more only while some of them would otherwise be idle. `early`: hosts
+        whose turn comes within that many seconds are visited too, their items carrying
+        `start_in` (so a claimer polling every 0.1 s starts a turn on time).
         """
         ...
 

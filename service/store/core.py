@@ -45,6 +45,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -417,6 +418,7 @@ class SQLStore:
         spacing: float = 0.0,
         settling: Mapping[str, int] | None = None,
         workers: int | None = None,
+        early: float = 0.0,
     ) -> list[FrontierItem]:
         """Claim up to `limit` due URLs of active jobs for `lease` seconds (see base.py
         for the parameters and frontier.py for the algorithm)."""
@@ -435,17 +437,18 @@ class SQLStore:
             await self.db.serialise_claims(conn)
             # Parked hosts are at their per-host limit; a claim without one takes them too.
             parked = PARKED if per_host is None else 2 * PARKED
-            ready = await conn.fetch(q.ready_hosts, max(limit, 16), parked)
+            ready = await conn.fetch(q.ready_hosts, max(limit, 16), parked, early)
             if not ready:
                 return []
             # Their rows locked, the hosts still ready: what frees a host's slot (a record,
             # a fetch end) moves its turn past the spacing in the same locked write, so the
             # live claims counted next and these turns are one state (see lock_ready).
-            still = {
-                row[0]
-                for row in await conn.fetch(q.lock_ready, sorted(row[0] for row in ready), parked)
+            hosts = sorted(row[0] for row in ready)
+            wait = {  # per host: seconds until its turn (a claim `early`)
+                row[0]: float(row[1])
+                for row in await conn.fetch(q.lock_ready, hosts, parked, early)
             }
-            ready = [row for row in ready if row[0] in still]
+            ready = [row for row in ready if row[0] in wait]
             if not ready:
                 return []
             order = [row[0] for row in ready]
@@ -509,7 +512,11 @@ class SQLStore:
                 ],
             )
             await self._park_empty(conn, picked.empty, {row[0]: int(row[2]) for row in ready})
-            items = [c.item for c in picked.chosen if c.item.id in taken]
+            items = [
+                replace(c.item, start_in=wait[c.item.host]) if wait[c.item.host] else c.item
+                for c in picked.chosen
+                if c.item.id in taken
+            ]
             # Only jobs still queued when read start: a running job costs no statement
             # (at 1,000,000 pending a claim touches ~5 jobs: as many round trips saved).
             for job_id in sorted({item.job_id for item in items} & queued_jobs):

@@ -420,6 +420,17 @@ async def test_a_fetched_claim_frees_its_host_after_the_spacing(make_store: Make
     assert [item.url for item in nxt] == [url("/1")]
 
 
+async def test_a_turn_due_soon_is_claimed_early_with_its_wait(make_store: MakeStore) -> None:
+    one, two = await make_store(), await make_store()
+    await create(one, new_job(*(url(f"/{i}") for i in range(3)), per_host_concurrency=1))
+    [held] = await one.claim(10, "w1", 60, per_host=1)
+    await one.fetched([(held, time.time() + 30)], worker="w1")
+    assert await two.claim(10, "w2", 60, per_host=1, early=10) == []  # not that early
+    [nxt] = await two.claim(10, "w2", 60, per_host=1, early=60)
+    assert nxt.url == url("/1")
+    assert 25 < nxt.start_in <= 30  # its scheduler starts it when the turn comes
+
+
 async def test_a_fetch_mark_of_another_claim_changes_nothing(make_store: MakeStore) -> None:
     one, two = await make_store(), await make_store()
     await create(one, new_job(*(url(f"/{i}") for i in range(3)), per_host_concurrency=1))

@@ -8,6 +8,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,23 @@ async def test_scheduler_keeps_each_host_within_its_limit() -> None:
         third = await asyncio.wait_for(scheduler.get(), 5)
         assert third.host == "a.test"
         assert scheduler.max_active_seen == 1
+    finally:
+        stop.set()
+        await pump
+
+
+async def test_scheduler_starts_an_early_claim_when_its_turn_comes() -> None:
+    """A shared frontier's claim a little ahead of its host's turn waits for it here."""
+    scheduler = HostScheduler(ready_size=8, capacity=100, per_host_limit=1, per_host_delay=0)
+    stop = asyncio.Event()
+    pump = asyncio.create_task(scheduler.pump(stop))
+    try:
+        added = time.monotonic()
+        scheduler.add([replace(item("http://a.test/1", 1), start_in=0.3)])
+        scheduler.add([item("http://b.test/", 2)])
+        assert (await asyncio.wait_for(scheduler.get(), 5)).host == "b.test"
+        assert (await asyncio.wait_for(scheduler.get(), 5)).host == "a.test"
+        assert time.monotonic() - added >= 0.3
     finally:
         stop.set()
         await pump

@@ -141,9 +141,10 @@ RETURNING host
 -- name: ready_hosts
 -- The host-aware claim, step 1 (store/frontier.py), under the claim lock so claimers see
 -- each other's claims and turns: hosts whose turn came, oldest turn first, by
--- hosts_ready. $2 is PARKED (1e12) when parked hosts count too (no per-host limit).
+-- hosts_ready. $2 is PARKED (1e12) when parked hosts count too (no per-host limit); $3
+-- seconds early (a turn due that soon: its URLs wait in the claimer's scheduler).
 SELECT host, delay, queued FROM hosts
-WHERE queued > 0 AND (next_at <= extract(epoch FROM statement_timestamp())::double precision OR next_at >= $2)
+WHERE queued > 0 AND (next_at <= extract(epoch FROM statement_timestamp())::double precision + $3 OR next_at >= $2)
 ORDER BY next_at LIMIT $1
 
 -- name: lock_ready
@@ -152,10 +153,14 @@ ORDER BY next_at LIMIT $1
 -- settling a claim, a fetch end marking one `fetched`) holds the host's row while it
 -- also moves next_at to the request's start plus its spacing, so what host_heads counts
 -- next and the turn read here are one consistent state: no claim can see a host's slot
--- free without seeing its spacing too.
-SELECT host FROM hosts
+-- free without seeing its spacing too. With each host, the seconds until its turn (0 if
+-- it came, or the host is parked and a claim without a limit takes it anyway).
+SELECT host, CASE WHEN next_at >= 1e12 THEN 0
+                  ELSE greatest(0, next_at - extract(epoch FROM statement_timestamp())::double precision)
+             END
+FROM hosts
 WHERE host = ANY($1::text[])
-  AND (next_at <= extract(epoch FROM statement_timestamp())::double precision OR next_at >= $2)
+  AND (next_at <= extract(epoch FROM statement_timestamp())::double precision + $3 OR next_at >= $2)
 ORDER BY host FOR UPDATE
 
 -- name: max_host_limit
