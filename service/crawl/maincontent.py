@@ -9,7 +9,9 @@ related-posts boxes, ...). The content root is then the `<main>`, the one `<arti
 else the deepest element holding most of the page's non-link text. Inside the root,
 blocks that are mostly links with little text of their own (menus, tag clouds, "read
 next" lists) are dropped, except where the page is itself a list of links to items
-(listings and collections), judged by the page, not by the block. Footnotes and notes
+(listings and collections), judged by the page, not by the block; in a grid of cards
+(siblings of one class, each a linked title beside text of its own) an item's one link
+stays. Footnotes and notes
 (`role=note`, `<aside>` inside the content) stay.
 
 The result is a list of roots with the boilerplate detached from the tree, so the text
@@ -156,6 +158,13 @@ _NOSCRIPT_PAGE = 500
 _SHORT_TEXT = 200
 # ... or, on a page of links, this much denser than the root.
 _DENSER = 0.15
+# A card grid: at least this many sibling elements of one tag and class, each with text
+# inside and outside links (an item's title and its price or summary), holding this share
+# of the root's text, is the content of a listing, not a menu.
+_CARDS = 4
+_CARD_SHARE = 0.3
+# ... and at most this many characters an item on average (posts of a thread are longer).
+_CARD_TEXT = 400
 # Link text counts this much towards an element's share of the page: listings are links.
 _LINK_WEIGHT = 0.4
 # Chrome-named siblings of one class count together unless this share of them is links.
@@ -555,6 +564,28 @@ def _pick_root(tree: _Tree, start: int) -> int:
         current = best
 
 
+def _card_items(tree: _Tree, root: int) -> set[int]:
+    """The items of card grids under the root (see _CARDS): kept whole by _drop_link_blocks."""
+    nodes, text, link = tree.nodes, tree.text, tree.link
+    need = _CARD_SHARE * text[root]
+    items: set[int] = set()
+    if need <= 0 or tree.forum:  # a thread's posts are not cards
+        return items
+    for parent in range(root, tree.end[root]):
+        kids = tree.children[parent]
+        if len(kids) < _CARDS:
+            continue
+        groups: dict[tuple[str, str], list[int]] = {}
+        for kid in kids:
+            if text[kid] > link[kid] > 0:
+                groups.setdefault((nodes[kid].name, _class(nodes[kid])), []).append(kid)
+        for group in groups.values():
+            size = sum(text[k] for k in group)
+            if len(group) >= _CARDS and need <= size <= _CARD_TEXT * len(group):
+                items.update(group)
+    return items
+
+
 def _drop_link_blocks(tree: _Tree, root: int) -> None:
     """Detach link-dense blocks (menus, tag lists, "read next") under the root.
 
@@ -566,14 +597,27 @@ def _drop_link_blocks(tree: _Tree, root: int) -> None:
     threshold = max(_LINK_DENSITY, density + _DENSER)
     if threshold > 1.0:
         return
+    cards = _card_items(tree, root)
+    anchors = [0]  # anchors[i]: <a> elements before element i in document order
+    if cards:
+        for tag in nodes:
+            anchors.append(anchors[-1] + (tag.name == "a"))
+    card_end = -1  # one past the card the walk is in
     i = root + 1
     stop = end[root]
     while i < stop:
+        if i in cards:
+            card_end = end[i]
         tag = nodes[i]
         total = text[i]
         if tag.name in _BLOCKS and total:
             own = total - link[i]
-            if link[i] >= threshold * total and own < _SHORT_TEXT:
+            if (
+                link[i] >= threshold * total
+                and own < _SHORT_TEXT
+                # An item's one link is its title; its tag lists and menus still go.
+                and not (i < card_end and anchors[end[i]] - anchors[i] <= 1)
+            ):
                 tree.dropped.append(tag)
                 i = end[i]
                 continue

@@ -229,3 +229,20 @@ def test_a_consent_banner_goes_even_when_it_outweighs_the_page() -> None:
     assert "We process your data" not in text
     assert "Our collection of recipes." in text
     assert "Easy pork ragu, meatballs" in text
+
+
+def test_a_card_grid_keeps_its_item_titles_and_drops_their_tag_lists() -> None:
+    cards = "".join(
+        f"""<div class="tile"><div class="tile-name"><a href="/p{n}">Helmet Vent Light
+          Model {n} with a long name</a></div><span>$19.9{n}</span>
+          <p>Bright, light and clipped to any vent in seconds.</p>
+          <div class="tile-tags"><a href="/t/a">lights</a> <a href="/t/b">helmets</a></div>
+          </div>"""
+        for n in range(6)
+    )
+    html = f"""<body><div class="page"><h1>Lights</h1><p>6 Results</p>
+      <div class="grid">{cards}</div></div></body>"""
+    text = main_text(html)
+    assert "Helmet Vent Light Model 3 with a long name" in " ".join(text.split())
+    assert "$19.93" in text
+    assert "helmets" not in text
