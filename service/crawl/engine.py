@@ -26,7 +26,8 @@ import socket
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from service import metrics
 from service.crawl.fetcher import Fetcher
@@ -146,7 +147,7 @@ class Crawler:
         self._parsing = 0  # handed to the parse stage (queued or being parsed)
         self._parse_idle = asyncio.Event()
         self._parse_idle.set()
-        self._policy_tasks: set[asyncio.Task[None]] = set()
+        self._background_tasks: set[asyncio.Task[object]] = set()
         # Per host: pages finished and handed to the writer, not yet recorded. Their rows
         # are still claimed, but they hold no host slot (the claim's per-host cap).
         self._settling: Counter[str] = Counter()
@@ -318,25 +319,15 @@ class Crawler:
                 self.claims_paused = False
                 metrics.CLAIM_SECONDS.observe(time.perf_counter() - started)
                 metrics.QUEUE_DEPTH.set(self.scheduler.buffered)
-                if not items:
+                if items:
+                    await self._hold(items)  # in the scheduler before any wait below
+                else:
                     self._claiming = False  # nothing claimed: idle as far as claims go
                 if len(items) < min(room, MAX_CLAIM):
                     # The claim took all that may be fetched now: claiming again before a
                     # settle, a submit or a retry's time would only visit the same hosts.
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._new_work.wait(), self._poll)
-                if not items:
-                    continue
-                await self._load_plans({item.job_id for item in items})
-                await self._refresh_scopes(items)
-                accepted = []
-                for item in items:
-                    plan = self.plans.get(item.job_id)
-                    if plan is None or plan.cancelled:
-                        continue
-                    self.held[item.id] = item
-                    accepted.append(item)
-                self.scheduler.add(accepted)
             except asyncio.CancelledError:
                 raise
             except StoreUnavailable as exc:
@@ -348,6 +339,31 @@ class Crawler:
                 await asyncio.sleep(1.0)
             finally:
                 self._claiming = False
+
+    async def _hold(self, items: list[FrontierItem]) -> None:
+        """Hand claimed URLs of live jobs to the scheduler. A URL claimed ahead of its
+        host's turn (`start_in`) on a host held to one request at a time has its
+        robots.txt read meanwhile, if not known here: nothing else is in flight to the
+        host then (the claim found its one slot free), and the page starts on its turn
+        instead of a robots.txt round trip late (each process keeps its own robots.txt
+        cache, so on a shared frontier every process meets this once per host)."""
+        await self._load_plans({item.job_id for item in items})
+        await self._refresh_scopes(items)
+        accepted = []
+        for item in items:
+            plan = self.plans.get(item.job_id)
+            if plan is None or plan.cancelled:
+                continue
+            self.held[item.id] = item
+            accepted.append(item)
+            if (
+                item.start_in > 0
+                and plan.respect_robots
+                and (self._limits_for(item)[0] or self.settings.per_host_concurrency) == 1
+                and not self.robots.known(item.url)
+            ):
+                self._background(self.robots.check(item.url))
+        self.scheduler.add(accepted)
 
     async def _load_plans(self, job_ids: set[str]) -> None:
         missing = [job_id for job_id in job_ids if job_id not in self.plans]
@@ -436,16 +452,18 @@ class Crawler:
 
     def _share_policy(self, host: str, delay: float | None, defer: float | None) -> None:
         """Tell the other processes what this one learnt about a host (shared frontier)."""
-        task = asyncio.get_running_loop().create_task(
-            self.store.host_policy(host, delay=delay, defer=defer)
-        )
-        self._policy_tasks.add(task)
-        task.add_done_callback(self._policy_done)
+        self._background(self.store.host_policy(host, delay=delay, defer=defer))
 
-    def _policy_done(self, task: asyncio.Task[None]) -> None:
-        self._policy_tasks.discard(task)
+    def _background(self, work: Coroutine[Any, Any, object]) -> None:
+        """Run `work` on its own (a policy shared, a robots.txt read ahead)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background_tasks.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[object]) -> None:
+        self._background_tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
-            logger.warning("could not share host policy: %s", task.exception())
+            logger.warning("background work failed: %s", task.exception())
 
     def _limits_for(self, item: FrontierItem) -> tuple[int | None, float | None]:
         plan = self.plans.get(item.job_id)

@@ -98,6 +98,12 @@ class RobotsCache:
                 await self._load(entry, origin)
         return self._verdict(entry, url)
 
+    def known(self, url: str) -> bool:
+        """Whether `check(url)` would answer without fetching robots.txt."""
+        parts = urlsplit(url)
+        entry = self._entries.get(f"{parts.scheme}://{parts.netloc}")
+        return entry is not None and (entry.expires > self._clock() or self._given_up(entry))
+
     async def sitemaps(self, origin: str) -> tuple[str, ...]:
         """Sitemap URLs the origin's robots.txt lists (fetching it if needed)."""
         await self.check(origin + "/")

@@ -225,11 +225,14 @@ async def test_robots_rules_expire_after_the_ttl() -> None:
 
     clock = _Clock()
     robots = RobotsCache(fetcher(site), "Trawl/1.0", ttl=600, clock=clock)
+    assert not robots.known("http://a.test/a")
     assert (await robots.check("http://a.test/a")).allowed is False
     rules[0] = "Disallow: /b"
     clock.now += 599
     assert (await robots.check("http://a.test/a")).allowed is False  # cached
+    assert robots.known("http://a.test/b")  # a read ahead of a fetch would be skipped
     clock.now += 2
+    assert not robots.known("http://a.test/a")
     assert (await robots.check("http://a.test/a")).allowed is True  # asked again
     assert robots.fetches == 2
 
