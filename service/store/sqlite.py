@@ -27,6 +27,12 @@ T = TypeVar("T")
 
 _LOCK_RETRIES = 5
 _WAL_SIZE_LIMIT = 64 * 1024 * 1024
+# WAL pages at which a commit checkpoints (copies the WAL into the file and fsyncs it,
+# ~15 ms at 1,000 pages here). A claim checkpoints only past the larger backstop: with
+# SQLite's default 1,000 for every commit, one claim in ten or so paid it (claim p99 at
+# 1,000,000 pending 23 ms with, 5 ms without); now the next other write (a record) does.
+_AUTOCHECKPOINT = 1000
+_CLAIM_AUTOCHECKPOINT = 8000
 _VACUUM_ON_OPEN_LIMIT = 256 * 1024 * 1024  # an older file is converted at start-up up to this
 _VACUUM_SLICE = 2048  # pages freed per write transaction by reclaim_space
 # Error codes that mean "no write can succeed now", not "this write is wrong".
@@ -119,6 +125,7 @@ class SQLiteDatabase:
         self._busy_timeout_ms = busy_timeout_ms
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
+        self._autocheckpoint = _AUTOCHECKPOINT  # the writer's current setting
         # One writer: every write transaction holds this lock, so statements of two
         # coroutines never interleave inside one transaction on the shared connection.
         self._write_lock = asyncio.Lock()
@@ -133,7 +140,9 @@ class SQLiteDatabase:
             "PRAGMA journal_mode=WAL",
             # Without a limit the WAL file keeps its largest size after a checkpoint.
             f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}",
+            f"PRAGMA wal_autocheckpoint={_AUTOCHECKPOINT}",
         )
+        self._autocheckpoint = _AUTOCHECKPOINT
         try:
             await self._ensure_incremental_vacuum()
             self._reader = await self._connect()
@@ -196,6 +205,8 @@ class SQLiteDatabase:
                     # "database is locked".
                     await conn.execute("BEGIN IMMEDIATE")
                     try:
+                        # A claim raises it again (serialise_claims), for its own commit.
+                        await self._set_autocheckpoint(conn, _AUTOCHECKPOINT)
                         result = await work(_SQLiteConnection(conn))
                     except BaseException:
                         await conn.rollback()
@@ -217,8 +228,18 @@ class SQLiteDatabase:
     async def fetch_one(self, sql: str, *args: Any) -> Row | None:
         return await _SQLiteConnection(self._open(self._reader)).fetch_one(sql, *args)
 
+    async def _set_autocheckpoint(self, conn: aiosqlite.Connection, pages: int) -> None:
+        if self._autocheckpoint != pages:
+            # Per connection, read at each commit; closed at once (see _connect).
+            cursor = await conn.execute(f"PRAGMA wal_autocheckpoint={pages}")
+            await cursor.close()
+            self._autocheckpoint = pages
+
     async def serialise_claims(self, conn: Connection) -> None:
-        """Nothing to do: the transaction holds the file's only write lock."""
+        """Nothing to serialise: the transaction holds the file's only write lock. The
+        claim's commit leaves the WAL checkpoint to the next other write (see
+        _CLAIM_AUTOCHECKPOINT), so claims do not wait for it."""
+        await self._set_autocheckpoint(self._open(self._writer), _CLAIM_AUTOCHECKPOINT)
 
     async def serialise_migrations(self, conn: Connection) -> None:
         """Nothing to do: BEGIN IMMEDIATE already made other starters wait."""
@@ -241,6 +262,7 @@ class SQLiteDatabase:
         while True:
             async with self._write_lock:
                 conn = self._open(self._writer)
+                await self._set_autocheckpoint(conn, _AUTOCHECKPOINT)
                 # The pragma frees a page per step of its statement: executescript steps
                 # it to the end (execute + fetchall freed one page per call here).
                 await conn.executescript(f"PRAGMA incremental_vacuum({_VACUUM_SLICE});")

@@ -32,7 +32,7 @@ from service.store.base import (
 )
 from service.store.migrate import load_migrations
 from service.store.postgres import PostgresStore
-from service.store.sqlite import sqlite_path
+from service.store.sqlite import SQLiteStore, sqlite_path
 from tests.conftest import wait_until
 from tests.store import pgdb
 
@@ -589,6 +589,28 @@ async def test_sqlite_recover_returns_every_claim(backend: str, store: Store) ->
     await store.claim(10, "w1", 60)
     assert await store.recover() == 1
     assert len(await store.claim(10, "w2", 60)) == 1
+
+
+async def test_sqlite_claims_leave_the_wal_checkpoint_to_other_writes(
+    backend: str, store: Store
+) -> None:
+    if backend != "sqlite":
+        pytest.skip("SQLite only: its commits checkpoint the WAL")
+    assert isinstance(store, SQLiteStore)
+    writer = store.db._writer  # type: ignore[attr-defined]
+
+    async def autocheckpoint() -> int:
+        cursor = await writer.execute("PRAGMA wal_autocheckpoint")
+        [value] = await cursor.fetchone()
+        await cursor.close()
+        return int(value)
+
+    await create(store, new_job(url("/a")))
+    assert await autocheckpoint() == 1000  # what the job's creation committed with
+    [item] = await store.claim(10, "w1", 60)
+    assert await autocheckpoint() == 8000  # the claim's commit: only past the backstop
+    await store.record([page(item)])
+    assert await autocheckpoint() == 1000
 
 
 async def test_many_workers_crawl_a_graph_exactly_once(make_store: MakeStore) -> None:
