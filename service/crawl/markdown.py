@@ -27,7 +27,7 @@ from bs4 import Tag
 from markdownify import ATX, MarkdownConverter
 
 from service.crawl.mdtables import grid_markdown, is_layout_table, table_rows
-from service.crawl.textwalk import MUTED, is_permalink
+from service.crawl.textwalk import _BREAKS, MUTED, is_permalink
 
 __all__ = ["to_markdown"]
 
@@ -46,7 +46,20 @@ _ADMONITIONS = frozenset(
 _TITLE_CLASSES = frozenset({"admonition-title", "title", "callout-title"})
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _FENCE = re.compile(r"^[ >]*(`{3,}|~{3,})")
-_SPACES = re.compile(r" {2,}")
+# Elements whose edges end a line: the spaces of text beside them go (the text walk's
+# blocks and <br>).
+_LINE_ENDS = frozenset(_BREAKS) | {"br"}
+_WHITESPACE = re.compile(r"\s+")  # str's whitespace: newlines, no-break and thin spaces
+# Text that would open a block at the start of a line (list item, heading, quote, fence,
+# setext underline); `*` and `_` markdownify escapes everywhere.
+_BLOCK_START = re.compile(
+    r"(?:[-+](?=[ \t]|$)|#{1,6}(?=[ \t]|$)|>|\d{1,9}[.)](?=[ \t]|$)|`{3}|~{3}|[-=]+[ \t]*$)"
+)
+# Placed before such text; at a line's start (after quote and list markers) it becomes
+# an escape, anywhere else nothing.
+_MARK = "\ue000"
+_BREAK = "\ue001"  # a <br>: a hard break within a paragraph, nothing at its end
+_LINE_START_MARK = re.compile(r"^([ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)*)\ue000(\d{1,9}(?=[.)]))?")
 
 
 def code_language(pre: Tag) -> str | None:
@@ -116,6 +129,10 @@ def _code_span(code: str) -> str:
     return f"{ticks} {code} {ticks}" if longest else f"{ticks}{code}{ticks}"
 
 
+def _ends_line(node: Any) -> bool:
+    return isinstance(node, Tag) and node.name in _LINE_ENDS
+
+
 class _Converter(MarkdownConverter):
     """markdownify with absolute URLs, no invisible elements, and the rules above."""
 
@@ -144,10 +161,56 @@ class _Converter(MarkdownConverter):
         return result
 
     def process_text(self, el: Any, parent_tags: set[str] | None = None) -> str:
-        text: str = super().process_text(el, parent_tags)  # type: ignore[misc]
-        if "\xa0" in text and not (parent_tags and "pre" in parent_tags):
-            text = _SPACES.sub(" ", text.replace("\xa0", " "))
+        """markdownify's, but every whitespace run is one space (source newlines are not
+        breaks, no-break and thin spaces are spaces) and block-start markup is marked."""
+        parent_tags = parent_tags if parent_tags is not None else set()
+        if "pre" in parent_tags:
+            text: str = super().process_text(el, parent_tags)  # type: ignore[misc]
+            return text
+        text = _WHITESPACE.sub(" ", str(el).replace(_MARK, "").replace(_BREAK, ""))
+        if "_noformat" not in parent_tags:
+            text = self.escape(text, parent_tags)  # type: ignore[attr-defined]
+            body = text.lstrip(" ")
+            if _BLOCK_START.match(body):
+                text = text[: len(text) - len(body)] + _MARK + body
+        before, after, parent = el.previous_sibling, el.next_sibling, el.parent
+        if _ends_line(before) or (before is None and _ends_line(parent)):
+            text = text.lstrip(" ")
+        if _ends_line(after) or (after is None and _ends_line(parent)):
+            text = text.rstrip(" ")
         return text
+
+    # --- inline -----------------------------------------------------------------------
+
+    def _emphasis(self, markup: str, same: tuple[str, ...]) -> Any:
+        def convert(el: Any, text: str, parent_tags: set[str]) -> str:
+            if "_noformat" in parent_tags or any(t in parent_tags for t in same):
+                return text  # nested: the outer element emits the markers once
+            if "\n\n" in text.strip():
+                return text  # blocks inside: markers cannot close across them
+            stripped = text.strip()
+            if not stripped:
+                return " " if text else ""
+            prefix = " " if text[0] == " " else ""
+            suffix = " " if text[-1] == " " else ""
+            return f"{prefix}{markup}{stripped}{markup}{suffix}"
+
+        return convert
+
+    def convert_b(self, el: Any, text: str, parent_tags: set[str]) -> str:
+        return str(self._emphasis("**", ("b", "strong"))(el, text, parent_tags))
+
+    convert_strong = convert_b
+
+    def convert_em(self, el: Any, text: str, parent_tags: set[str]) -> str:
+        return str(self._emphasis("*", ("em", "i"))(el, text, parent_tags))
+
+    convert_i = convert_em
+
+    def convert_br(self, el: Any, text: str, parent_tags: set[str]) -> str:
+        if "_inline" in parent_tags:
+            return text + " " if text else " "
+        return _BREAK + "\n" + text
 
     # --- blocks -----------------------------------------------------------------------
 
@@ -230,6 +293,16 @@ class _Converter(MarkdownConverter):
             node.name = name
         return " ".join(text.split())
 
+    # The text walk's blocks that markdownify leaves inline are blocks here too (their
+    # edges end lines, see process_text).
+    def convert_nav(self, el: Any, text: str, parent_tags: set[str]) -> str:
+        return str(super().convert_div(el, text, parent_tags))  # type: ignore[misc]
+
+    convert_address = convert_aside = convert_center = convert_details = convert_nav
+    convert_dialog = convert_fieldset = convert_figcaption = convert_figure = convert_nav
+    convert_footer = convert_form = convert_header = convert_hgroup = convert_nav
+    convert_legend = convert_main = convert_menu = convert_summary = convert_nav
+
     def convert_td(self, el: Any, text: str, parent_tags: set[str]) -> str:
         return text
 
@@ -271,10 +344,17 @@ class _Converter(MarkdownConverter):
             return text
         stripped = text.strip()
         if not stripped:
-            return ""
+            return " " if text else ""  # a whitespace-only link still parts the words
         href = self._url(el.get("href"))
         if href is None:
             return text
+        if "\n" in stripped:  # blocks inside the link: one linked line
+            inline = self._inline(el)
+            if not inline:
+                return ""
+            stripped = inline
+            if "_inline" not in parent_tags:
+                return f"\n\n[{stripped}]({href})\n\n"
         prefix = " " if text[0] == " " else ""
         suffix = " " if text[-1] == " " else ""
         title = el.get("title")
@@ -305,11 +385,26 @@ def to_markdown(roots: list[Tag], base: str, limit: int) -> str | None:
     return squeeze_blank_lines("\n\n".join(parts))[:limit]
 
 
+def _finish(line: str, next_line: str) -> str:
+    """A line outside code with its marks resolved and no trailing spaces."""
+    if _MARK in line:
+        line = _LINE_START_MARK.sub(
+            lambda m: m[1] + (m[2] + "\\" if m[2] else "\\"), line, count=1
+        ).replace(_MARK, "")
+    if _BREAK in line:
+        end = line.endswith(_BREAK) and next_line.strip() != ""
+        line = line.replace(_BREAK, "").rstrip()
+        return line + "\\" if end and line else line
+    return line.rstrip()
+
+
 def squeeze_blank_lines(markdown: str) -> str:
-    """At most one blank line in a row, and none with spaces, outside fenced code."""
+    """At most one blank line in a row, and none with spaces, outside fenced code; lines
+    without trailing spaces, and the marks process_text and convert_br leave resolved."""
     lines: list[str] = []
     fence: str | None = None
-    for line in markdown.split("\n"):
+    source = markdown.split("\n")
+    for index, line in enumerate(source):
         match = _FENCE.match(line)
         if match is not None:
             marker = match[1]
@@ -325,6 +420,7 @@ def squeeze_blank_lines(markdown: str) -> str:
         if fence is not None:
             lines.append(line)
             continue
+        line = _finish(line, source[index + 1] if index + 1 < len(source) else "")
         if not line.strip():
             if lines and not lines[-1]:
                 continue

@@ -209,7 +209,7 @@ def _parse(document: str, encoding: str, url: str, options: ParseOptions) -> Par
         if options.only_main_content:
             roots = main_content(soup, scan.main, scan.articles)
         else:
-            roots = [soup.body] if soup.body is not None else [soup]
+            roots = _page_roots(soup)
     text = None
     if builder is not None:
         text = builder.result()
@@ -244,6 +244,20 @@ def _parse(document: str, encoding: str, url: str, options: ParseOptions) -> Par
         encoding=encoding,
         main_text=main_text,
     )
+
+
+def _page_roots(soup: BeautifulSoup) -> list[Tag]:
+    """The body and what lxml puts after it, as the text walk reads the whole document:
+    elements after `</body>` and a second <html> for content after `</html>`."""
+    body = soup.body
+    if body is None:
+        return [soup]
+    roots: list[Tag] = [body]
+    roots.extend(node for node in body.next_siblings if isinstance(node, Tag))
+    html = body.parent
+    if isinstance(html, Tag) and html is not soup:
+        roots.extend(node for node in html.next_siblings if isinstance(node, Tag))
+    return roots
 
 
 _HTML_END = re.compile(r"</html\s*>", re.IGNORECASE)

@@ -96,7 +96,7 @@ def test_layout_table_becomes_its_paragraphs_and_lists() -> None:
         <span>news</span></p><p><a href="b.html">Tutorial</a></p></td>
       <td><ul><li><a href="c.html">c()</a></li><li>d</li></ul></td></tr></table>"""
     expected = (
-        "[What is new](https://example.org/doc/a.html)  \nnews\n\n"
+        "[What is new](https://example.org/doc/a.html)\\\nnews\n\n"
         "[Tutorial](https://example.org/doc/b.html)\n\n"
         "- [c()](https://example.org/doc/c.html)\n- d"
     )
@@ -191,3 +191,59 @@ def test_markdown_and_text_agree_on_what_is_content(main: bool) -> None:
     text = markdown(html, main=main)
     assert ("Home" in text) is not main
     assert "Para with [link](https://example.org/doc/x)." in text
+
+
+def test_source_line_breaks_and_odd_spaces_are_plain_spaces() -> None:
+    html = "<p>one\n  two\u2009three\xa0four\u202ffive</p><p>a<br>\n  b<br></p>"
+    expected = "one two three four five\n\na\\\nb"
+    assert markdown(html) == expected
+    assert render(expected).find_all("p")[0].get_text() == "one two three four five"
+
+
+def test_whitespace_only_link_keeps_the_words_apart() -> None:
+    assert markdown('<p>foo<a href="x"> </a>bar</p>') == "foo bar"
+
+
+def test_nested_bold_is_emitted_once() -> None:
+    expected = "**x** and *y*"
+    assert markdown("<p><b><strong>x</strong></b> and <em><i>y</i></em></p>") == expected
+    assert render(expected).find("strong").get_text() == "x"
+
+
+def test_link_around_blocks_is_one_linked_line() -> None:
+    html = '<div><a href="/p"><h3>Title</h3><p>Some text</p></a></div>'
+    expected = "[Title Some text](https://example.org/p)"
+    assert markdown(html) == expected
+    assert render(expected).find("a").get_text() == "Title Some text"
+
+
+def test_no_line_ends_in_spaces() -> None:
+    html = "<div>trail <b>b</b> \n</div><p>x <span> </span></p><p>a<br>b</p>"
+    assert all(line == line.rstrip() for line in markdown(html).split("\n"))
+
+
+def test_content_after_body_and_html_is_in_the_markdown() -> None:
+    html = "<html><body><p>in body</p></body></html><div>after</div><footer>foot</footer>"
+    text = markdown(html)
+    assert text == "in body\n\nafter\n\nfoot"
+
+
+def test_block_start_markup_in_prose_is_escaped() -> None:
+    html = """<p>10. October</p><p>- dash</p><p>+ plus</p><p># hash</p><p>&gt; quote</p>
+      <ul><li>- item</li></ul><p>In 10. text</p>"""
+    expected = (
+        "10\\. October\n\n\\- dash\n\n\\+ plus\n\n\\# hash\n\n\\> quote\n\n- \\- item\n\n"
+        "In 10. text"
+    )
+    assert markdown(html) == expected
+    rendered = render(expected)
+    assert rendered.find("ol") is None and rendered.find("h1") is None
+    assert rendered.find("blockquote") is None
+    assert [li.get_text() for li in rendered.find_all("li")] == ["- item"]
+
+
+def test_emphasis_that_cannot_close_is_dropped() -> None:
+    html = "<p>a<b> </b>b</p><b><p>one</p><p>two</p></b>"
+    expected = "a b\n\none\n\ntwo"
+    assert markdown(html) == expected
+    assert "*" not in expected

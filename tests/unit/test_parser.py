@@ -98,7 +98,7 @@ ARTICLE_MAIN_TEXT = ARTICLE_TEXT[
 ARTICLE_MAIN_MARKDOWN = """\
 # Field Notes
 
-Nets are *old* and **useful**. See [the weave](https://example.org/blog/nets.html#weave)
+Nets are *old* and **useful**. See [the weave](https://example.org/blog/nets.html#weave) \
 and [knots](https://Example.org:443/blog/./knots?z=1&y=2).
 
 ## Kinds
@@ -111,7 +111,7 @@ def cast(net):
     return net
 ```
 
-Use `haul()` daily.\x20\x20
+Use `haul()` daily.\\
 Twice on Sundays.
 
 | Net | Mesh |
@@ -121,9 +121,8 @@ Twice on Sundays.
 
 ![A net](https://example.org/blog/img/net.png)
 
-js [mail](mailto:a@example.org)
-[tel](tel:+100) data [top](https://example.org/blog/#top)
-[ftp](ftp://example.org/file) [Sponsor](https://example.org/blog/sponsor)
+js [mail](mailto:a@example.org) [tel](tel:+100) data [top](https://example.org/blog/#top) \
+[ftp](ftp://example.org/file) [Sponsor](https://example.org/blog/sponsor) \
 [the weave again](https://example.org/blog/nets.html)"""
 
 ARTICLE_LINKS = (
@@ -395,8 +394,8 @@ def test_markdown_resolves_relative_urls_against_the_page() -> None:
     markdown = parse(html, "markdown", url="https://example.org/a/b/page").markdown
     assert markdown == (
         "### Links\n\n"
-        '[up](https://example.org/a/up?q=1#f "T")\n'
-        "[cdn](https://cdn.example.org/x) js\n"
+        '[up](https://example.org/a/up?q=1#f "T") '
+        "[cdn](https://cdn.example.org/x) js "
         "![pic](https://example.org/i.png) no href\n\n"
         "1. one\n2. two\n\n"
         "> quoted"
