@@ -283,12 +283,12 @@ class _Converter(MarkdownConverter):
         finally:
             node.name = name
 
-    def _inline(self, node: Tag) -> str:
+    def _inline(self, node: Tag, *tags: str) -> str:
         """Inline markdown of an element's contents, on one line."""
         name = node.name
         node.name = "td"  # converts its contents inline; convert_td below adds nothing
         try:
-            text = str(self.process_tag(node, {"_inline"}))
+            text = str(self.process_tag(node, {"_inline", *tags}))
         finally:
             node.name = name
         return " ".join(text.split())
@@ -305,6 +305,11 @@ class _Converter(MarkdownConverter):
 
     def convert_td(self, el: Any, text: str, parent_tags: set[str]) -> str:
         return text
+
+    def convert_li(self, el: Any, text: str, parent_tags: set[str]) -> str:
+        if "_link_line" in parent_tags:  # items in one linked line: no bullets mid-line
+            return f" {text.strip()} "
+        return str(super().convert_li(el, text, parent_tags))  # type: ignore[misc]
 
     convert_th = convert_td
 
@@ -349,9 +354,15 @@ class _Converter(MarkdownConverter):
         if href is None:
             return text
         if "\n" in stripped:  # blocks inside the link: one linked line
-            inline = self._inline(el)
+            # A card's carousel of images is not the link's text: its words are; a link
+            # of images only keeps its first image.
+            inline = self._inline(el, "_link_line")
             if not inline:
-                return ""
+                image = el.find("img")
+                src = self._url(image.get("src")) if isinstance(image, Tag) else None
+                if src is None:
+                    return ""
+                inline = f"![{image.get('alt') or ''}]({src})" if isinstance(image, Tag) else ""
             stripped = inline
             if "_inline" not in parent_tags:
                 return f"\n\n[{stripped}]({href})\n\n"
@@ -365,6 +376,8 @@ class _Converter(MarkdownConverter):
 
     def convert_img(self, el: Any, text: str, parent_tags: set[str]) -> str:
         alt = el.get("alt") or ""
+        if "_link_line" in parent_tags:
+            return ""
         if "_inline" in parent_tags:
             return str(alt)
         src = self._url(el.get("src"))

@@ -217,6 +217,17 @@ def test_link_around_blocks_is_one_linked_line() -> None:
     assert render(expected).find("a").get_text() == "Title Some text"
 
 
+def test_a_link_around_a_carousel_keeps_its_words_not_its_images() -> None:
+    carousel = (
+        '<ul><li><img src="/a.jpg" alt="Shoe 0"></li><li><img src="/b.jpg" alt="Shoe 1"></li></ul>'
+    )
+    html = (
+        f'<div><a href="/p">{carousel}<h3>Shoe</h3></a></div><div><a href="/q">{carousel}</a></div>'
+    )
+    expected = "[Shoe](https://example.org/p)\n\n[![Shoe 0](https://example.org/a.jpg)](https://example.org/q)"
+    assert markdown(html) == expected
+
+
 def test_no_line_ends_in_spaces() -> None:
     html = "<div>trail <b>b</b> \n</div><p>x <span> </span></p><p>a<br>b</p>"
     assert all(line == line.rstrip() for line in markdown(html).split("\n"))
