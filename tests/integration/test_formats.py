@@ -73,7 +73,7 @@ async def test_every_format_of_a_fixed_page(trawl: TrawlServer, site: Site) -> N
     assert page["markdown"] == (
         f"[Home]({base}/) | [All pages]({base}/p/0)\n\n"
         + FIXED_MAIN_MARKDOWN.format(base=base)
-        + "\n\nRelated links sidebar\nFooter text \u00a9 Trawl tests"
+        + "\n\nRelated links sidebar\n\nFooter text \u00a9 Trawl tests"
     )
     assert page["links"] == [f"{base}/", f"{base}/p/0", f"{base}/p/1"]
     assert page["metadata"] == {
