@@ -27,7 +27,7 @@ from bs4 import Tag
 from markdownify import ATX, MarkdownConverter
 
 from service.crawl.mdtables import grid_markdown, is_layout_table, table_rows
-from service.crawl.textwalk import _BREAKS, MUTED, is_permalink
+from service.crawl.textwalk import BREAKS, MUTED, is_permalink
 
 __all__ = ["to_markdown"]
 
@@ -48,7 +48,7 @@ _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _FENCE = re.compile(r"^[ >]*(`{3,}|~{3,})")
 # Elements whose edges end a line: the spaces of text beside them go (the text walk's
 # blocks and <br>).
-_LINE_ENDS = frozenset(_BREAKS) | {"br"}
+_LINE_ENDS = frozenset(BREAKS) | {"br"}
 _WHITESPACE = re.compile(r"\s+")  # str's whitespace: newlines, no-break and thin spaces
 # Text that would open a block at the start of a line (list item, heading, quote, fence,
 # setext underline); `*` and `_` markdownify escapes everywhere.

@@ -53,7 +53,8 @@ _LINE_BLOCKS = frozenset(
         "summary", "tbody", "tfoot", "thead", "tr", "ul",
     }
 )  # fmt: skip
-_BREAKS = dict.fromkeys(_LINE_BLOCKS, 1) | dict.fromkeys(_PARAGRAPH_BLOCKS, 2)
+# Block elements and the line breaks their edges make in text (markdown ends lines there too).
+BREAKS = dict.fromkeys(_LINE_BLOCKS, 1) | dict.fromkeys(_PARAGRAPH_BLOCKS, 2)
 SECTIONING = frozenset({"article", "aside", "main", "nav", "section"})
 _ALWAYS_BOILERPLATE = frozenset({"nav", "aside"})
 _PAGE_BOILERPLATE = frozenset({"header", "footer"})
@@ -251,7 +252,7 @@ def walk(root: Tag, scan: Scan | None, text: TextBuilder | None, *, drop_boilerp
                     svg += 1
                     flags = _SVG
             if not mute:
-                level = _BREAKS.get(name)
+                level = BREAKS.get(name)
                 if (drop_boilerplate and is_boilerplate(tag, sectioning > 0)) or (
                     name == "a" and is_permalink(tag)
                 ):
@@ -426,7 +427,7 @@ def walk_lxml(root: Any, scan: LxmlScan, text: TextBuilder | None) -> None:
                 containers.append(name)
                 flags |= _CONTAINER
             if not mute:
-                level = _BREAKS.get(name)
+                level = BREAKS.get(name)
                 if name == "a" and _lxml_permalink(node, containers):
                     mute += 1
                     flags |= _MUTE

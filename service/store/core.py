@@ -440,17 +440,21 @@ class SQLStore:
             ready = await conn.fetch(q.ready_hosts, max(limit, 16), parked, early)
             if not ready:
                 return []
-            # Their rows locked, the hosts still ready: what frees a host's slot (a record,
-            # a fetch end) moves its turn past the spacing in the same locked write, so the
-            # live claims counted next and these turns are one state (see lock_ready).
-            hosts = sorted(row[0] for row in ready)
-            wait = {  # per host: seconds until its turn (a claim `early`)
-                row[0]: float(row[1])
-                for row in await conn.fetch(q.lock_ready, hosts, parked, early)
-            }
-            ready = [row for row in ready if row[0] in wait]
-            if not ready:
-                return []
+            # Per host: seconds until its turn (a claim `early`).
+            wait = {row[0]: float(row[3]) for row in ready}
+            if self.shared_frontier:
+                # Other processes commit between these statements. Their rows locked, the
+                # hosts still ready: what frees a host's slot (a record, a fetch end) moves
+                # its turn past the spacing in the same locked write, so the live claims
+                # counted next and these turns are one state (see lock_ready).
+                hosts = sorted(wait)
+                wait = {
+                    row[0]: float(row[1])
+                    for row in await conn.fetch(q.lock_ready, hosts, parked, early)
+                }
+                ready = [row for row in ready if row[0] in wait]
+                if not ready:
+                    return []
             order = [row[0] for row in ready]
             learnt = {row[0]: float(row[1]) for row in ready}
             if per_host is None:

@@ -142,8 +142,14 @@ RETURNING host
 -- The host-aware claim, step 1 (store/frontier.py), under the claim lock so claimers see
 -- each other's claims and turns: hosts whose turn came, oldest turn first, by
 -- hosts_ready. $2 is PARKED (1e12) when parked hosts count too (no per-host limit); $3
--- seconds early (a turn due that soon: its URLs wait in the claimer's scheduler).
-SELECT host, delay, queued FROM hosts
+-- seconds early (a turn due that soon: its URLs wait in the claimer's scheduler). With
+-- each host, the seconds until its turn (0 if it came, or the host is parked and a claim
+-- without a limit takes it anyway); lock_ready reads it again under the rows' locks.
+SELECT host, delay, queued,
+       CASE WHEN next_at >= 1e12 THEN 0
+            ELSE greatest(0, next_at - extract(epoch FROM statement_timestamp())::double precision)
+       END
+FROM hosts
 WHERE queued > 0 AND (next_at <= extract(epoch FROM statement_timestamp())::double precision + $3 OR next_at >= $2)
 ORDER BY next_at LIMIT $1
 
@@ -153,8 +159,8 @@ ORDER BY next_at LIMIT $1
 -- settling a claim, a fetch end marking one `fetched`) holds the host's row while it
 -- also moves next_at to the request's start plus its spacing, so what host_heads counts
 -- next and the turn read here are one consistent state: no claim can see a host's slot
--- free without seeing its spacing too. With each host, the seconds until its turn (0 if
--- it came, or the host is parked and a claim without a limit takes it anyway).
+-- free without seeing its spacing too. With each host, the seconds until its turn (as
+-- ready_hosts').
 SELECT host, CASE WHEN next_at >= 1e12 THEN 0
                   ELSE greatest(0, next_at - extract(epoch FROM statement_timestamp())::double precision)
              END

@@ -130,15 +130,20 @@ RETURNING host
 -- name: ready_hosts
 -- The host-aware claim, step 1 (store/frontier.py): hosts whose turn came, oldest turn
 -- first, by hosts_ready. ?2 is PARKED (1e12) when parked hosts count too (a claim without
--- a per-host limit), else above it; ?3 seconds early (see PostgreSQL's).
-SELECT host, delay, queued FROM hosts
+-- a per-host limit), else above it; ?3 seconds early (see PostgreSQL's). With each host,
+-- the seconds until its turn.
+SELECT host, delay, queued,
+       CASE WHEN next_at >= 1e12 THEN 0
+            ELSE max(0, next_at - (julianday('now') - 2440587.5) * 86400.0) END
+FROM hosts
 WHERE queued > 0 AND (next_at <= (julianday('now') - 2440587.5) * 86400.0 + ?3 OR next_at >= ?2)
 ORDER BY next_at LIMIT ?1
 
 -- name: lock_ready
--- Step 1b: the ready hosts still ready (PostgreSQL locks their rows here; this
--- transaction already holds the file's only write lock), with the seconds until each
--- one's turn.
+-- Step 1b on a shared frontier only (PostgreSQL locks the ready hosts' rows here, as
+-- other processes commit between a claim's statements). SQLite's one writer holds the
+-- file's write lock for the whole claim, so the store does not run this; it is kept so
+-- both dialects name the same queries.
 SELECT host, CASE WHEN next_at >= 1e12 THEN 0
                   ELSE max(0, next_at - (julianday('now') - 2440587.5) * 86400.0) END
 FROM hosts
