@@ -565,7 +565,8 @@ def _pick_root(tree: _Tree, start: int) -> int:
 
 
 def _card_items(tree: _Tree, root: int) -> set[int]:
-    """The items of card grids under the root (see _CARDS): kept whole by _drop_link_blocks."""
+    """The items of card grids under the root (see _CARDS): inside them _drop_link_blocks
+    keeps a block with one link (the item's title)."""
     nodes, text, link = tree.nodes, tree.text, tree.link
     need = _CARD_SHARE * text[root]
     items: set[int] = set()
