@@ -50,7 +50,8 @@ async def test_kill_9_in_the_middle_of_a_scheduled_run(tmp_path: Path, site: Sit
                 schedule_id = created.json()["id"]
                 running = await wait_until(
                     lambda: schedule_of(client, schedule_id),
-                    lambda s: len(s["runs"]) >= 2,  # the first run, then a skipped tick
+                    # the first run, then a skipped tick (past "pending": claimed, not decided)
+                    lambda s: len(s["runs"]) >= 2 and s["runs"][0]["status"] != "pending",
                     timeout=30,
                 )
                 first_job = running["runs"][-1]["job_id"]
