@@ -3,7 +3,8 @@ and which parts of it are boilerplate. It works on the bs4 tree the parser alrea
 
 One iterative pass measures every element (its text, the part of it inside links) and
 drops what is boilerplate by what it is: page chrome by ARIA landmark or HTML element
-(nav, page header and footer, complementary asides), hidden elements, and blocks whose
+(nav, page header and footer, complementary asides), hidden elements (not disclosure
+panels: tabs, accordions, FAQ answers, what a toggle's aria-controls names), and blocks whose
 class or id names a known kind of chrome (cookie banners, share bars, breadcrumbs,
 related-posts boxes, ...). The content root is then the `<main>`, the one `<article>`, or
 else the deepest element holding most of the page's non-link text. Inside the root,
@@ -137,6 +138,12 @@ _THREAD_TYPES = frozenset({"DiscussionForumPosting", "QAPage"})
 _JSON_LD_MAX = 100_000
 _OG_KINDS = re.compile(r"^og:type$")
 _PRODUCT_ITEMTYPE = re.compile(r"schema\.org/(?:Product|IndividualProduct|ProductGroup)\b")
+# Class words of disclosure panels (accordions, FAQ answers, tabs): hidden until opened.
+_PANEL_WORDS = re.compile(
+    r"(?:^|[\s_-])(?:accordion|faq|answer|collapse|collapsible|panel|toggle|tab-pane|"
+    r"tab-content|disclosure|expandable)(?:$|[\s_-])",
+    re.IGNORECASE,
+)
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 # The root is the deepest element holding at least this share of the page's non-link
@@ -202,22 +209,33 @@ def _words(tag: Tag) -> str:
     return words
 
 
+def _panel(tag: Tag, role: object, ident: object, panels: set[str]) -> bool:
+    """A disclosure panel: a tab panel, what a toggle's aria-controls names, or named so."""
+    if role == "tabpanel" or (isinstance(ident, str) and ident in panels):
+        return True
+    return _PANEL_WORDS.search(_class(tag)) is not None
+
+
 # Every verdict but consent is soft: markup errors nest whole pages in an unclosed <header>,
 # so an element is only dropped when it holds a small share of the page's text (_drop_chrome).
 _KEEP, _CHROME, _COMMENTS, _CONSENT = "keep", "chrome", "comments", "consent"
 
 
-def _verdict(tag: Tag, name: str, in_content: bool) -> str:
+def _verdict(tag: Tag, name: str, in_content: bool, panels: set[str]) -> str:
     """Boilerplate by what the element is: dropped now, named like chrome, or kept."""
     attrs = tag.attrs
-    # Hidden is soft: script-driven pages hide what they show later (tabs, streamed
-    # React content), so a hidden element holding much of the page stays.
-    if "hidden" in attrs or attrs.get("aria-hidden") == "true":
-        return _CHROME
-    style = attrs.get("style")
-    if isinstance(style, str) and _HIDDEN_STYLE.search(style):
-        return _CHROME
     role = attrs.get("role")
+    ident = attrs.get("id")
+    style = attrs.get("style")
+    # Hidden is soft: script-driven pages hide what they show later (tabs, streamed
+    # React content), so a hidden element holding much of the page stays. A disclosure
+    # panel (a tab, an accordion's or a FAQ's answer) is content its page shows on a click.
+    if (
+        "hidden" in attrs
+        or attrs.get("aria-hidden") == "true"
+        or (isinstance(style, str) and _HIDDEN_STYLE.search(style))
+    ) and not _panel(tag, role, ident, panels):
+        return _CHROME
     if isinstance(role, str):
         role = role.strip().lower()
         if role == "note" or role == "main":
@@ -227,7 +245,6 @@ def _verdict(tag: Tag, name: str, in_content: bool) -> str:
     if name == "nav":
         return _CHROME
     words = _words(tag)
-    ident = attrs.get("id")
     if (words and _CONSENT_WORDS.search(words)) or (
         isinstance(ident, str) and _CONSENT_WORDS.match(ident)
     ):
@@ -296,7 +313,8 @@ class _Tree:
 
     __slots__ = (
         "children", "chrome", "comments", "consent", "dropped", "end", "fields", "forum",
-        "headings", "link", "nodes", "parent", "product", "role_main", "scripts", "text",
+        "headings", "link", "nodes", "panels", "parent", "product", "role_main", "scripts",
+        "text",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -316,6 +334,7 @@ class _Tree:
         self.dropped: list[Tag] = []
         self.scripts: list[Tag] = []  # JSON-LD in the body
         self.fields: list[int] = []  # elements holding a form field, in document order
+        self.panels: set[str] = set()  # ids that toggles (before them) name in aria-controls
 
     def weight(self, i: int) -> float:
         """Text that counts towards being content: link text counts for less."""
@@ -358,6 +377,9 @@ def _measure(root: Tag, muted: frozenset[str]) -> _Tree:
                     text[index] += len(node.strip())  # type: ignore[attr-defined]
                 continue
             name = node.name
+            controls = node.attrs.get("aria-controls")
+            if isinstance(controls, str):
+                tree.panels.update(controls.split())
             if name in muted:
                 if name in _FIELDS and node.get("type") != "hidden":
                     tree.fields.append(index)
@@ -373,7 +395,7 @@ def _measure(root: Tag, muted: frozenset[str]) -> _Tree:
                     tree.forum = True
                 elif _PRODUCT_ITEMTYPE.search(str(itemtype)):
                     tree.product = True
-            verdict = _verdict(node, name, content > 0)
+            verdict = _verdict(node, name, content > 0, tree.panels)
             child = len(nodes)
             nodes.append(node)
             parents.append(index)

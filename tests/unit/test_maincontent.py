@@ -246,3 +246,20 @@ def test_a_card_grid_keeps_its_item_titles_and_drops_their_tag_lists() -> None:
     assert "Helmet Vent Light Model 3 with a long name" in " ".join(text.split())
     assert "$19.93" in text
     assert "helmets" not in text
+
+
+def test_hidden_disclosure_panels_stay() -> None:
+    # FAQ answers and tabs are hidden until clicked: the page's content all the same.
+    html = f"""<body><main><h1>Pricing</h1><p>{PARA}</p>
+      <h2>Questions</h2>
+      <button aria-expanded="false" aria-controls="q1">Can I cancel?</button>
+      <div id="q1" hidden><p>Yes, at any time from the billing page.</p></div>
+      <div class="faq__answer" style="display: none"><p>Refunds take five days.</p></div>
+      <div role="tabpanel" aria-hidden="true"><p>The yearly plan costs less.</p></div>
+      <div style="display:none"><p>A closed popup offering a discount.</p></div>
+      </main></body>"""
+    text = main_text(html)
+    assert "Yes, at any time" in text
+    assert "Refunds take five days." in text
+    assert "The yearly plan costs less." in text
+    assert "A closed popup" not in text
