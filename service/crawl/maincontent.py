@@ -100,7 +100,10 @@ _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 # Headings of the sections that follow the content on so many sites.
 _CHROME_HEADING = re.compile(
     r"(?:related|recommended|similar|more from|more stories|you may also|you might also|"
-    r"read next|read more|popular|trending|latest (?:posts|news|articles)|share|follow us|"
+    r"read next|read more|trending|latest (?:posts|news|articles)|share|follow us|"
+    # "Popular posts", "Most popular" but not "Popular types of marketing videos".
+    r"(?:most )?popular(?:$|:| (?:posts|articles|news|stories|searches|tags|categories|"
+    r"products|items|content|now|this week|today|on ))|"
     r"subscribe|sign up|newsletter|leave a (?:reply|comment)|post a comment|"
     r"join the conversation|advertisement|sponsored|other posts|also read|don't miss|"
     r"about the author|tags\b|categories\b|recent (?:posts|articles|news|stories)|"

@@ -76,6 +76,16 @@ def test_chrome_headed_sections_after_the_content_go() -> None:
     assert "Related posts" not in text and "Other post" not in text
 
 
+def test_a_popular_section_of_the_content_stays() -> None:
+    # "Popular posts" is a box of links; "Popular types of videos" is a chapter of the post.
+    html = f"""<body><article><h1>Video</h1><p>{PARA}</p><p>{PARA}</p><p>{PARA}</p>
+      <h2>Popular types of videos</h2><p>Explainer videos show how a product works.</p>
+      <h2>Popular posts</h2><ul><li><a href="/x">Other post</a></li></ul></article></body>"""
+    text = main_text(html)
+    assert "Explainer videos show how a product works." in text
+    assert "Other post" not in text
+
+
 def test_threads_keep_their_comments() -> None:
     posts = "".join(f'<div class="comment"><p>Reply {i}: {PARA}</p></div>' for i in range(4))
     thread = f"""<body itemscope itemtype="https://schema.org/DiscussionForumPosting">
