@@ -44,10 +44,12 @@ BENCH = Path(__file__).resolve().parent
 logger = logging.getLogger("bench.wide")
 
 
-def _elapsed(job: dict[str, Any]) -> float:
-    started = datetime.fromisoformat(str(job["started_at"]).replace("Z", "+00:00"))
-    finished = datetime.fromisoformat(str(job["finished_at"]).replace("Z", "+00:00"))
-    return (finished - started).total_seconds()
+def _moment(job: dict[str, Any], key: str) -> datetime:
+    return datetime.fromisoformat(str(job[key]).replace("Z", "+00:00"))
+
+
+def _elapsed(job: dict[str, Any], since: str = "started_at") -> float:
+    return (_moment(job, "finished_at") - _moment(job, since)).total_seconds()
 
 
 def _claim_quantiles(metrics: str) -> tuple[float | None, float | None]:
@@ -64,7 +66,11 @@ def _politeness(site: WideSite, since: float, delay: float) -> dict[str, Any]:
     seen = site.politeness(since)
     worst_flight = max((p.max_in_flight for p in seen.values()), default=0)
     worst_gap = min((p.min_gap for p in seen.values()), default=float("inf"))
+    first, last, pace = site.timeline(since)
     return {
+        "first_request_s": round(first, 2),
+        "last_answer_s": round(last, 2),
+        "median_host_gap_s": round(pace, 3),
         "max_in_flight_per_host": worst_flight,
         "min_gap_s": round(worst_gap, 3),
         # 1% of slack for the server reading its own clock late under load.
@@ -128,6 +134,8 @@ async def trawl_run(
         return {
             "system": f"Trawl ({args.database}, {workers} worker{'s' * (workers > 1)})",
             "seconds": round(_elapsed(done), 2),
+            # From the submission: the wait for the first claim included.
+            "submitted_s": round(_elapsed(done, "created_at"), 2),
             "pages": fetched,
             "complete": fetched == site.expected,
             "rss_mb": round(sum(s.peak_rss for s in samplers) / 2**20, 1),
@@ -183,16 +191,17 @@ def scrapy_run(site: WideSite, args: argparse.Namespace, log_dir: Path) -> dict[
 def _table(rows: list[dict[str, Any]], limit: float, scrapy: float | None) -> str:
     head = (
         "| system | s | limit s | /limit | /Scrapy | pages | RSS MB | claim p50/p99 ms "
-        "| max in flight/host | min gap s |"
+        "| max in flight/host | min gap s | first req / last answer s | median host gap s |"
     )
-    lines = [head, "|" + "---|" * 10]
+    lines = [head, "|" + "---|" * 12]
     for r in rows:
         claim = f"{r['claim_p50_ms']}/{r['claim_p99_ms']}" if r["claim_p50_ms"] is not None else "-"
         versus = f"{r['seconds'] / scrapy:.2f}" if scrapy else "-"
         lines.append(
             f"| {r['system']} | {r['seconds']} | {limit:.1f} | {r['seconds'] / limit:.2f} "
             f"| {versus} | {r['pages']}{'' if r['complete'] else ' (incomplete)'} "
-            f"| {r['rss_mb']} | {claim} | {r['max_in_flight_per_host']} | {r['min_gap_s']} |"
+            f"| {r['rss_mb']} | {claim} | {r['max_in_flight_per_host']} | {r['min_gap_s']} "
+            f"| {r['first_request_s']} / {r['last_answer_s']} | {r['median_host_gap_s']} |"
         )
     return "\n".join(lines)
 

@@ -216,6 +216,25 @@ class WideSite:
             )
         return out
 
+    def timeline(self, since: float = 0.0) -> tuple[float, float, float]:
+        """Seconds from `since` to the first request and to the last answer, and the
+        median host's mean gap between page starts: a slow crawl that started late
+        reads differently from one that ran slow throughout."""
+        hits = [hit for hit in self._hits() if hit.start >= since]
+        if not hits:
+            return (float("nan"),) * 3
+        by_host: dict[str, list[float]] = defaultdict(list)
+        for hit in hits:
+            if hit.path != "/robots.txt":
+                by_host[hit.host].append(hit.start)
+        paces = sorted(
+            (max(starts) - min(starts)) / (len(starts) - 1)
+            for starts in by_host.values()
+            if len(starts) > 1
+        )
+        pace = paces[len(paces) // 2] if paces else float("nan")
+        return min(h.start for h in hits) - since, max(h.end for h in hits) - since, pace
+
     def reset(self) -> None:
         """Nothing to clear: `politeness(since)` looks at hits after a time."""
 

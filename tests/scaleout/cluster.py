@@ -48,10 +48,15 @@ def free_port() -> int:
 class Member:
     """One child process of the cluster and its log file."""
 
-    def __init__(self, role: str, popen: subprocess.Popen[bytes], log: Path, port: int) -> None:
+    def __init__(
+        self, role: str, popen: subprocess.Popen[bytes], log: Path, port: int, log_start: int = 0
+    ) -> None:
         self.role = role
         self.popen = popen
         self.log_path = log
+        # Logs are appended to across runs (a bench restarts a role into the same file):
+        # this member's own lines start here, so an earlier run's "ready" does not count.
+        self.log_start = log_start
         self.port = port
 
     @property
@@ -64,7 +69,11 @@ class Member:
 
     @property
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as file:
+            file.seek(self.log_start)
+            return file.read().decode(errors="replace")
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -137,6 +146,7 @@ class Cluster:
         child_env = dict(self.env, **env)
         if port:
             child_env["PORT"] = str(port)
+        log_start = log.stat().st_size if log.exists() else 0
         with log.open("ab") as out:
             popen = subprocess.Popen(
                 [sys.executable, "-m", "service", role],
@@ -147,7 +157,7 @@ class Cluster:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # its own process group: see the module docstring
             )
-        member = Member(role, popen, log, port)
+        member = Member(role, popen, log, port, log_start)
         self.members.append(member)
         return member
 
