@@ -1,19 +1,19 @@
 """Main-content extraction for only_main_content: which subtree is the page's own content,
 and which parts of it are boilerplate. It works on the bs4 tree the parser already built.
 
-One iterative pass measures every element (its text, the part of it inside links) and
-drops what is boilerplate by what it is: page chrome by ARIA landmark or HTML element
-(nav, page header and footer, complementary asides), hidden elements (not disclosure
-panels: tabs, accordions, FAQ answers, what a toggle's aria-controls names), and blocks whose
-class or id names a known kind of chrome (cookie banners, share bars, breadcrumbs,
-related-posts boxes, ...). The content root is then the `<main>`, the one `<article>`, or
-else the deepest element holding most of the page's non-link text. Inside the root,
-blocks that are mostly links with little text of their own (menus, tag clouds, "read
-next" lists) are dropped, except where the page is itself a list of links to items
+One iterative pass measures every element (its text, the part of it inside links; form
+controls are skipped, unless a markup error left one open around the `<main>` or an
+`<article>`) and drops what is boilerplate by what it is: page chrome by ARIA landmark or
+HTML element (nav, page header and footer, complementary asides), hidden elements (not
+disclosure panels: tabs, accordions, FAQ answers, what a toggle's aria-controls names),
+and blocks whose class or id names a known kind of chrome (cookie banners, share bars,
+breadcrumbs, related-posts boxes, ...). The content root is then the `<main>`, the one
+`<article>`, or else the deepest element holding most of the page's non-link text. Inside
+the root, blocks that are mostly links with little text of their own (menus, tag clouds,
+"read next" lists) are dropped, except where the page is itself a list of links to items
 (listings and collections), judged by the page, not by the block; in a grid of cards
 (siblings of one class, each a linked title beside text of its own) an item's one link
-stays. Footnotes and notes
-(`role=note`, `<aside>` inside the content) stay.
+stays. Footnotes and notes (`role=note`, `<aside>` inside the content) stay.
 
 The result is a list of roots with the boilerplate detached from the tree, so the text
 walk and the markdown converter see the same content. Cost: one pass over the elements and
@@ -355,7 +355,8 @@ class _Tree:
         self.text[i] = self.link[i] = 0
 
 
-def _measure(root: Tag, muted: frozenset[str]) -> _Tree:
+def _measure(root: Tag, muted: frozenset[str], wrappers: frozenset[int]) -> _Tree:
+    """Measure the elements under root; `wrappers` are ids of the landmarks' ancestors."""
     tree = _Tree()
     nodes, children, end, text, link = tree.nodes, tree.children, tree.end, tree.text, tree.link
     parents, chrome, comments = tree.parent, tree.chrome, tree.comments
@@ -383,7 +384,7 @@ def _measure(root: Tag, muted: frozenset[str]) -> _Tree:
             controls = node.attrs.get("aria-controls")
             if isinstance(controls, str):
                 tree.panels.update(controls.split())
-            if name in muted:
+            if name in muted and id(node) not in wrappers:
                 if name in _FIELDS and node.get("type") != "hidden":
                     tree.fields.append(index)
                 if name in _DETACHED:
@@ -653,10 +654,18 @@ def _drop_link_blocks(tree: _Tree, root: int) -> None:
 def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> list[Tag]:
     """The content roots, with boilerplate detached from the tree (which this mutates)."""
     body = soup.body if soup.body is not None else soup
-    tree = _measure(body, _MUTED)
+    # A <button> or <select> left open by a markup error holds the rest of the page: one
+    # around the <main> or an <article> is a wrapper, not a control to detach.
+    wrappers = frozenset(
+        id(parent)
+        for tag in ([main] if main is not None else articles)
+        for parent in tag.parents
+        if parent.name in _MUTED
+    )
+    tree = _measure(body, _MUTED, wrappers)
     if tree.text[0] < _NOSCRIPT_PAGE:
         # Pages that render with script often put their text for crawlers in <noscript>.
-        noscript = _measure(body, _MUTED - {"noscript"})
+        noscript = _measure(body, _MUTED - {"noscript"}, wrappers)
         if noscript.text[0] >= tree.text[0] + _NOSCRIPT_PAGE:
             tree = noscript
             for tag in body.find_all("noscript"):

@@ -273,3 +273,13 @@ def test_hidden_disclosure_panels_stay() -> None:
     assert "Refunds take five days." in text
     assert "The yearly plan costs less." in text
     assert "A closed popup" not in text
+
+
+def test_a_button_left_open_around_the_main_is_not_detached() -> None:
+    # An unclosed menu <button> in the header swallows the page that follows it.
+    html = f"""<body><header class="header"><div class="menu-button-container">
+      <button class="menu-button">Menu<main><h1>Plants</h1><p>{PARA}</p></main>
+      </button></div></header><button>Subscribe</button></body>"""
+    text = main_text(html)
+    assert text.startswith("Plants\n\nPlenty of words")
+    assert "Subscribe" not in text
