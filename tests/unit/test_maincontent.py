@@ -283,3 +283,18 @@ def test_a_button_left_open_around_the_main_is_not_detached() -> None:
     text = main_text(html)
     assert text.startswith("Plants\n\nPlenty of words")
     assert "Subscribe" not in text
+
+
+def test_quote_expand_toggles_go() -> None:
+    # XenForo folds long quotes behind a "Click to expand..." link (two markups of it).
+    posts = "".join(
+        f"""<article class="message"><div class="message-body">
+        <div class="bbCodeBlock bbCodeQuote"><blockquote class="quoteContainer">
+        <div class="quote">Quoted words {n}.</div><div class="quoteExpand">Click to expand...</div>
+        </blockquote><div class="bbCodeBlock-expandLink"><a>Click to expand...</a></div></div>
+        <p>Post {n}: {PARA}</p></div></article>"""
+        for n in range(3)
+    )
+    text = main_text(f'<body><div class="p-body">{posts}</div></body>')
+    assert "Quoted words 1." in text and "Post 2:" in text
+    assert "Click to expand" not in text
