@@ -13,7 +13,8 @@ the root, blocks that are mostly links with little text of their own (menus, tag
 "read next" lists) are dropped, except where the page is itself a list of links to items
 (listings and collections), judged by the page, not by the block; in a grid of cards
 (siblings of one class, each a linked title beside text of its own) an item's one link
-stays. Footnotes and notes (`role=note`, `<aside>` inside the content) stay.
+stays. A sibling that repeats the one before it word for word (a carousel's cloned
+slides) goes. Footnotes and notes (`role=note`, `<aside>` inside the content) stay.
 
 The result is a list of roots with the boilerplate detached from the tree, so the text
 walk and the markdown converter see the same content. Cost: one pass over the elements and
@@ -183,6 +184,8 @@ _GROUP_LINKS = 0.5
 _FORM_SHARE = 0.15
 # Elements named like comments holding this share of the page make it a thread.
 _THREAD_SHARE = 0.5
+# A sibling repeating the one before it is dropped from this many characters of text on.
+_REPEAT_TEXT = 20
 # A chrome-headed section is dropped when it is at most this share of the root.
 _TAIL_SHARE = 0.3
 
@@ -613,6 +616,35 @@ def _card_items(tree: _Tree, root: int) -> set[int]:
     return items
 
 
+def _drop_repeats(tree: _Tree, root: int) -> None:
+    """Drop an element that repeats its previous sibling word for word (a carousel's cloned
+    slides, a ticker's copies): same tag and class, same text and link lengths, same text."""
+    nodes, end, text, link = tree.nodes, tree.end, tree.text, tree.link
+    skip: dict[int, int] = {}  # dropped element -> one past its subtree
+    i = root
+    stop = end[root]
+    while i < stop:
+        if i in skip:
+            i = skip[i]
+            continue
+        prev = -1
+        for kid in tree.children[i]:
+            if (
+                prev >= 0
+                and text[kid] >= _REPEAT_TEXT
+                and text[kid] == text[prev]
+                and link[kid] == link[prev]
+                and nodes[kid].name == nodes[prev].name
+                and _class(nodes[kid]) == _class(nodes[prev])
+                and nodes[kid].get_text() == nodes[prev].get_text()
+            ):
+                skip[kid] = end[kid]
+                tree.drop(kid)
+                continue
+            prev = kid
+        i += 1
+
+
 def _drop_link_blocks(tree: _Tree, root: int) -> None:
     """Detach link-dense blocks (menus, tag lists, "read next") under the root.
 
@@ -693,6 +725,7 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
     if root < 0:
         root = _pick_root(tree, 0)
     _drop_tail_sections(tree, root)
+    _drop_repeats(tree, root)
     _drop_link_blocks(tree, root)
     for tag in tree.dropped:
         tag.extract()
