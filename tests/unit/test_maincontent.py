@@ -303,7 +303,8 @@ def test_quote_expand_toggles_go() -> None:
 def test_a_carousels_cloned_slides_go() -> None:
     slide = '<div class="slide"><h3>Brainstorm to breakthrough</h3><p>Teams build faster.</p></div>'
     html = f"""<body><main><h1>Product</h1><p>{PARA}</p>
-      <div class="track">{slide}{slide}{slide}</div><p>Step one.</p><p>Step one.</p></main></body>"""
+      <div class="track">{slide}{slide}{slide}</div>
+      <p>Step one.</p><p>Step one.</p></main></body>"""
     text = main_text(html)
     assert text.count("Brainstorm to breakthrough") == 1
     assert text.count("Step one.") == 2  # short repeats are the text's own
