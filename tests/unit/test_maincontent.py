@@ -308,3 +308,17 @@ def test_a_carousels_cloned_slides_go() -> None:
     text = main_text(html)
     assert text.count("Brainstorm to breakthrough") == 1
     assert text.count("Step one.") == 2  # short repeats are the text's own
+
+
+def test_forum_post_profiles_go() -> None:
+    # phpBB: each post's author block (rank, post count, join date) beside its body.
+    posts = "".join(
+        f"""<div class="post has-profile" id="p{n}"><div class="inner">
+        <dl class="postprofile"><dt>Author {n}</dt><dd class="profile-posts">Posts: 138</dd>
+        <dd class="profile-joined">Joined: 4. Jul 2012</dd></dl>
+        <div class="postbody"><div class="content">Post {n}: {PARA}</div></div></div></div>"""
+        for n in range(3)
+    )
+    text = main_text(f'<body><div class="page-body">{posts}</div></body>')
+    assert "Post 0:" in text and "Post 2:" in text
+    assert "Joined:" not in text and "Posts: 138" not in text
