@@ -220,7 +220,25 @@ class PagePipeline:
             # Epoch time for the store (another process's clock is not our monotonic one).
             free_at = time.time() - time.monotonic() + (sent or time.monotonic()) + spacing
         metrics.FETCH_SECONDS.observe(result.elapsed_ms / 1000)
+        outcome = self._verdict(item, plan, result, attempt, conditional, previous, free_at)
+        if free_at is None or isinstance(outcome, Fetched) or outcome.host_free_at:
+            return outcome
+        # A failure or a retry sent its request too: the host's spacing counts from it on
+        # a shared frontier as a fetched page's does (another process may claim the host
+        # as soon as this settles).
+        return replace(outcome, host_free_at=free_at)
 
+    def _verdict(
+        self,
+        item: FrontierItem,
+        plan: JobPlan,
+        result: FetchResult,
+        attempt: int,
+        conditional: changes.Conditional | None,
+        previous: PreviousPage | None,
+        free_at: float | None,
+    ) -> Fetched | PageRecord | Release:
+        """What the response makes of the URL: a page to parse, a record, or a retry."""
         retry = self._maybe_retry(item, plan, result, attempt)
         if retry is not None:
             return retry

@@ -96,6 +96,9 @@ class Release:
     item: FrontierItem
     not_before: float = 0.0
     attempts: int | None = None  # None keeps the stored count
+    # As PageRecord's: a request was sent (a retry after a 503, say), so its host's
+    # spacing holds from that request's start for every process on a shared frontier.
+    host_free_at: float | None = None
 
 
 @dataclass(slots=True)

@@ -588,9 +588,22 @@ class SQLStore:
             for r in releases
         ]
 
+        hosts = {r.item.host for r in releases}
+        free: dict[str, float] = {}
+        if self.shared_frontier:
+            for r in releases:
+                if r.host_free_at:
+                    free[r.item.host] = max(free.get(r.item.host, 0.0), r.host_free_at)
+
         async def work(conn: Connection) -> None:
+            if self.shared_frontier:
+                # Lock order: hosts (name order) before frontier rows, as a record does.
+                await conn.fetch(self.q.lock_hosts, sorted(hosts))
             await conn.execute_many(self.q.release, rows)
-            await self._queue_hosts(conn, {r.item.host for r in releases})
+            await self._queue_hosts(conn, hosts)
+            # After the re-queue (which puts a parked host back in line at once): the
+            # released request's spacing still holds for every claimer.
+            await conn.execute_many(self.q.hosts_settled, sorted(free.items()))
 
         await self.db.transaction(work)
 

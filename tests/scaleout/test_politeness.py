@@ -49,6 +49,36 @@ async def test_three_workers_keep_one_hosts_delay_and_limit(
         assert min(b - a for a, b in itertools.pairwise(starts)) >= delay * 0.96
 
 
+async def test_failures_and_retries_keep_the_delay_across_workers(
+    make_cluster: MakeCluster, site_factory: MakeSite
+) -> None:
+    """A 404 and a 503 (retried) send requests too: their host's delay counts from
+    them for every process, not only from pages fetched whole."""
+    site = site_factory(pages=20, page_delay=0.02, robots=None)
+    cluster = make_cluster(SCRAPER_CONCURRENCY="4", SCRAPER_PER_HOST_CONCURRENCY="4")
+    [web] = await cluster.start_ready("web")
+    await cluster.start_ready("worker", 3)
+    api = Api(web)
+    delay = 0.3
+    urls = [
+        *(site.url(f"/p/{i}") for i in range(3)),
+        *(site.url(f"/status/404?n={i}") for i in range(4)),
+        *(site.url(f"/flaky/f{i}?fail=1&code=503") for i in range(3)),
+    ]
+    try:
+        job = await api.submit(
+            {"urls": urls, "per_host_concurrency": 1, "per_host_delay": delay, "max_depth": 0}
+        )
+        done = await api.wait_job(job["id"], timeout=60)
+        assert done["status"] == "completed", cluster.logs()
+    finally:
+        await api.aclose()
+    starts = sorted(r.started for r in site.requests if r.path != "/robots.txt")
+    assert len(starts) == len(urls) + 3  # each flaky page twice
+    assert site.max_concurrent == 1
+    assert min(b - a for a, b in itertools.pairwise(starts)) >= delay * 0.96
+
+
 async def test_two_keys_share_every_workers_fetch_tasks_evenly(
     make_cluster: MakeCluster, site_factory: MakeSite
 ) -> None:

@@ -562,6 +562,24 @@ async def test_expired_lease_frees_the_hosts_slot(make_store: MakeStore) -> None
 
 
 @pytest.mark.usefixtures("postgres_only")
+async def test_a_released_retry_keeps_its_hosts_spacing(make_store: MakeStore) -> None:
+    """A retry sent its request: no other process starts on the host before that
+    request's start plus the spacing, though the claim's slot is free at once."""
+    one, two = await make_store(), await make_store()
+    await create(one, new_job(*(url(f"/{i}") for i in range(3)), per_host_concurrency=1))
+    [held] = await one.claim(10, "w1", 60, per_host=1)
+    free_at = time.time() + 1.0
+    await one.release(
+        [Release(item=held, not_before=time.time() + 30, attempts=1, host_free_at=free_at)],
+        worker="w1",
+    )
+    assert await two.claim(10, "w2", 60, per_host=1) == []  # not before its spacing passed
+    nxt = await wait_until(lambda: two.claim(10, "w2", 60, per_host=1), bool, timeout=5)
+    assert time.time() >= free_at - 0.05  # the database clock may run a little apart
+    assert [item.url for item in nxt] == [url("/1")]  # the retry waits for its own time
+
+
+@pytest.mark.usefixtures("postgres_only")
 async def test_extend_leases_keeps_this_workers_claims(make_store: MakeStore) -> None:
     mine, other = await make_store(), await make_store()
     await create(mine, new_job(url("/a"), url("/b")))
