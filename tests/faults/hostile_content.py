@@ -37,7 +37,8 @@ async def _re2_b(server: HostileServer, req: Request, writer: asyncio.StreamWrit
 
 @functools.cache
 def slow_parse_body() -> bytes:
-    """4.4 MB of tiny nested elements: 20-40 s of BeautifulSoup plus a selector."""
+    """4.4 MB of tiny nested elements: 10-40 s of BeautifulSoup plus a selector or
+    markdown (text alone takes the lxml walk: about a second)."""
     return b"<html><body>" + b"<p><b><i>x</i></b></p>" * 200_000 + b"</body></html>"
 
 
