@@ -322,3 +322,14 @@ def test_forum_post_profiles_go() -> None:
     text = main_text(f'<body><div class="page-body">{posts}</div></body>')
     assert "Post 0:" in text and "Post 2:" in text
     assert "Joined:" not in text and "Posts: 138" not in text
+
+
+def test_post_meta_lines_go() -> None:
+    # The line of a post's date, author and reading time above (or below) its text.
+    html = f"""<body><article><h1>Title</h1>
+      <div class="entry-meta"><span class="meta-item">June 3</span>
+      <span class="meta-item meta-rtime">11 min read</span></div>
+      <p>{PARA}</p><footer class="post-meta">Filed under: Notes</footer></article></body>"""
+    text = main_text(html)
+    assert text.startswith("Title\n\nPlenty of words")
+    assert "11 min read" not in text and "Filed under" not in text
