@@ -72,7 +72,7 @@ _CHROME_WORDS = re.compile(
     r"byline|author|bio|disclaimer|disclosure|affiliate|cta|btn|button|prevnext|"
     r"read-time|reading-time|signature|userbanner|usertitle|userdetails|userextras|"
     r"userinfo|user-info|user-details|user-title|member-info|memberinfo|likessummary|"
-    r"sorting|sort-options|refinements?|quoteexpand|expandlink|expand-link|postprofile|entry-meta|post-meta"
+    r"sorting|sort-options|refinements?|quoteexpand|expandlink|expand-link|postprofile|entry-meta|post-meta|login|log-in|signin|sign-in|sign-up"
     r")(?:$|[\s_-])",
     re.IGNORECASE,
 )

@@ -333,3 +333,13 @@ def test_post_meta_lines_go() -> None:
     text = main_text(html)
     assert text.startswith("Title\n\nPlenty of words")
     assert "11 min read" not in text and "Filed under" not in text
+
+
+def test_sign_in_boxes_go() -> None:
+    html = f"""<body><main><h1>Title</h1><p>{PARA}</p>
+      <div class="login-prompt"><p>Log in to see your saved items and order history.</p></div>
+      <div class="sign-in"><p>Members read more: sign in to your account.</p></div>
+      </main></body>"""
+    text = main_text(html)
+    assert text.startswith("Title\n\nPlenty of words")
+    assert "saved items" not in text and "Members read more" not in text
