@@ -72,7 +72,11 @@ _CHROME_WORDS = re.compile(
     r"byline|author|bio|disclaimer|disclosure|affiliate|cta|btn|button|prevnext|"
     r"read-time|reading-time|signature|userbanner|usertitle|userdetails|userextras|"
     r"userinfo|user-info|user-details|user-title|member-info|memberinfo|likessummary|"
-    r"sorting|sort-options|refinements?|quoteexpand|expandlink|expand-link|postprofile|entry-meta|post-meta|login|log-in|signin|sign-in|sign-up"
+    r"sorting|sort-options|refinements?|"
+    r"quoteexpand|expandlink|expand-link|postprofile|entry-meta|post-meta|"  # posts' furniture
+    r"login|log-in|signin|sign-in|sign-up|"  # account boxes
+    r"feedback|helpful|was-this-helpful|edit-page|edit-link|edit-this-page|"  # docs' furniture
+    r"back-to-top|to-top|scroll-top|scrolltop|copyright"
     r")(?:$|[\s_-])",
     re.IGNORECASE,
 )

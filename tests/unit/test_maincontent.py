@@ -343,3 +343,16 @@ def test_sign_in_boxes_go() -> None:
     text = main_text(html)
     assert text.startswith("Title\n\nPlenty of words")
     assert "saved items" not in text and "Members read more" not in text
+
+
+def test_page_furniture_goes() -> None:
+    # Docs' "was this helpful?" and "edit this page", a back-to-top link, a copyright line.
+    html = f"""<body><main><h1>Install</h1><p>{PARA}</p>
+      <div class="feedback"><p>Was this page helpful? Yes / No</p></div>
+      <div class="edit-this-page"><a href="/e">Improve this page on the forge</a></div>
+      <div class="back-to-top"><a href="#top">Back to the top of the page</a></div>
+      <p class="copyright">Copyright 2026 Example Corporation</p></main></body>"""
+    text = main_text(html)
+    assert text.startswith("Install\n\nPlenty of words")
+    assert "helpful" not in text and "Improve this page" not in text
+    assert "Back to the top" not in text and "Copyright" not in text
