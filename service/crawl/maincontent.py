@@ -3,18 +3,19 @@ and which parts of it are boilerplate. It works on the bs4 tree the parser alrea
 
 One iterative pass measures every element (its text, the part of it inside links; form
 controls are skipped, unless a markup error left one open around the `<main>` or an
-`<article>`) and drops what is boilerplate by what it is: page chrome by ARIA landmark or
-HTML element (nav, page header and footer, complementary asides), hidden elements (not
-disclosure panels: tabs, accordions, FAQ answers, what a toggle's aria-controls names),
-and blocks whose class or id names a known kind of chrome (cookie banners, share bars,
-breadcrumbs, related-posts boxes, ...). The content root is then the `<main>`, the one
-`<article>`, or else the deepest element holding most of the page's non-link text. Inside
-the root, blocks that are mostly links with little text of their own (menus, tag clouds,
-"read next" lists) are dropped, except where the page is itself a list of links to items
-(listings and collections), judged by the page, not by the block; in a grid of cards
-(siblings of one class, each a linked title beside text of its own) an item's one link
-stays. A sibling that repeats the one before it word for word (a carousel's cloned
-slides) goes. Footnotes and notes (`role=note`, `<aside>` inside the content) stay.
+`<article>`) and drops what is boilerplate by what it is: page chrome by ARIA role or
+HTML element (nav, page header and footer, complementary asides, dialogs and tooltips),
+hidden elements (not disclosure panels: tabs, accordions, FAQ answers, what a toggle's
+aria-controls names), and blocks whose class or id names a known kind of chrome (cookie
+banners, share bars, breadcrumbs, related-posts boxes, ...). The content root is then the
+`<main>`, the one `<article>`, or else the deepest element holding most of the page's
+non-link text. Inside the root, blocks that are mostly links with little text of their own
+(menus, tag clouds, "read next" lists) are dropped, except where the page is itself a list
+of links to items (listings and collections), judged by the page, not by the block; in a
+grid of cards (siblings of one class, each a linked title beside text of its own) an
+item's one link stays. A sibling that repeats the one before it word for word (a
+carousel's cloned slides) goes. Footnotes and notes (`role=note`, `<aside>` inside the
+content) stay.
 
 The result is a list of roots with the boilerplate detached from the tree, so the text
 walk and the markdown converter see the same content. Cost: one pass over the elements and
@@ -45,8 +46,10 @@ _FIELDS = frozenset({"input", "select", "textarea"})
 # Muted elements that are detached too (the text walk would otherwise read them).
 _DETACHED = frozenset({"button", "select", "textarea", "dialog", "object", "iframe"})
 _LANDMARK_ROLES = frozenset(
-    {"navigation", "banner", "contentinfo", "complementary", "search", "menubar", "menu"}
-)
+    {"navigation", "banner", "contentinfo", "complementary", "search", "menubar", "menu",
+     # Overlays: cart drawers, size guides, newsletter pop-ups, tooltips.
+     "dialog", "alertdialog", "tooltip"}
+)  # fmt: skip
 _SECTIONING = frozenset({"article", "main", "section", "aside", "nav"})
 # The root is one of these (a heading or a paragraph is never the whole content).
 _CONTAINERS = frozenset(

@@ -356,3 +356,12 @@ def test_page_furniture_goes() -> None:
     assert text.startswith("Install\n\nPlenty of words")
     assert "helpful" not in text and "Improve this page" not in text
     assert "Back to the top" not in text and "Copyright" not in text
+
+
+def test_dialogs_and_tooltips_go() -> None:
+    html = f"""<body><main><h1>Desk</h1><p>{PARA}</p>
+      <div role="dialog" aria-modal="true"><h2>Your cart</h2><p>Cart is empty.</p></div>
+      <span role="tooltip">Ships in two days from our warehouse.</span></main></body>"""
+    text = main_text(html)
+    assert text.startswith("Desk\n\nPlenty of words")
+    assert "Your cart" not in text and "Ships in two days" not in text
