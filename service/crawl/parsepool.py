@@ -208,6 +208,13 @@ def _consume(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+# Calls in flight per child: while the result of one travels back to the event loop (a
+# thread hop and a loop wake-up, several ms on a busy loop) the child parses the next
+# instead of waiting idle. With one, the parsers sat idle three quarters of the time on a
+# fast single-host crawl (bench/run.py: ~250 pages/s with 2 children at 25% CPU each).
+SLOTS = 2
+
+
 @dataclass(slots=True, eq=False)
 class _Child:
     executor: ProcessPoolExecutor
@@ -217,6 +224,10 @@ class _Child:
     # (pages alternate between them) would otherwise all retire, and leave no parser,
     # at once.
     spread: float = 0.0
+    in_flight: int = 0  # calls sent to it and not yet settled (at most SLOTS)
+    # The last call sent to it: the next one waits behind it before its deadline starts.
+    tail: asyncio.Future[Any] | None = None
+    killed: bool = False  # killed for a page past the deadline or a crash
 
 
 class ParsePool:
@@ -288,28 +299,31 @@ class ParsePool:
             return
         self._children.add(child)
         assert self._idle is not None
-        self._idle.put_nowait(child)
+        for _ in range(SLOTS):
+            self._idle.put_nowait(child)
 
     def _replace(self, child: _Child, *, kill: bool) -> None:
         """Drop `child` (killing it if it is stuck) and start a new one in the background."""
         self._children.discard(child)
         self.replaced += 1
         if kill:
+            child.killed = True
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(child.pid, signal.SIGKILL)
         if self._closed:
             child.executor.shutdown(wait=False, cancel_futures=True)
             return
-        task = asyncio.get_running_loop().create_task(self._succeed(child))
+        task = asyncio.get_running_loop().create_task(self._succeed(child, kill=kill))
         self._spawning.add(task)
         task.add_done_callback(self._spawned)
 
-    async def _succeed(self, child: _Child) -> None:
+    async def _succeed(self, child: _Child, *, kill: bool) -> None:
         # The old process has exited before its successor starts. Started side by side
         # (shutdown(wait=False)), the old one lingered for seconds while the new one
         # imported lxml: ~65 MB per child above the pool's size at every recycling
         # (bench/wide.py, 2,000 hosts, 2 parsers: 367 MB peak, 243 MB between them).
-        await asyncio.to_thread(self._stop_child, child)
+        # A retired child still parses the call queued behind its last page: not cancelled.
+        await asyncio.to_thread(self._stop_child, child, kill)
         await self._add_child()
 
     def _spawned(self, task: asyncio.Task[None]) -> None:
@@ -323,11 +337,41 @@ class ParsePool:
         """Run `fn(*args)` in an idle child within the deadline; it returns (value, rss)."""
         deadline = self.limits.parse_timeout if seconds is None else seconds
         await self.warm_up()
+        # A call queued behind a page that got its child killed is not at fault: it is
+        # sent once more, to another child.
+        for _ in range(2):
+            child = await self._take()
+            ahead = child.tail
+            future = asyncio.get_running_loop().run_in_executor(child.executor, fn, *args)
+            future.add_done_callback(_consume)
+            child.tail = future
+            child.in_flight += 1
+            if ahead is not None and not ahead.done():
+                try:
+                    # The child works on the call ahead: this one's deadline starts after.
+                    await asyncio.wait({ahead})
+                except asyncio.CancelledError:
+                    future.add_done_callback(self._settler(child))
+                    raise
+            if not child.killed:
+                return await self._await(child, future, deadline)
+            child.in_flight -= 1
+        raise ParserCrashed("the parser process died on the page queued before this one")
+
+    def _settler(self, child: _Child) -> Callable[[asyncio.Future[Any]], None]:
+        return lambda _: self._settle(child, 0)
+
+    async def _take(self) -> _Child:
+        """A free slot of a live child (a replaced child's slots are skipped)."""
         assert self._idle is not None
-        child = await self._idle.get()
-        loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(child.executor, fn, *args)
-        future.add_done_callback(_consume)
+        while True:
+            child = await self._idle.get()
+            if child in self._children:
+                return child
+
+    async def _await(
+        self, child: _Child, future: asyncio.Future[tuple[_T, int]], deadline: float
+    ) -> _T:
         try:
             value, rss = await asyncio.wait_for(asyncio.shield(future), deadline)
         except TimeoutError:
@@ -342,7 +386,7 @@ class ParsePool:
             raise ParserCrashed("the parser process died on this page") from exc
         except asyncio.CancelledError:
             # The child still works on it: it goes back to the idle queue when done.
-            future.add_done_callback(lambda _: self._settle(child, 0))
+            future.add_done_callback(self._settler(child))
             raise
         except BaseException:
             self._settle(child, 0)  # the page's own failure; the child is fine
@@ -351,6 +395,7 @@ class ParsePool:
         return value
 
     def _settle(self, child: _Child, rss: int) -> None:
+        child.in_flight -= 1
         if child not in self._children:
             return
         child.pages += 1
@@ -402,12 +447,8 @@ class ParsePool:
             self._ready.cancel()
         for task in list(self._spawning):
             task.cancel()
-        idle: set[int] = set()
-        if self._idle is not None:
-            while not self._idle.empty():
-                idle.add(id(self._idle.get_nowait()))
         for child in list(self._children):
-            if id(child) not in idle:  # busy: it may never finish on its own
+            if child.in_flight > 0:  # busy: it may never finish on its own
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(child.pid, signal.SIGKILL)
             self._stop_child(child)
@@ -416,9 +457,9 @@ class ParsePool:
         self._idle = None
 
     @staticmethod
-    def _stop_child(child: _Child) -> None:
+    def _stop_child(child: _Child, cancel: bool = True) -> None:
         with contextlib.suppress(Exception):
-            child.executor.shutdown(wait=True, cancel_futures=True)
+            child.executor.shutdown(wait=True, cancel_futures=cancel)
 
 
 def _parse(

@@ -13,6 +13,7 @@ from service.crawl.linkfilter import LinkFilter
 from service.crawl.parsepool import ParsePool, ParserCrashed, ParseTimeout, PoolLimits
 from service.crawl.parser import ParseOptions
 from service.crawl.patterns import UrlPatterns
+from tests.conftest import wait_until
 from tests.faults.hostile_content import slow_parse_body
 
 OPTIONS = ParseOptions(formats=frozenset({"metadata", "text", "links"}))
@@ -57,6 +58,43 @@ async def test_a_page_past_the_deadline_kills_only_its_child() -> None:
         again = await pool.parse(PAGE, "http://a.test/", OPTIONS, None)
         assert again.title == "T"
         assert len(pids & {child.pid for child in pool._children}) == 1
+    finally:
+        pool.close()
+
+
+async def test_a_page_queued_behind_a_killed_one_is_parsed_by_the_next_child() -> None:
+    """One child holds two pages (the second is sent while the first parses): the one
+    behind a page past the deadline is not at fault, and is parsed all the same."""
+    pool = ParsePool(1, PoolLimits(parse_timeout=1.0))
+    try:
+        await pool.warm_up()
+        slow = asyncio.create_task(
+            pool.parse(slow_parse_body(), "http://a.test/", SLOW_OPTIONS, None)
+        )
+        behind = asyncio.create_task(pool.parse(PAGE, "http://a.test/", OPTIONS, None))
+        with pytest.raises(ParseTimeout):
+            await slow
+        assert (await behind).title == "T"
+        assert pool.replaced == 1
+    finally:
+        pool.close()
+
+
+async def test_one_child_parses_the_next_page_while_the_last_result_travels() -> None:
+    pool = ParsePool(1)
+    try:
+        await pool.warm_up()
+        [child] = pool._children
+        first = asyncio.create_task(pool.parse(PAGE, "http://a.test/", OPTIONS, None))
+        second = asyncio.create_task(pool.parse(PAGE, "http://a.test/", OPTIONS, None))
+
+        async def in_flight() -> int:
+            return child.in_flight
+
+        # Both pages are with the child before the first result is back.
+        await wait_until(in_flight, lambda n: n == 2, timeout=5, interval=0.001)
+        assert [(await first).title, (await second).title] == ["T", "T"]
+        assert child.in_flight == 0
     finally:
         pool.close()
 
