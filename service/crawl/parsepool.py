@@ -1,7 +1,9 @@
 """The parser process pool: BeautifulSoup holds the GIL, so parsing runs in processes.
 
 Each child is its own one-process executor, so one child can be killed without
-touching the others' pages:
+touching the others' pages. A child holds two pages at a time (it parses the second while
+the first's result travels back to the event loop); the second one's deadline starts when
+the first ends, and if the first gets the child killed, the second goes to another child.
 
 - a page (or a job's selectors) that parses past the deadline gets its child killed
   and replaced; the page fails with ParseTimeout and the crawl goes on;
@@ -304,12 +306,14 @@ class ParsePool:
 
     def _replace(self, child: _Child, *, kill: bool) -> None:
         """Drop `child` (killing it if it is stuck) and start a new one in the background."""
-        self._children.discard(child)
-        self.replaced += 1
         if kill:
             child.killed = True
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(child.pid, signal.SIGKILL)
+        if child not in self._children:
+            return  # retired already (its last queued page overran): its successor is coming
+        self._children.discard(child)
+        self.replaced += 1
         if self._closed:
             child.executor.shutdown(wait=False, cancel_futures=True)
             return
