@@ -4,22 +4,23 @@ and which parts of it are boilerplate. It works on the bs4 tree the parser alrea
 One iterative pass measures every element (its text, the part of it inside links; form
 controls are skipped, unless a markup error left one open around the `<main>` or an
 `<article>`) and drops what is boilerplate by what it is: page chrome by ARIA role or
-HTML element (nav, page header and footer, complementary asides, dialogs and tooltips),
-hidden elements (not disclosure panels: tabs, accordions, FAQ answers, what a toggle's
-aria-controls names), and blocks whose class or id names a known kind of chrome (cookie
-banners, share bars, breadcrumbs, related-posts boxes, ...). The content root is then the
-`<main>`, the one `<article>`, or else the deepest element holding most of the page's
-non-link text. Inside the root, blocks that are mostly links with little text of their own
-(menus, tag clouds, "read next" lists) are dropped, except where the page is itself a list
-of links to items (listings and collections), judged by the page, not by the block; in a
-grid of cards (siblings of one class, each a linked title beside text of its own) an
-item's one link stays. A sibling that repeats the one before it word for word (a
-carousel's cloned slides) goes. Footnotes and notes (`role=note`, `<aside>` inside the
-content) stay.
+HTML element (nav, page header and footer, complementary asides, dialogs and tooltips,
+form fields' labels), hidden elements (not disclosure panels: tabs, accordions, FAQ
+answers, what a toggle's aria-controls names), and blocks whose class or id names a known
+kind of chrome (cookie banners, share bars, breadcrumbs, related-posts boxes, ...). The
+content root is then the `<main>`, the one `<article>`, or else the deepest element
+holding most of the page's non-link text. Inside the root, blocks that are mostly links
+with little text of their own (menus, tag clouds, "read next" lists) are dropped, except
+where the page is itself a list of links to items (listings and collections), judged by
+the page, not by the block; in a grid of cards (siblings of one class, each a linked title
+beside text of its own) an item's one link stays. A sibling that repeats the one before it
+word for word (a carousel's cloned slides) goes. Footnotes and notes (`role=note`,
+`<aside>` inside the content) stay.
 
 The result is a list of roots with the boilerplate detached from the tree, so the text
 walk and the markdown converter see the same content. Cost: one pass over the elements and
-one over the root's descendants, linear in the size of the page; nothing here recurses.
+one over the root's descendants (and a find_all of the radio and checkbox inputs), linear
+in the size of the page; nothing here recurses.
 """
 
 from __future__ import annotations
@@ -234,7 +235,9 @@ def _panel(tag: Tag, role: object, ident: object, panels: set[str]) -> bool:
 _KEEP, _CHROME, _COMMENTS, _CONSENT = "keep", "chrome", "comments", "consent"
 
 
-def _verdict(tag: Tag, name: str, in_content: bool, panels: set[str]) -> str:
+def _verdict(
+    tag: Tag, name: str, in_content: bool, panels: set[str], toggles: frozenset[str]
+) -> str:
     """Boilerplate by what the element is: dropped now, named like chrome, or kept."""
     attrs = tag.attrs
     role = attrs.get("role")
@@ -257,6 +260,12 @@ def _verdict(tag: Tag, name: str, in_content: bool, panels: set[str]) -> str:
             return _CHROME
     if name == "nav":
         return _CHROME
+    if name == "label":
+        # A form field's label ("Quantity", "Select a size"); not the label of a radio or
+        # checkbox, which script-free tabs and accordions use as their headings.
+        target = attrs.get("for")
+        if isinstance(target, str) and target not in toggles:
+            return _CHROME
     words = _words(tag)
     if (words and _CONSENT_WORDS.search(words)) or (
         isinstance(ident, str) and _CONSENT_WORDS.match(ident)
@@ -365,7 +374,9 @@ class _Tree:
         self.text[i] = self.link[i] = 0
 
 
-def _measure(root: Tag, muted: frozenset[str], wrappers: frozenset[int]) -> _Tree:
+def _measure(
+    root: Tag, muted: frozenset[str], wrappers: frozenset[int], toggles: frozenset[str]
+) -> _Tree:
     """Measure the elements under root; `wrappers` are ids of the landmarks' ancestors."""
     tree = _Tree()
     nodes, children, end, text, link = tree.nodes, tree.children, tree.end, tree.text, tree.link
@@ -409,7 +420,7 @@ def _measure(root: Tag, muted: frozenset[str], wrappers: frozenset[int]) -> _Tre
                     tree.forum = True
                 elif _PRODUCT_ITEMTYPE.search(str(itemtype)):
                     tree.product = True
-            verdict = _verdict(node, name, content > 0, tree.panels)
+            verdict = _verdict(node, name, content > 0, tree.panels, toggles)
             child = len(nodes)
             nodes.append(node)
             parents.append(index)
@@ -701,10 +712,14 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
         for parent in tag.parents
         if parent.name in _MUTED
     )
-    tree = _measure(body, _MUTED, wrappers)
+    toggles = frozenset(
+        str(field.get("id"))
+        for field in body.find_all("input", attrs={"type": ("radio", "checkbox")})
+    )
+    tree = _measure(body, _MUTED, wrappers, toggles)
     if tree.text[0] < _NOSCRIPT_PAGE:
         # Pages that render with script often put their text for crawlers in <noscript>.
-        noscript = _measure(body, _MUTED - {"noscript"}, wrappers)
+        noscript = _measure(body, _MUTED - {"noscript"}, wrappers, toggles)
         if noscript.text[0] >= tree.text[0] + _NOSCRIPT_PAGE:
             tree = noscript
             for tag in body.find_all("noscript"):

@@ -365,3 +365,15 @@ def test_dialogs_and_tooltips_go() -> None:
     text = main_text(html)
     assert text.startswith("Desk\n\nPlenty of words")
     assert "Your cart" not in text and "Ships in two days" not in text
+
+
+def test_field_labels_go_and_tab_labels_stay() -> None:
+    # A field's label ("Quantity") is the form's; a CSS-only tab's label is its heading.
+    html = f"""<body><main><h1>Desk</h1><p>{PARA}</p>
+      <label for="qty">Quantity</label><input id="qty" type="number">
+      <input type="radio" id="tab-specs" name="tabs" checked>
+      <label for="tab-specs">Specifications</label><div><p>Steel frame.</p></div>
+      </main></body>"""
+    text = main_text(html)
+    assert "Quantity" not in text
+    assert "Specifications" in text and "Steel frame." in text
