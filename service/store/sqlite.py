@@ -129,6 +129,12 @@ class SQLiteDatabase:
         # One writer: every write transaction holds this lock, so statements of two
         # coroutines never interleave inside one transaction on the shared connection.
         self._write_lock = asyncio.Lock()
+        # One reader, one read at a time: a statement stays active from its execute to
+        # its close (three calls to the connection's thread), and while one is active
+        # every other statement on the connection reads the same snapshot. Interleaved,
+        # a read started after a commit could miss it (a delivered webhook event read
+        # as still due, and sent twice).
+        self._read_lock = asyncio.Lock()
 
     async def open(self) -> None:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -223,10 +229,12 @@ class SQLiteDatabase:
         raise StoreError("database stayed locked")
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return await _SQLiteConnection(self._open(self._reader)).fetch(sql, *args)
+        async with self._read_lock:
+            return await _SQLiteConnection(self._open(self._reader)).fetch(sql, *args)
 
     async def fetch_one(self, sql: str, *args: Any) -> Row | None:
-        return await _SQLiteConnection(self._open(self._reader)).fetch_one(sql, *args)
+        async with self._read_lock:
+            return await _SQLiteConnection(self._open(self._reader)).fetch_one(sql, *args)
 
     async def _set_autocheckpoint(self, conn: aiosqlite.Connection, pages: int) -> None:
         if self._autocheckpoint != pages:
