@@ -154,8 +154,10 @@ async def test_start_status_paging_and_cancel(
         # A finished crawl cannot be cancelled (409: the SDK answers False).
         assert await call(sdk.cancel_crawl, started.id) is False
     else:
-        assert await call(sdk.cancel_crawl, started.id) is True
-        assert (await call(sdk.get_crawl_status, started.id)).status == "cancelled"
+        cancelled = await call(sdk.cancel_crawl, started.id)
+        final = (await call(sdk.get_crawl_status, started.id)).status
+        # It may complete between the status read and the cancel: the cancel is refused.
+        assert (cancelled, final) in {(True, "cancelled"), (False, "completed")}
     errors = await call(sdk.get_crawl_errors, started.id)
     assert errors.errors == [] and errors.robots_blocked == []
 

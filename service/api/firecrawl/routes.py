@@ -200,7 +200,11 @@ async def _cancel(request: Request, job_id: str) -> HTTPResponse:
     job = await load_job(request, job_id)
     if job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
         raise Conflict(f"The job has already {job.status.value}; there is nothing to cancel.")
-    await cancel(request, job_id)
+    # The job may finish between the read above and the cancel: what the cancel left
+    # is the answer (a crawl that completed meanwhile was not cancelled).
+    job = await cancel(request, job_id)
+    if job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
+        raise Conflict(f"The job has already {job.status.value}; there is nothing to cancel.")
     return json_response({"success": True, "status": "cancelled"})
 
 
