@@ -252,8 +252,7 @@ class PagePipeline:
         status = result.status_code or 0
         if status == 304 and conditional is not None and previous is not None:
             # Not modified: not downloaded again; the previous result carries on.
-            record = recrawl.unchanged(item, previous, result, attempt)
-            return replace(record, host_free_at=free_at) if free_at else record
+            return recrawl.unchanged(item, previous, result, attempt)
         if status >= 400:
             return self._failed(item, attempt, "http_error", f"HTTP {status}", result=result)
         if result.content_type not in HTML_TYPES and not _sniff_html(result):

@@ -44,7 +44,7 @@ import asyncio
 import json
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -136,6 +136,15 @@ def job_from_row(row: Row) -> Job:
         error=json.loads(err) if err else None,
         recrawl_of=recrawl_of,
     )
+
+
+def _latest_free(pairs: Iterable[tuple[str, float]]) -> list[tuple[str, float]]:
+    """(host, free_at) pairs as `hosts_settled` takes them: each host once, at its latest
+    time, in name order (the lock order of hosts rows)."""
+    free: dict[str, float] = {}
+    for host, at in pairs:
+        free[host] = max(free.get(host, 0.0), at)
+    return sorted(free.items())
 
 
 def _item_from_row(row: Row) -> FrontierItem:
@@ -589,11 +598,8 @@ class SQLStore:
         ]
 
         hosts = {r.item.host for r in releases}
-        free: dict[str, float] = {}
-        if self.shared_frontier:
-            for r in releases:
-                if r.host_free_at:
-                    free[r.item.host] = max(free.get(r.item.host, 0.0), r.host_free_at)
+        spaced = [r for r in releases if r.host_free_at] if self.shared_frontier else []
+        free = _latest_free((r.item.host, r.host_free_at or 0.0) for r in spaced)
 
         async def work(conn: Connection) -> None:
             if self.shared_frontier:
@@ -603,7 +609,7 @@ class SQLStore:
             await self._queue_hosts(conn, hosts)
             # After the re-queue (which puts a parked host back in line at once): the
             # released request's spacing still holds for every claimer.
-            await conn.execute_many(self.q.hosts_settled, sorted(free.items()))
+            await conn.execute_many(self.q.hosts_settled, free)
 
         await self.db.transaction(work)
 
@@ -631,11 +637,8 @@ class SQLStore:
             ids = [item.id for item, _ in marks]
             attempts = [item.attempts for item, _ in marks]
             marked = {row[0] for row in await conn.fetch(q.mark_fetched, ids, attempts, worker)}
-            free: dict[str, float] = {}
-            for item, at in marks:
-                if item.id in marked:
-                    free[item.host] = max(free.get(item.host, 0.0), at or 0.0)
-            await conn.execute_many(q.hosts_settled, sorted(free.items()))
+            free = _latest_free((item.host, at or 0.0) for item, at in marks if item.id in marked)
+            await conn.execute_many(q.hosts_settled, free)
 
         await self.db.transaction(work)
 
@@ -784,13 +787,12 @@ class SQLStore:
         not before their last request's spacing passed. A claim marked `fetched` gave its
         host's room back at its fetch end already: the host may hold a newer claim now,
         which a second unpark here would leave unparked with the older spacing."""
-        free: dict[str, float] = {}
-        for rec in recs:
-            if rec.item.id in fetched:
-                continue
-            at = rec.host_free_at if self.shared_frontier and rec.host_free_at else 0.0
-            free[rec.item.host] = max(free.get(rec.item.host, 0.0), at)
-        await conn.execute_many(self.q.hosts_settled, sorted(free.items()))
+        free = _latest_free(
+            (rec.item.host, rec.host_free_at if self.shared_frontier and rec.host_free_at else 0.0)
+            for rec in recs
+            if rec.item.id not in fetched
+        )
+        await conn.execute_many(self.q.hosts_settled, free)
         await self._queue_hosts(conn, {rec.item.host for rec in recs if rec.links_cut})
 
     async def _learn(self, conn: Connection, job_id: str, job: Row, recs: list[PageRecord]) -> None:
