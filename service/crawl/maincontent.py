@@ -701,6 +701,26 @@ def _drop_link_blocks(tree: _Tree, root: int) -> None:
         i += 1
 
 
+def _whole_document(
+    soup: BeautifulSoup, body: Tag, tree: _Tree, wrappers: frozenset[int], toggles: frozenset[str]
+) -> tuple[Tag, _Tree]:
+    """A stray `</body>` or `</html>` leaves the rest of the page after the body (lxml puts
+    it in a second <html>): when the body holds less than half of the document's text, the
+    whole document is measured, as the text walk reads it."""
+    if body is soup:
+        return body, tree
+    html = body.parent
+    after = [node for node in body.next_siblings if isinstance(node, Tag)]
+    if isinstance(html, Tag) and html is not soup:
+        after.extend(node for node in html.next_siblings if isinstance(node, Tag))
+    if not after:
+        return body, tree
+    whole = _measure(soup, _MUTED, wrappers, toggles)
+    if tree.text[0] * 2 < whole.text[0]:
+        return soup, whole
+    return body, tree
+
+
 def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> list[Tag]:
     """The content roots, with boilerplate detached from the tree (which this mutates)."""
     body = soup.body if soup.body is not None else soup
@@ -717,6 +737,7 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
         for field in body.find_all("input", attrs={"type": ("radio", "checkbox")})
     )
     tree = _measure(body, _MUTED, wrappers, toggles)
+    body, tree = _whole_document(soup, body, tree, wrappers, toggles)
     if tree.text[0] < _NOSCRIPT_PAGE:
         # Pages that render with script often put their text for crawlers in <noscript>.
         noscript = _measure(body, _MUTED - {"noscript"}, wrappers, toggles)

@@ -377,3 +377,14 @@ def test_field_labels_go_and_tab_labels_stay() -> None:
     text = main_text(html)
     assert "Quantity" not in text
     assert "Specifications" in text and "Steel frame." in text
+
+
+def test_content_after_a_stray_body_end_tag_is_measured() -> None:
+    # A template closes the body and the document early: lxml puts the rest of the page
+    # in a second <html>, which holds the article.
+    html = f"""<html><body><div class="header"><a href="/">Home</a> Some header words</div>
+      </body></html><div class="wrap"><h1>Title</h1><p>{PARA}</p><p>{PARA}</p></div>
+      <div class="footer">Footer words here</div>"""
+    text = main_text(html)
+    assert PARA.strip()[:40] in text
+    assert "Footer words" not in text
