@@ -515,6 +515,29 @@ def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
         i += 1
 
 
+def _drop_trailing_footers(tree: _Tree, keep: set[int]) -> None:
+    """Drop the page footers (`<footer>`, role=contentinfo) after the last landmark, whatever
+    their share: a shop's footer holding its policies' full text is no less chrome for it.
+
+    The share rule (_drop_chrome) guards against markup errors that nest the page in an
+    unclosed header or footer; a footer that starts after the `<main>` ends holds none of it.
+    """
+    if not keep:
+        return
+    nodes, end = tree.nodes, tree.end
+    after = max(end[k] for k in keep)
+    i = after
+    while i < len(nodes):
+        tag = nodes[i]
+        role = tag.attrs.get("role")
+        if tag.name == "footer" or (isinstance(role, str) and role.strip() == "contentinfo"):
+            if tree.text[i]:
+                tree.drop(i)
+            i = end[i]
+            continue
+        i += 1
+
+
 def _mark_forms(tree: _Tree) -> None:
     """Forms with fields (sign-up, contact, quote requests) are chrome, not content."""
     fields = tree.fields
@@ -756,6 +779,7 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
     keep = {i for i in (index.get(id(tag)) for tag in landmarks) if i is not None}
     if main is None and tree.role_main >= 0:
         keep = {tree.role_main}  # Sphinx: <div class="body" role="main">
+    _drop_trailing_footers(tree, keep)
     _drop_chrome(tree, keep)
     body_text = tree.weight(0)
     root = -1

@@ -388,3 +388,14 @@ def test_content_after_a_stray_body_end_tag_is_measured() -> None:
     text = main_text(html)
     assert PARA.strip()[:40] in text
     assert "Footer words" not in text
+
+
+def test_footer_after_main_goes_whatever_its_share() -> None:
+    policy = "Returns are accepted within thirty days of purchase with the receipt. " * 30
+    html = f"""<body><header><a href="/">Shop</a></header>
+      <main><h1>Wool Runner</h1><p>{PARA}</p></main>
+      <div class="shopify-section"><footer><p>Help</p>
+      <div class="policy"><h2>Refund policy</h2><p>{policy}</p></div></footer></div></body>"""
+    text = main_text(html)
+    assert text.startswith("Wool Runner")
+    assert "Refund policy" not in text
