@@ -156,6 +156,8 @@ _PANEL_WORDS = re.compile(
     r"tab-content|disclosure|expandable)(?:$|[\s_-])",
     re.IGNORECASE,
 )
+# An aria-hidden link with this much text is a summary shown on screen (_summary_link).
+_SUMMARY_LINK = 50
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 
 # The root is the deepest element holding at least this share of the page's non-link
@@ -223,6 +225,11 @@ def _words(tag: Tag) -> str:
     return words
 
 
+def _summary_link(tag: Tag, name: str) -> bool:
+    """A link holding a sentence or more (a card's summary), not a footnote mark or an icon."""
+    return name == "a" and len(tag.get_text().strip()) >= _SUMMARY_LINK
+
+
 def _panel(tag: Tag, role: object, ident: object, panels: set[str]) -> bool:
     """A disclosure panel: a tab panel, what a toggle's aria-controls names, or named so."""
     if role == "tabpanel" or (isinstance(ident, str) and ident in panels):
@@ -248,7 +255,9 @@ def _verdict(
     # panel (a tab, an accordion's or a FAQ's answer) is content its page shows on a click.
     if (
         "hidden" in attrs
-        or attrs.get("aria-hidden") == "true"
+        # aria-hidden hides from screen readers only: a link so marked around a card's
+        # summary (a duplicate of its title link) is shown on screen.
+        or (attrs.get("aria-hidden") == "true" and not _summary_link(tag, name))
         or (isinstance(style, str) and _HIDDEN_STYLE.search(style))
     ) and not _panel(tag, role, ident, panels):
         return _CHROME

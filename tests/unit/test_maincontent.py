@@ -258,6 +258,23 @@ def test_a_card_grid_keeps_its_item_titles_and_drops_their_tag_lists() -> None:
     assert "helmets" not in text
 
 
+def test_a_cards_summary_in_an_aria_hidden_link_stays() -> None:
+    # aria-hidden hides from screen readers only: the summary is shown; a footnote mark or
+    # an icon link so marked still goes.
+    cards = "".join(
+        f"""<article class="river"><a aria-hidden="true" href="/n{n}"><img src="i.jpg"></a>
+          <h2><a href="/n{n}">Headline number {n}</a></h2>
+          <p><a aria-hidden="true" href="/n{n}">Summary {n}: what happened this week, told
+          in a sentence long enough to read.</a></p></article>"""
+        for n in range(5)
+    )
+    html = f"""<body><main><h1>Latest news</h1>{cards}
+      <p>{PARA}<a aria-hidden="true" href="#fn1">1</a></p></main></body>"""
+    text = main_text(html)
+    assert "Summary 3: what happened this week" in " ".join(text.split())
+    assert not text.rstrip().endswith("1")
+
+
 def test_hidden_disclosure_panels_stay() -> None:
     # FAQ answers and tabs are hidden until clicked: the page's content all the same.
     html = f"""<body><main><h1>Pricing</h1><p>{PARA}</p>
