@@ -146,6 +146,14 @@ _PRODUCT_CHROME_WORDS = re.compile(
 )
 _PRODUCT_TYPES = frozenset({"Product", "ProductGroup", "IndividualProduct", "ProductModel"})
 _THREAD_TYPES = frozenset({"DiscussionForumPosting", "QAPage"})
+# "cta" (call to action) names an article's inserted promos ("Get a free quote", the
+# newsletter box) but the sections a landing page is made of: it is chrome only on a page
+# that says it is an article (Open Graph, JSON-LD) and on a product's page ("add to cart").
+_CTA_WORD = re.compile(r"(?:^|[\s_-])cta(?:$|[\s_-])", re.IGNORECASE)
+_ARTICLE_TYPES = frozenset(
+    {"Article", "BlogPosting", "NewsArticle", "TechArticle", "Report", "ScholarlyArticle",
+     "AnalysisNewsArticle", "OpinionNewsArticle", "ReportageNewsArticle", "LiveBlogPosting"}
+)  # fmt: skip
 # JSON-LD blocks longer than this are not parsed (the page kind is a hint, not a cost).
 _JSON_LD_MAX = 100_000
 _OG_KINDS = re.compile(r"^og:type$")
@@ -240,6 +248,7 @@ def _panel(tag: Tag, role: object, ident: object, panels: set[str]) -> bool:
 # Every verdict but consent is soft: markup errors nest whole pages in an unclosed <header>,
 # so an element is only dropped when it holds a small share of the page's text (_drop_chrome).
 _KEEP, _CHROME, _COMMENTS, _CONSENT = "keep", "chrome", "comments", "consent"
+_CTA = "cta"  # named like chrome by "cta" alone: chrome on an article (see _CTA_WORD)
 
 
 def _verdict(
@@ -295,7 +304,16 @@ def _verdict(
     if in_content and _NOTE_WORDS.search(words):
         return _KEEP
     # Comments are chrome on an article and the content of a thread (known after the walk).
-    return _COMMENTS if _FORUM_WORDS.search(words) else _CHROME
+    if _FORUM_WORDS.search(words):
+        return _COMMENTS
+    return _CTA if _cta_only(words) else _CHROME
+
+
+def _cta_only(words: str) -> bool:
+    """Named like chrome by the word "cta" and no other chrome word."""
+    return _CTA_WORD.search(words) is not None and (
+        _CHROME_WORDS.search(_CTA_WORD.sub(" ", words)) is None
+    )
 
 
 def _ld_types(data: Any, depth: int = 0) -> Iterator[str]:
@@ -314,6 +332,29 @@ def _ld_types(data: Any, depth: int = 0) -> Iterator[str]:
         graph = data.get("@graph")
         if graph is not None:
             yield from _ld_types(graph, depth + 1)
+
+
+def _article_page(soup: BeautifulSoup, scripts: list[Tag]) -> bool:
+    """The page says it is an article: og:type "article" or a JSON-LD Article type."""
+    head = soup.head
+    if head is not None:
+        # Nuxt and others write the Open Graph tags with name= rather than property=.
+        for attr in ("property", "name"):
+            for meta in head.find_all("meta", attrs={attr: _OG_KINDS}):
+                if str(meta.get("content") or "").strip().lower() == "article":
+                    return True
+        scripts = [*head.find_all("script", attrs={"type": "application/ld+json"}), *scripts]
+    for script in scripts:
+        source = script.string
+        if source is None or len(source) > _JSON_LD_MAX:
+            continue
+        try:
+            # One level deeper than the page kinds: a list of @graph documents.
+            if not _ARTICLE_TYPES.isdisjoint(_ld_types(json.loads(source), -1)):
+                return True
+        except ValueError:
+            continue
+    return False
 
 
 def _page_kinds(soup: BeautifulSoup, scripts: list[Tag]) -> tuple[bool, bool]:
@@ -343,7 +384,7 @@ class _Tree:
     """The elements under a root in document order, with their measured text."""
 
     __slots__ = (
-        "children", "chrome", "comments", "consent", "dropped", "end", "fields", "forum",
+        "children", "chrome", "comments", "consent", "ctas", "dropped", "end", "fields", "forum",
         "headings", "link", "nodes", "panels", "parent", "product", "role_main", "scripts",
         "text",
     )  # fmt: skip
@@ -358,6 +399,7 @@ class _Tree:
         self.chrome: list[bool] = []  # named like chrome (class or id)
         self.comments: list[bool] = []  # named like comments (chrome unless a thread)
         self.consent: list[int] = []  # consent-manager blocks, dropped whatever their share
+        self.ctas: list[int] = []  # named like chrome by "cta" alone (see _CTA_WORD)
         self.forum = False  # schema.org says this is a discussion or Q&A page
         self.product = False  # ... or a product's page
         self.headings: list[int] = []
@@ -441,6 +483,8 @@ def _measure(
             comments.append(verdict is _COMMENTS)
             if verdict is _CONSENT:
                 tree.consent.append(child)
+            elif verdict is _CTA:
+                tree.ctas.append(child)
             if name in _HEADINGS:
                 tree.headings.append(child)
             elif tree.role_main < 0 and node.attrs.get("role") == "main":
@@ -780,6 +824,9 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
     thread, product = _page_kinds(soup, tree.scripts)
     tree.forum = tree.forum or thread
     tree.product = tree.product or product
+    if tree.ctas and not tree.product and not _article_page(soup, tree.scripts):
+        for i in tree.ctas:  # a landing page's sections (a product's "add to cart" goes)
+            tree.chrome[i] = False
     _mark_forms(tree)
     if tree.product:
         _mark_product_chrome(tree)

@@ -149,7 +149,8 @@ def test_price_blocks_stay_on_other_pages() -> None:
 
 
 def test_bylines_and_calls_to_action_go() -> None:
-    html = f"""<body><div class="post"><h1>Title</h1>
+    html = f"""<head><meta property="og:type" content="article"></head>
+      <body><div class="post"><h1>Title</h1>
       <div class="post-byline">Written by Someone, 14 min read</div><p>{PARA}</p>
       <div class="cta-box"><p>Get a free quote today</p></div></div></body>"""
     text = main_text(html)
@@ -416,3 +417,22 @@ def test_footer_after_main_goes_whatever_its_share() -> None:
     text = main_text(html)
     assert text.startswith("Wool Runner")
     assert "Refund policy" not in text
+
+
+def test_cta_sections_of_a_landing_page_stay_and_an_articles_cta_box_goes() -> None:
+    sections = "".join(
+        f"""<div class="cmp-cta"><h2>Service {n}</h2><p>We plan, build and run the
+        service {n} for teams of every size, with support.</p></div>"""
+        for n in range(3)
+    )
+    landing = f"""<html><head><meta property="og:type" content="website"></head><body>
+      <div class="page"><h1>Our services</h1><p>{PARA}</p><p>{PARA}</p>{sections}</div>
+      </body></html>"""
+    text = main_text(landing)
+    assert "Service 2" in text and "service 1 for teams" in text
+    article = f"""<html><head><meta property="og:type" content="article"></head><body>
+      <div class="post"><h1>A post</h1><p>{PARA}</p><p>{PARA}</p>
+      <div class="inline-cta"><h3>Get a free quote</h3><p>Talk to our experts.</p></div>
+      <p>{PARA}</p></div></body></html>"""
+    text = main_text(article)
+    assert "A post" in text and "free quote" not in text
