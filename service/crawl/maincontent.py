@@ -13,8 +13,9 @@ holding most of the page's non-link text. Inside the root, blocks that are mostl
 with little text of their own (menus, tag clouds, "read next" lists) are dropped, except
 where the page is itself a list of links to items (listings and collections), judged by
 the page, not by the block; in a grid of cards (siblings of one class, each a linked title
-beside text of its own) an item's one link stays. A sibling that repeats the one before it
-word for word (a carousel's cloned slides) goes. Footnotes and notes (`role=note`,
+beside text of its own) an item's one link stays, and the prose outside the root (a shop's
+category description after its product grid) is content too. A sibling that repeats the
+one before it word for word (a carousel's cloned slides) goes. Footnotes and notes (`role=note`,
 `<aside>` inside the content) stay.
 
 The result is a list of roots with the boilerplate detached from the tree, so the text
@@ -202,6 +203,11 @@ _GROUP_LINKS = 0.5
 _FORM_SHARE = 0.15
 # Elements named like comments holding this share of the page make it a thread.
 _THREAD_SHARE = 0.5
+# A listing's root (a card grid) at least this dense in links takes in the prose outside
+# it: blocks with this many characters, at most this share of them links (_descriptions).
+_LIST_DENSITY = 0.2
+_PROSE = 500
+_PROSE_LINKS = 0.1
 # A sibling repeating the one before it is dropped from this many characters of text on.
 _REPEAT_TEXT = 20
 # A chrome-headed section is dropped when it is at most this share of the root.
@@ -797,6 +803,36 @@ def _whole_document(
     return body, tree
 
 
+def _descriptions(tree: _Tree, root: int) -> list[int]:
+    """Prose outside the root of a listing: a shop's category description, an SEO text,
+    often after the product grid and outside its `<main>`.
+
+    Only on a page whose root is a grid of cards (_card_items) and dense in links: the
+    blocks outside it, not named like chrome, with _PROSE characters of text of which at
+    most _PROSE_LINKS is links, are content too.
+    """
+    nodes, end, text, link, chrome = tree.nodes, tree.end, tree.text, tree.link, tree.chrome
+    if link[root] < _LIST_DENSITY * text[root] or not _card_items(tree, root):
+        return []
+    dropped = {id(tag) for tag in tree.dropped}
+    found: list[int] = []
+    i = 1
+    while i < len(nodes):
+        if i == root:
+            i = end[i]
+            continue
+        if chrome[i] or id(nodes[i]) in dropped or text[i] < _PROSE:
+            i = end[i] if i > root or end[i] <= root else i + 1
+            continue
+        # Not an ancestor of the root.
+        if (end[i] <= root or i > root) and link[i] <= _PROSE_LINKS * text[i]:
+            found.append(i)
+            i = end[i]
+            continue
+        i += 1
+    return found
+
+
 def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> list[Tag]:
     """The content roots, with boilerplate detached from the tree (which this mutates)."""
     body = soup.body if soup.body is not None else soup
@@ -849,7 +885,8 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
         root = _pick_root(tree, 0)
     _drop_tail_sections(tree, root)
     _drop_repeats(tree, root)
+    extra = _descriptions(tree, root)
     _drop_link_blocks(tree, root)
     for tag in tree.dropped:
         tag.extract()
-    return [tree.nodes[root]]
+    return [tree.nodes[i] for i in sorted([root, *extra])]

@@ -259,6 +259,24 @@ def test_a_card_grid_keeps_its_item_titles_and_drops_their_tag_lists() -> None:
     assert "helmets" not in text
 
 
+def test_a_category_description_after_the_card_grid_stays() -> None:
+    cards = "".join(
+        f"""<li class="card"><a href="/p{n}">Charcoal grill model {n}</a>
+          <span>In stock</span> <span>$19{n}.00</span></li>"""
+        for n in range(8)
+    )
+    guide = "A charcoal grill gives the smoky taste that gas cannot match, and it lasts. " * 8
+    html = f"""<body><nav><a href="/">Home</a></nav>
+      <main><h1>Charcoal grills</h1><ul class="grid">{cards}</ul></main>
+      <div class="bottom"><div class="description"><h2>Why a charcoal grill?</h2>
+      <p>{guide}</p></div></div>
+      <div class="footer-links"><a href="/a">About</a> <a href="/b">Contact</a></div></body>"""
+    text = main_text(html)
+    assert "Charcoal grill model 5" in text
+    assert "Why a charcoal grill?" in text and "smoky taste" in text
+    assert "Contact" not in text
+
+
 def test_a_cards_summary_in_an_aria_hidden_link_stays() -> None:
     # aria-hidden hides from screen readers only: the summary is shown; a footnote mark or
     # an icon link so marked still goes.
