@@ -541,6 +541,9 @@ def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
     scopes = sorted(keep)
     totals = {k: tree.weight(k) for k in scopes}
     page = tree.weight(0)
+    # A thread's posts are its articles, each too short to measure its furniture by (the
+    # poster's details, reaction counts): shares there are of the page.
+    thread_posts = tree.forum and len(scopes) > 1
     # Siblings of one class are judged together: a page builder's ten "cta" blocks of
     # text in a row are the page, however small each one is (a menu's items are links).
     groups: dict[tuple[int, str], float] = {}
@@ -564,7 +567,7 @@ def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
             and not any(i <= k < end[i] for k in scopes)
         ):
             inside = [k for k in scopes if k < i < end[k]]
-            total = totals[inside[-1]] if inside else page
+            total = totals[inside[-1]] if inside and not thread_posts else page
             name = _class(nodes[i]) or ("[hidden]" if "hidden" in nodes[i].attrs else "")
             weight = max(tree.weight(i), groups.get((tree.parent[i], name), 0.0))
             if weight < _CHROME_SHARE * total:

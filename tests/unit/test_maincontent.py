@@ -158,6 +158,23 @@ def test_bylines_and_calls_to_action_go() -> None:
     assert "Written by" not in text and "free quote" not in text
 
 
+def test_a_threads_poster_details_go_however_short_the_post() -> None:
+    posts = "".join(
+        f"""<article class="message message--post"><div class="message-user">
+        <h4>poster{n}</h4><div class="message-userExtras"><dl><dt>Messages</dt><dd>1,204</dd>
+        <dt>Reaction score</dt><dd>2,311</dd><dt>Location</dt><dd>Somewhere far</dd></dl>
+        </div></div><div class="message-content"><p>Short reply number {n} here.</p></div>
+        </article>"""
+        for n in range(4)
+    )
+    html = f"""<html><head><script type="application/ld+json">
+      {{"@type": "DiscussionForumPosting", "headline": "T"}}</script></head><body>
+      <div class="thread"><h1>Thread title</h1>{posts}</div></body></html>"""
+    text = main_text(html)
+    assert "Short reply number 3 here." in text
+    assert "Reaction score" not in text
+
+
 def test_a_form_with_fields_goes() -> None:
     html = f"""<body><div class="post"><h1>Title</h1><p>{PARA}</p><p>{PARA}</p>
       <form action="/lead"><h3>Talk to our experts</h3><input name="email">
