@@ -95,6 +95,7 @@ _CONSENT_WORDS = re.compile(
     r"cookie-notice|cookie-law-info|cookie-banner|consent-banner)(?:$|[\s_-])",
     re.IGNORECASE,
 )
+_ITEM_ID = re.compile(r"[-_]\d{5,}$")
 _CONTENT_WORDS = re.compile(
     r"(?:^|[\s_-])(?:content|main|article|post|entry|body|story|text|product|"
     r"description|thread|topic|question|answer)(?:$|[\s_-])",
@@ -234,7 +235,9 @@ def _words(tag: Tag) -> str:
     ident = attrs.get("id")
     # An id counts by its first word: "sidebar-2" is chrome, DocBook's
     # "SQL-FOR-UPDATE-SHARE" (made from a section title) is not.
-    if isinstance(ident, str) and _CHROME_WORDS.match(ident):
+    # Not an id made for one item of a list ("ad-listing-title-4325369879"): a record's
+    # number, not the name of a component.
+    if isinstance(ident, str) and _CHROME_WORDS.match(ident) and not _ITEM_ID.search(ident):
         words = f"{words} {ident}"
     return words
 

@@ -294,6 +294,21 @@ def test_a_category_description_after_the_card_grid_stays() -> None:
     assert "Contact" not in text
 
 
+def test_an_items_numbered_id_does_not_name_it_chrome() -> None:
+    # "ad-listing-title-4325369879" is one record's id, not an ad; "ad-slot" is an ad.
+    cards = "".join(
+        f"""<li class="card"><a href="/l{n}"><h2 class="card-title"
+          id="ad-listing-title-43253698{n}">Leather wallet number {n}, handmade</h2></a>
+          <span>$2{n}.00</span> <span>Free shipping</span></li>"""
+        for n in range(6)
+    )
+    html = f"""<body><main><h1>Handmade wallets</h1><p>1,000+ results</p>
+      <ul class="grid">{cards}</ul><div id="ad-slot">Advertise with us here</div></main></body>"""
+    text = main_text(html)
+    assert "Leather wallet number 4, handmade" in text
+    assert "Advertise with us" not in text
+
+
 def test_a_cards_summary_in_an_aria_hidden_link_stays() -> None:
     # aria-hidden hides from screen readers only: the summary is shown; a footnote mark or
     # an icon link so marked still goes.
