@@ -213,6 +213,12 @@ _PROSE_LINKS = 0.1
 _REPEAT_TEXT = 20
 # A chrome-headed section is dropped when it is at most this share of the root.
 _TAIL_SHARE = 0.3
+# Blocks between the title and the root that open the content (a standfirst): at most
+# this share of the root's text, and at most this share of theirs in links.
+_LEDE_SHARE = 0.15
+_LEDE_LINKS = 0.2
+# ... of this many characters each: a standfirst, not the title, the byline, the date.
+_LEDE_TEXT = 100
 
 
 def _hidden_by_class(classes: list[str]) -> bool:
@@ -839,6 +845,51 @@ def _descriptions(tree: _Tree, root: int) -> list[int]:
     return found
 
 
+def _holds_field(tree: _Tree, i: int) -> bool:
+    """A form field (not a hidden input) is inside element i."""
+    first = bisect_left(tree.fields, i)
+    return first < len(tree.fields) and tree.fields[first] < tree.end[i]
+
+
+def _lede(tree: _Tree, root: int) -> list[int]:
+    """The blocks between the page's title (its first `<h1>`) and the root that open the
+    content: a standfirst, a lede, a hero's subtitle, left out when the body alone held
+    enough of the text to be the root.
+
+    From the root up: the siblings before it (not named like chrome, not dropped), when
+    they are prose (at most _LEDE_LINKS links) and all such blocks hold at most _LEDE_SHARE
+    of the root's text; the climb stops at the first level that does not pass.
+    """
+    nodes, text, link, chrome = tree.nodes, tree.text, tree.link, tree.chrome
+    # The title: the first <h1>, before the root; banners above it are not the content's.
+    title = next((h for h in tree.headings if nodes[h].name == "h1" and text[h]), -1)
+    if not 0 < title < root:
+        return []
+    budget = _LEDE_SHARE * tree.weight(root)
+    found: list[int] = []
+    child = root
+    parent = tree.parent[root]
+    while parent >= 0:
+        before = [
+            k
+            for k in tree.children[parent]
+            if title < k < child
+            and text[k] >= _LEDE_TEXT
+            and not chrome[k]
+            and not _holds_field(tree, k)
+        ]
+        size = sum(text[k] for k in before)
+        if size:
+            if size > budget or sum(link[k] for k in before) > _LEDE_LINKS * size:
+                break
+            budget -= size
+            found.extend(before)
+        if nodes[parent].name == "body":
+            break
+        child, parent = parent, tree.parent[parent]
+    return found
+
+
 def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> list[Tag]:
     """The content roots, with boilerplate detached from the tree (which this mutates)."""
     body = soup.body if soup.body is not None else soup
@@ -892,6 +943,7 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
     _drop_tail_sections(tree, root)
     _drop_repeats(tree, root)
     extra = _descriptions(tree, root)
+    extra.extend(k for k in _lede(tree, root) if k not in extra)
     _drop_link_blocks(tree, root)
     for tag in tree.dropped:
         tag.extract()

@@ -175,6 +175,18 @@ def test_a_threads_poster_details_go_however_short_the_post() -> None:
     assert "Reaction score" not in text
 
 
+def test_a_heros_standfirst_above_the_body_stays() -> None:
+    lede = "The standfirst sums the story up in a sentence or two before the body starts. "
+    html = f"""<body><div class="banner"><p>An official notice that runs above every page of
+      this site, long enough to be a paragraph of its own if it were kept.</p></div>
+      <div class="page"><h1>Title</h1><div class="standfirst"><p>{lede * 2}</p></div>
+      <div class="body">{"".join(f"<p>{n}. {PARA}</p>" for n in range(6))}</div></div>
+      </body>"""
+    text = main_text(html)
+    assert "The standfirst sums" in text and PARA.strip()[:40] in text
+    assert "official notice" not in text
+
+
 def test_a_form_with_fields_goes() -> None:
     html = f"""<body><div class="post"><h1>Title</h1><p>{PARA}</p><p>{PARA}</p>
       <form action="/lead"><h3>Talk to our experts</h3><input name="email">
