@@ -189,6 +189,8 @@ _NOSCRIPT_PAGE = 500
 _SHORT_TEXT = 200
 # ... or, on a page of links, this much denser than the root.
 _DENSER = 0.15
+# ... or this much, when the root holds a grid of cards (_card_items).
+_DENSER_GRID = 0.35
 # A card grid: at least this many sibling elements of one tag and class, each with text
 # inside and outside links (an item's title and its price or summary), holding this share
 # of the root's text, is the content of a listing, not a menu.
@@ -765,10 +767,14 @@ def _drop_link_blocks(tree: _Tree, root: int) -> None:
     """
     nodes, end, text, link = tree.nodes, tree.end, tree.text, tree.link
     density = link[root] / text[root] if text[root] else 0.0
-    threshold = max(_LINK_DENSITY, density + _DENSER)
-    if threshold > 1.0:
+    if density + _DENSER > 1.0:
         return
     cards = _card_items(tree, root)
+    # A grid of cards is a listing by its markup: its filters and category lists, as
+    # dense in links as its items, are part of it; only the far denser blocks go.
+    threshold = max(_LINK_DENSITY, density + (_DENSER_GRID if cards else _DENSER))
+    if threshold > 1.0:
+        return
     anchors = [0]  # anchors[i]: <a> elements before element i in document order
     if cards:
         for tag in nodes:

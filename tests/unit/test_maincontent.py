@@ -321,6 +321,23 @@ def test_an_items_numbered_id_does_not_name_it_chrome() -> None:
     assert "Advertise with us" not in text
 
 
+def test_a_card_grids_filter_lists_stay() -> None:
+    # A grid of cards is a listing by its markup: its filters, as dense in links as its
+    # items, are part of it.
+    cards = "".join(
+        f"""<li class="card"><a href="/i{n}">Vintage postcard of a harbour, {n}</a>
+          <span>$6.8{n} each</span></li>"""
+        for n in range(8)
+    )
+    filters = "".join(f'<li><a href="/f{n}">{n}0 to {n}9 years</a></li>' for n in range(5))
+    html = f"""<body><main><h1>Postcards</h1>
+      <div class="facets"><h2>Time period</h2><ul>{filters}</ul></div>
+      <ul class="results">{cards}</ul></main></body>"""
+    text = main_text(html)
+    assert "Vintage postcard of a harbour, 6" in text
+    assert "30 to 39 years" in text
+
+
 def test_a_cards_summary_in_an_aria_hidden_link_stays() -> None:
     # aria-hidden hides from screen readers only: the summary is shown; a footnote mark or
     # an icon link so marked still goes.
