@@ -206,6 +206,8 @@ _GROUP_LINKS = 0.5
 _FORM_SHARE = 0.15
 # Elements named like comments holding this share of the page make it a thread.
 _THREAD_SHARE = 0.5
+# ... unless the page says it is an article and this much text is outside the comments.
+_ARTICLE_BODY = 500
 # A listing's root (a card grid) at least this dense in links takes in the prose outside
 # it: blocks with this many characters, at most this share of them links (_descriptions).
 _LIST_DENSITY = 0.2
@@ -401,9 +403,9 @@ class _Tree:
     """The elements under a root in document order, with their measured text."""
 
     __slots__ = (
-        "children", "chrome", "comments", "consent", "ctas", "dropped", "end", "fields", "forum",
-        "headings", "link", "nodes", "panels", "parent", "product", "role_main", "scripts",
-        "text",
+        "article", "children", "chrome", "comments", "consent", "ctas", "dropped", "end",
+        "fields", "forum", "headings", "link", "nodes", "panels", "parent", "product",
+        "role_main", "scripts", "text",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -419,6 +421,7 @@ class _Tree:
         self.ctas: list[int] = []  # named like chrome by "cta" alone (see _CTA_WORD)
         self.forum = False  # schema.org says this is a discussion or Q&A page
         self.product = False  # ... or a product's page
+        self.article = False  # ... or an article (Open Graph, JSON-LD: _article_page)
         self.headings: list[int] = []
         self.role_main = -1  # the first element with role="main"
         self.dropped: list[Tag] = []
@@ -545,9 +548,13 @@ def _drop_chrome(tree: _Tree, keep: set[int]) -> None:
     """Drop elements named like chrome unless they hold much of the page or the content."""
     nodes, end, chrome = tree.nodes, tree.end, tree.chrome
     # A thread without schema.org markup: its posts (named like comments) hold most of
-    # the page's text, where an article's comments follow a body of its own.
-    if not tree.forum and _comment_share(tree) >= _THREAD_SHARE:
-        tree.forum = True
+    # the page's text, where an article's comments follow a body of its own (however long
+    # the discussion under a page that says it is an article, when it has that body).
+    if not tree.forum:
+        share = _comment_share(tree)
+        own = (1.0 - share) * tree.weight(0)
+        if share >= _THREAD_SHARE and not (tree.article and own >= _ARTICLE_BODY):
+            tree.forum = True
     # Shares are of the page, or of the landmark (main, the article) the element is in.
     scopes = sorted(keep)
     totals = {k: tree.weight(k) for k in scopes}
@@ -923,7 +930,8 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
     thread, product = _page_kinds(soup, tree.scripts)
     tree.forum = tree.forum or thread
     tree.product = tree.product or product
-    if tree.ctas and not tree.product and not _article_page(soup, tree.scripts):
+    tree.article = _article_page(soup, tree.scripts)
+    if tree.ctas and not tree.product and not tree.article:
         for i in tree.ctas:  # a landing page's sections (a product's "add to cart" goes)
             tree.chrome[i] = False
     _mark_forms(tree)

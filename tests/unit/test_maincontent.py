@@ -187,6 +187,21 @@ def test_a_heros_standfirst_above_the_body_stays() -> None:
     assert "official notice" not in text
 
 
+def test_a_long_discussion_under_an_article_is_still_its_comments() -> None:
+    comments = "".join(
+        f"""<li class="comment {("even", "odd")[n % 2]} depth-1" id="comment-{n}"><p>Reader {n}
+        writes a long reply about the post, one of many that together run longer than the
+        article itself does.</p></li>"""
+        for n in range(20)
+    )
+    html = f"""<html><head><meta property="og:type" content="article"></head><body>
+      <main><article><h1>Post</h1><p>1. {PARA}</p><p>2. {PARA}</p><p>3. {PARA}</p></article>
+      <ol class="commentlist">{comments}</ol></main></body></html>"""
+    text = main_text(html)
+    assert "3. Plenty of words" in text
+    assert "Reader 7 writes" not in text
+
+
 def test_a_form_with_fields_goes() -> None:
     html = f"""<body><div class="post"><h1>Title</h1><p>{PARA}</p><p>{PARA}</p>
       <form action="/lead"><h3>Talk to our experts</h3><input name="email">
