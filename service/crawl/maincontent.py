@@ -189,8 +189,9 @@ _NOSCRIPT_PAGE = 500
 _SHORT_TEXT = 200
 # ... or, on a page of links, this much denser than the root.
 _DENSER = 0.15
-# ... or this much, when the root holds a grid of cards (_card_items).
-_DENSER_GRID = 0.35
+# ... or this much, on a listing: a root holding a grid of cards (_card_items), or a page
+# that does not say it is an article or a thread.
+_DENSER_LIST = 0.35
 # A card grid: at least this many sibling elements of one tag and class, each with text
 # inside and outside links (an item's title and its price or summary), holding this share
 # of the root's text, is the content of a listing, not a menu.
@@ -766,20 +767,23 @@ def _drop_repeats(tree: _Tree, root: int) -> None:
         i += 1
 
 
-def _drop_link_blocks(tree: _Tree, root: int) -> None:
+def _drop_link_blocks(tree: _Tree, root: int, said: bool) -> None:
     """Detach link-dense blocks (menus, tag lists, "read next") under the root.
 
     Dense is relative to the root: on a listing, where the content is links to the items,
-    only blocks far denser in links than the page around them go.
+    only blocks far denser in links than the page around them go. `said`: the page says
+    it is an article or a thread.
     """
     nodes, end, text, link = tree.nodes, tree.end, tree.text, tree.link
     density = link[root] / text[root] if text[root] else 0.0
     if density + _DENSER > 1.0:
         return
     cards = _card_items(tree, root)
-    # A grid of cards is a listing by its markup: its filters and category lists, as
-    # dense in links as its items, are part of it; only the far denser blocks go.
-    threshold = max(_LINK_DENSITY, density + (_DENSER_GRID if cards else _DENSER))
+    # A grid of cards is a listing by its markup, and so is a page that does not say it is
+    # an article or a thread (`said`): its filters and category lists, as dense in links
+    # as its items, are part of it; only the far denser blocks go.
+    listing = bool(cards) or not said
+    threshold = max(_LINK_DENSITY, density + (_DENSER_LIST if listing else _DENSER))
     if threshold > 1.0:
         return
     anchors = [0]  # anchors[i]: <a> elements before element i in document order
@@ -958,7 +962,10 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
     _drop_repeats(tree, root)
     extra = _descriptions(tree, root)
     extra.extend(k for k in _lede(tree, root) if k not in extra)
-    _drop_link_blocks(tree, root)
+    # A page that says it is an article or a thread is not a listing (a shop's category
+    # page often says it is a product).
+    said = tree.forum or _article_page(soup, tree.scripts)
+    _drop_link_blocks(tree, root, said)
     for tag in tree.dropped:
         tag.extract()
     return [tree.nodes[i] for i in sorted([root, *extra])]

@@ -353,6 +353,19 @@ def test_a_card_grids_filter_lists_stay() -> None:
     assert "30 to 39 years" in text
 
 
+def test_a_listings_link_lists_stay_unless_the_page_says_it_is_an_article() -> None:
+    items = "".join(
+        f'<li><a href="/r{n}">Quick air fryer recipe number {n}</a></li>' for n in range(10)
+    )
+    years = "".join(f'<li><a href="/y{n}">Year 20{n}0</a></li>' for n in range(4))
+    body = f"""<body><main><h1>Air fryer recipes</h1>
+      <p>Crispy food with little oil, from breakfast to dinner, for every day.</p>
+      <ul class="posts">{items}</ul><div class="years"><ul>{years}</ul></div></main></body>"""
+    assert "Year 2030" in main_text(body)
+    article = '<head><meta property="og:type" content="article"></head>'
+    assert "Year 2030" not in main_text(f"<html>{article}{body}</html>")
+
+
 def test_a_cards_summary_in_an_aria_hidden_link_stays() -> None:
     # aria-hidden hides from screen readers only: the summary is shown; a footnote mark or
     # an icon link so marked still goes.
