@@ -218,6 +218,12 @@ _PROSE_LINKS = 0.1
 _REPEAT_TEXT = 20
 # A chrome-headed section is dropped when it is at most this share of the root.
 _TAIL_SHARE = 0.3
+# A post's reading time, the whole text of its element.
+_READ_TIME = re.compile(
+    r"\d+\s*(?:min|mins|minutes?)\.?\s+(?:read|reading|to read)(?:\s+time)?$",
+    re.IGNORECASE,
+)
+_READ_TIME_TEXT = 25
 # Blocks between the title and the root that open the content (a standfirst): at most
 # this share of the root's text, and at most this share of theirs in links.
 _LEDE_SHARE = 0.15
@@ -907,6 +913,19 @@ def _lede(tree: _Tree, root: int) -> list[int]:
     return found
 
 
+def _drop_read_times(tree: _Tree, root: int) -> None:
+    """Drop an element whose whole text is a reading time ("5 min read"), however named."""
+    nodes, end, text = tree.nodes, tree.end, tree.text
+    i = root + 1
+    stop = end[root]
+    while i < stop:
+        if 0 < text[i] <= _READ_TIME_TEXT and _READ_TIME.match(nodes[i].get_text().strip()):
+            tree.drop(i)
+            i = end[i]
+            continue
+        i += 1
+
+
 def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> list[Tag]:
     """The content roots, with boilerplate detached from the tree (which this mutates)."""
     body = soup.body if soup.body is not None else soup
@@ -966,6 +985,7 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
     # page often says it is a product).
     said = tree.forum or _article_page(soup, tree.scripts)
     _drop_link_blocks(tree, root, said)
+    _drop_read_times(tree, root)  # after: a card's reading time is not what keeps its link
     for tag in tree.dropped:
         tag.extract()
     return [tree.nodes[i] for i in sorted([root, *extra])]

@@ -202,6 +202,14 @@ def test_a_long_discussion_under_an_article_is_still_its_comments() -> None:
     assert "Reader 7 writes" not in text
 
 
+def test_a_reading_time_goes_and_a_recipes_time_stays() -> None:
+    html = f"""<body><div class="post"><h1>Title</h1><div><span>7 min read</span></div>
+      <p>{PARA}</p><p>Bake for</p><p>10 minutes</p><p>{PARA[:90]}</p></div></body>"""
+    text = main_text(html)
+    assert "Plenty of words" in text and "10 minutes" in text
+    assert "min read" not in text
+
+
 def test_a_form_with_fields_goes() -> None:
     html = f"""<body><div class="post"><h1>Title</h1><p>{PARA}</p><p>{PARA}</p>
       <form action="/lead"><h3>Talk to our experts</h3><input name="email">
