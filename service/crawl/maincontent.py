@@ -30,6 +30,7 @@ import json
 import re
 from bisect import bisect_left
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from bs4 import BeautifulSoup, Tag
@@ -360,50 +361,46 @@ def _ld_types(data: Any, depth: int = 0) -> Iterator[str]:
             yield from _ld_types(graph, depth + 1)
 
 
-def _article_page(soup: BeautifulSoup, scripts: list[Tag]) -> bool:
-    """The page says it is an article: og:type "article" or a JSON-LD Article type."""
-    head = soup.head
-    if head is not None:
-        # Nuxt and others write the Open Graph tags with name= rather than property=.
-        for attr in ("property", "name"):
-            for meta in head.find_all("meta", attrs={attr: _OG_KINDS}):
-                if str(meta.get("content") or "").strip().lower() == "article":
-                    return True
-        scripts = [*head.find_all("script", attrs={"type": "application/ld+json"}), *scripts]
-    for script in scripts:
-        source = script.string
-        if source is None or len(source) > _JSON_LD_MAX:
-            continue
-        try:
-            # One level deeper than the page kinds: a list of @graph documents.
-            if not _ARTICLE_TYPES.isdisjoint(_ld_types(json.loads(source), -1)):
-                return True
-        except ValueError:
-            continue
-    return False
+@dataclass(frozen=True, slots=True)
+class _PageKinds:
+    """What the page says it is (JSON-LD, Open Graph)."""
+
+    thread: bool
+    product: bool
+    article: bool
 
 
-def _page_kinds(soup: BeautifulSoup, scripts: list[Tag]) -> tuple[bool, bool]:
-    """(thread, product): what the page says it is (JSON-LD, Open Graph).
+def _page_kinds(soup: BeautifulSoup, scripts: list[Tag]) -> _PageKinds:
+    """What the page says it is: one reading of its Open Graph type and JSON-LD.
 
     `scripts` are the body's JSON-LD scripts, found in the measuring walk.
     """
     head = soup.head
     types: set[str] = set()
+    article = False
     if head is not None:
         scripts = [*head.find_all("script", attrs={"type": "application/ld+json"}), *scripts]
-        for meta in head.find_all("meta", attrs={"property": _OG_KINDS}):
-            if str(meta.get("content") or "").strip().lower().startswith("product"):
-                types.add("Product")
+        # Nuxt and others write the Open Graph tags with name= rather than property=.
+        for attr in ("property", "name"):
+            for meta in head.find_all("meta", attrs={attr: _OG_KINDS}):
+                kind = str(meta.get("content") or "").strip().lower()
+                article = article or kind == "article"
+                if attr == "property" and kind.startswith("product"):
+                    types.add("Product")
     for script in scripts:
         source = script.string
         if source is None or len(source) > _JSON_LD_MAX:
             continue
         try:
-            types.update(_ld_types(json.loads(source)))
+            data = json.loads(source)
         except ValueError:  # hand-written JSON-LD is often not JSON
             continue
-    return bool(types & _THREAD_TYPES), bool(types & _PRODUCT_TYPES)
+        types.update(_ld_types(data))
+        # An article is looked for one level deeper: a list of @graph documents.
+        article = article or not _ARTICLE_TYPES.isdisjoint(_ld_types(data, -1))
+    return _PageKinds(
+        thread=bool(types & _THREAD_TYPES), product=bool(types & _PRODUCT_TYPES), article=article
+    )
 
 
 class _Tree:
@@ -428,7 +425,7 @@ class _Tree:
         self.ctas: list[int] = []  # named like chrome by "cta" alone (see _CTA_WORD)
         self.forum = False  # schema.org says this is a discussion or Q&A page
         self.product = False  # ... or a product's page
-        self.article = False  # ... or an article (Open Graph, JSON-LD: _article_page)
+        self.article = False  # ... or an article (Open Graph, JSON-LD: _page_kinds)
         self.headings: list[int] = []
         self.role_main = -1  # the first element with role="main"
         self.dropped: list[Tag] = []
@@ -627,16 +624,18 @@ def _drop_trailing_footers(tree: _Tree, keep: set[int]) -> None:
 
 def _mark_forms(tree: _Tree) -> None:
     """Forms with fields (sign-up, contact, quote requests) are chrome, not content."""
-    fields = tree.fields
-    if not fields:
+    if not tree.fields:
         return
-    nodes, end, chrome = tree.nodes, tree.end, tree.chrome
+    chrome = tree.chrome
     page = tree.weight(0)
-    for i, tag in enumerate(nodes):
-        if tag.name == "form" and not chrome[i] and tree.weight(i) < _FORM_SHARE * page:
-            first = bisect_left(fields, i)
-            if first < len(fields) and fields[first] < end[i]:
-                chrome[i] = True
+    for i, tag in enumerate(tree.nodes):
+        if (
+            tag.name == "form"
+            and not chrome[i]
+            and tree.weight(i) < _FORM_SHARE * page
+            and _holds_field(tree, i)
+        ):
+            chrome[i] = True
 
 
 def _mark_product_chrome(tree: _Tree) -> None:
@@ -773,18 +772,17 @@ def _drop_repeats(tree: _Tree, root: int) -> None:
         i += 1
 
 
-def _drop_link_blocks(tree: _Tree, root: int, said: bool) -> None:
+def _drop_link_blocks(tree: _Tree, root: int, cards: set[int], *, said: bool) -> None:
     """Detach link-dense blocks (menus, tag lists, "read next") under the root.
 
     Dense is relative to the root: on a listing, where the content is links to the items,
     only blocks far denser in links than the page around them go. `said`: the page says
-    it is an article or a thread.
+    it is an article or a thread; `cards`: the root's grid items (_card_items).
     """
     nodes, end, text, link = tree.nodes, tree.end, tree.text, tree.link
     density = link[root] / text[root] if text[root] else 0.0
     if density + _DENSER > 1.0:
         return
-    cards = _card_items(tree, root)
     # A grid of cards is a listing by its markup, and so is a page that does not say it is
     # an article or a thread (`said`): its filters and category lists, as dense in links
     # as its items, are part of it; only the far denser blocks go.
@@ -838,7 +836,7 @@ def _whole_document(
     return body, tree
 
 
-def _descriptions(tree: _Tree, root: int) -> list[int]:
+def _descriptions(tree: _Tree, root: int, cards: set[int]) -> list[int]:
     """Prose outside the root of a listing: a shop's category description, an SEO text,
     often after the product grid and outside its `<main>`.
 
@@ -847,16 +845,16 @@ def _descriptions(tree: _Tree, root: int) -> list[int]:
     most _PROSE_LINKS is links, are content too.
     """
     nodes, end, text, link, chrome = tree.nodes, tree.end, tree.text, tree.link, tree.chrome
-    if link[root] < _LIST_DENSITY * text[root] or not _card_items(tree, root):
+    if link[root] < _LIST_DENSITY * text[root] or not cards:
         return []
-    dropped = {id(tag) for tag in tree.dropped}
     found: list[int] = []
     i = 1
     while i < len(nodes):
         if i == root:
             i = end[i]
             continue
-        if chrome[i] or id(nodes[i]) in dropped or text[i] < _PROSE:
+        # A dropped element's text is already 0 (_Tree.drop).
+        if chrome[i] or text[i] < _PROSE:
             i = end[i] if i > root or end[i] <= root else i + 1
             continue
         # Not an ancestor of the root.
@@ -950,10 +948,10 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
             tree = noscript
             for tag in body.find_all("noscript"):
                 tag.name = "div"  # so that the text walk and markdown read it too
-    thread, product = _page_kinds(soup, tree.scripts)
-    tree.forum = tree.forum or thread
-    tree.product = tree.product or product
-    tree.article = _article_page(soup, tree.scripts)
+    kinds = _page_kinds(soup, tree.scripts)
+    tree.forum = tree.forum or kinds.thread
+    tree.product = tree.product or kinds.product
+    tree.article = kinds.article
     if tree.ctas and not tree.product and not tree.article:
         for i in tree.ctas:  # a landing page's sections (a product's "add to cart" goes)
             tree.chrome[i] = False
@@ -979,12 +977,12 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
         root = _pick_root(tree, 0)
     _drop_tail_sections(tree, root)
     _drop_repeats(tree, root)
-    extra = _descriptions(tree, root)
+    cards = _card_items(tree, root)
+    extra = _descriptions(tree, root, cards)
     extra.extend(k for k in _lede(tree, root) if k not in extra)
     # A page that says it is an article or a thread is not a listing (a shop's category
     # page often says it is a product).
-    said = tree.forum or _article_page(soup, tree.scripts)
-    _drop_link_blocks(tree, root, said)
+    _drop_link_blocks(tree, root, cards, said=tree.forum or tree.article)
     _drop_read_times(tree, root)  # after: a card's reading time is not what keeps its link
     for tag in tree.dropped:
         tag.extract()
