@@ -196,15 +196,17 @@ async def _status(request: Request, job_id: str, kind: str) -> HTTPResponse:
     return json_response(body)
 
 
-async def _cancel(request: Request, job_id: str) -> HTTPResponse:
-    job = await load_job(request, job_id)
+def _refuse_finished(job: Job) -> None:
+    """Firecrawl answers 409 to cancelling a job that has completed or failed."""
     if job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
         raise Conflict(f"The job has already {job.status.value}; there is nothing to cancel.")
+
+
+async def _cancel(request: Request, job_id: str) -> HTTPResponse:
+    _refuse_finished(await load_job(request, job_id))
     # The job may finish between the read above and the cancel: what the cancel left
     # is the answer (a crawl that completed meanwhile was not cancelled).
-    job = await cancel(request, job_id)
-    if job.status in (JobStatus.COMPLETED, JobStatus.FAILED):
-        raise Conflict(f"The job has already {job.status.value}; there is nothing to cancel.")
+    _refuse_finished(await cancel(request, job_id))
     return json_response({"success": True, "status": "cancelled"})
 
 
