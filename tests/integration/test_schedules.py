@@ -60,13 +60,16 @@ async def wait_runs(
     server: TrawlServer, schedule_id: str, count: int, *, settled: bool = True
 ) -> dict[str, Any]:
     """The schedule once it has `count` runs, the newest settled (its job final, or
-    skipped/failed) unless `settled` is False."""
+    skipped/failed) or, if `settled` is False, at least started (its job created: a
+    claimed tick is listed as pending before the ticker has created its job)."""
 
     def done(body: dict[str, Any]) -> bool:
         runs = body["runs"]
         if len(runs) < count:
             return False
-        return not settled or runs[0]["status"] in ("completed", "failed", "cancelled", "skipped")
+        if not settled:
+            return runs[0]["job_id"] is not None or runs[0]["status"] != "pending"
+        return runs[0]["status"] in ("completed", "failed", "cancelled", "skipped")
 
     result: dict[str, Any] = await wait_until(
         lambda: schedule_of(server, schedule_id), done, timeout=30
