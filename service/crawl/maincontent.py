@@ -81,6 +81,7 @@ _CHROME_WORDS = re.compile(
     r"sorting|sort-options|refinements?|"
     r"quoteexpand|expandlink|expand-link|postprofile|entry-meta|post-meta|"  # posts' furniture
     r"login|log-in|signin|sign-in|sign-up|"  # account boxes
+    r"cguestteaser|guest-teaser|bottom-notice|"  # forums' "sign in to reply" (IPS, Stack Exchange)
     r"feedback|helpful|was-this-helpful|edit-page|edit-link|edit-this-page|"  # docs' furniture
     r"back-to-top|to-top|scroll-top|scrolltop|copyright"
     r")(?:$|[\s_-])",

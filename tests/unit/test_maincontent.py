@@ -551,3 +551,18 @@ def test_cta_sections_of_a_landing_page_stay_and_an_articles_cta_box_goes() -> N
       <p>{PARA}</p></div></body></html>"""
     text = main_text(article)
     assert "A post" in text and "free quote" not in text
+
+
+def test_a_threads_guest_teaser_goes() -> None:
+    # Invision's cGuestTeaser and Stack Exchange's bottom-notice after the posts.
+    posts = "".join(
+        f'<div class="comment ipsComment" id="c{n}"><p>Post {n}: {PARA}</p></div>' for n in range(3)
+    )
+    html = f"""<body><div class="cTopic" id="comments">{posts}
+      <div class="ipsType_center cGuestTeaser"><h2>Create an account or sign in to
+      comment</h2><p>You need to be a member in order to leave a comment</p></div>
+      <h2 class="js-bottom-notice bottom-notice">Log in to answer this question.</h2>
+      </div></body>"""
+    text = main_text(html)
+    assert "Post 0:" in text and "Post 2:" in text
+    assert "member in order" not in text and "answer this question" not in text
