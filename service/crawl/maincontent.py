@@ -216,6 +216,9 @@ _ARTICLE_BODY = 500
 _LIST_DENSITY = 0.2
 _PROSE = 500
 _PROSE_LINKS = 0.1
+# <footer>s inside the content are chrome (an article's tags, author box, licence) unless
+# there are this many: a listing's cards, each with its own (a byline, a date).
+_FOOTERS = 4
 # A sibling repeating the one before it is dropped from this many characters of text on.
 _REPEAT_TEXT = 20
 # A chrome-headed section is dropped when it is at most this share of the root.
@@ -277,6 +280,7 @@ def _panel(tag: Tag, role: object, ident: object, panels: set[str]) -> bool:
 # so an element is only dropped when it holds a small share of the page's text (_drop_chrome).
 _KEEP, _CHROME, _COMMENTS, _CONSENT = "keep", "chrome", "comments", "consent"
 _CTA = "cta"  # named like chrome by "cta" alone: chrome on an article (see _CTA_WORD)
+_FOOTER = "footer"  # a <footer> inside the content (see _FOOTERS)
 
 
 def _verdict(
@@ -322,13 +326,16 @@ def _verdict(
         return _KEEP if in_content and words and _NOTE_WORDS.search(words) else _CHROME
     if (name == "header" or name == "footer") and not in_content:
         return _CHROME
+    # An article's footer (its tags, the author's box, "last updated", the licence) is
+    # chrome; not the cards' footers of a listing, one in every item (see _FOOTERS).
+    kept = _FOOTER if name == "footer" else _KEEP
     if not words or name in ("body", "html", "main", "article"):
-        return _KEEP
+        return kept
     classes = attrs.get("class")
     if isinstance(classes, list) and _hidden_by_class(classes):
         return _CHROME
     if _CHROME_WORDS.search(words) is None:
-        return _KEEP
+        return kept
     if in_content and _NOTE_WORDS.search(words):
         return _KEEP
     # Comments are chrome on an article and the content of a thread (known after the walk).
@@ -409,7 +416,7 @@ class _Tree:
 
     __slots__ = (
         "article", "children", "chrome", "comments", "consent", "ctas", "dropped", "end",
-        "fields", "forum", "headings", "link", "nodes", "panels", "parent", "product",
+        "fields", "footers", "forum", "headings", "link", "nodes", "panels", "parent", "product",
         "role_main", "scripts", "text",
     )  # fmt: skip
 
@@ -424,6 +431,7 @@ class _Tree:
         self.comments: list[bool] = []  # named like comments (chrome unless a thread)
         self.consent: list[int] = []  # consent-manager blocks, dropped whatever their share
         self.ctas: list[int] = []  # named like chrome by "cta" alone (see _CTA_WORD)
+        self.footers: list[int] = []  # <footer>s inside the content (see _FOOTERS)
         self.forum = False  # schema.org says this is a discussion or Q&A page
         self.product = False  # ... or a product's page
         self.article = False  # ... or an article (Open Graph, JSON-LD: _page_kinds)
@@ -510,6 +518,8 @@ def _measure(
                 tree.consent.append(child)
             elif verdict is _CTA:
                 tree.ctas.append(child)
+            elif verdict is _FOOTER:
+                tree.footers.append(child)
             if name in _HEADINGS:
                 tree.headings.append(child)
             elif tree.role_main < 0 and node.attrs.get("role") == "main":
@@ -955,6 +965,9 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
     tree.article = kinds.article
     if tree.ctas and not tree.product and not tree.article:
         for i in tree.ctas:  # a landing page's sections (a product's "add to cart" goes)
+            tree.chrome[i] = False
+    if len(tree.footers) >= _FOOTERS:
+        for i in tree.footers:  # a listing's cards, each with its byline in a <footer>
             tree.chrome[i] = False
     _mark_forms(tree)
     if tree.product:

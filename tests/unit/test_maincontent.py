@@ -566,3 +566,20 @@ def test_a_threads_guest_teaser_goes() -> None:
     text = main_text(html)
     assert "Post 0:" in text and "Post 2:" in text
     assert "member in order" not in text and "answer this question" not in text
+
+
+def test_an_articles_footer_goes_and_a_listings_card_footers_stay() -> None:
+    html = f"""<body><main><article><h1>Title</h1><p>{PARA}</p>
+      <footer><p>Tagged planet-debian, notes</p><p>Last updated May 2</p></footer>
+      </article></main></body>"""
+    text = main_text(html)
+    assert text.startswith("Title\n\nPlenty of words")
+    assert "planet-debian" not in text and "Last updated" not in text
+    cards = "".join(
+        f"""<article class="post-card"><h3><a href="/p{n}">Post number {n}</a></h3>
+        <p>A summary of post {n} that says what it is about.</p>
+        <footer>Author {n} · March {n}, 2026</footer></article>"""
+        for n in range(5)
+    )
+    text = main_text(f"<body><main><h1>Blog</h1>{cards}</main></body>")
+    assert "Author 0 · March 0" in text and "Author 4 · March 4" in text

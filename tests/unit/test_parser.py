@@ -358,8 +358,9 @@ def test_only_main_content_without_main_uses_outermost_articles() -> None:
       <div role="complementary">ads</div>
       <article><p>two</p></article><footer>site footer</footer></body>"""
     page = parse(html, "text", "markdown", only_main_content=True)
-    assert page.text == "First\n\none\n\nnested\n\nby A\n\ntwo"
-    assert page.markdown == "## First\n\none\n\nnested\n\nby A\n\ntwo"
+    # An article's own <footer> (its byline here) goes too.
+    assert page.text == "First\n\none\n\nnested\n\ntwo"
+    assert page.markdown == "## First\n\none\n\nnested\n\ntwo"
 
 
 def test_only_main_content_prefers_main_over_articles() -> None:
