@@ -229,6 +229,13 @@ _READ_TIME = re.compile(
     re.IGNORECASE,
 )
 _READ_TIME_TEXT = 25
+# ... and a control's label left as text (a link or a span styled as the shop's button, a
+# spinner's caption): never the content's, however the element is named.
+_CONTROL_TEXT = re.compile(
+    r"(?:loading(?:\.\.\.|\u2026)?|add to (?:cart|bag|basket|wish ?list|favou?rites)|"
+    r"quick (?:shop|view|add|buy))$",
+    re.IGNORECASE,
+)
 # Blocks between the title and the root that open the content (a standfirst): at most
 # this share of the root's text, and at most this share of theirs in links.
 _LEDE_SHARE = 0.15
@@ -923,12 +930,15 @@ def _lede(tree: _Tree, root: int) -> list[int]:
 
 
 def _drop_read_times(tree: _Tree, root: int) -> None:
-    """Drop an element whose whole text is a reading time ("5 min read"), however named."""
+    """Drop an element whose whole text is a reading time ("5 min read") or a control's label
+    ("Add to cart", "Loading..."), however named."""
     nodes, end, text = tree.nodes, tree.end, tree.text
     i = root + 1
     stop = end[root]
     while i < stop:
-        if 0 < text[i] <= _READ_TIME_TEXT and _READ_TIME.match(nodes[i].get_text().strip()):
+        if 0 < text[i] <= _READ_TIME_TEXT and (
+            _READ_TIME.match(own := nodes[i].get_text().strip()) or _CONTROL_TEXT.match(own)
+        ):
             tree.drop(i)
             i = end[i]
             continue

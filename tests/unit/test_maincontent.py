@@ -583,3 +583,19 @@ def test_an_articles_footer_goes_and_a_listings_card_footers_stay() -> None:
     )
     text = main_text(f"<body><main><h1>Blog</h1>{cards}</main></body>")
     assert "Author 0 · March 0" in text and "Author 4 · March 4" in text
+
+
+def test_control_labels_left_as_text_go() -> None:
+    # A shop's "Add to cart" styled link, a card's "Quick shop", a spinner's caption.
+    cards = "".join(
+        f"""<div class="tile"><a href="/p/{n}">Product {n}</a><p>$1{n}.00 and a line</p>
+        <a class="tile-link" href="/p/{n}#quick"><span>Quick Shop</span></a></div>"""
+        for n in range(5)
+    )
+    html = f"""<body><main><h1>Desk</h1><p>{PARA}</p>
+      <a class="link" href="/cart/add?id=1">Add to Cart</a>
+      <div class="status">Loading...</div>{cards}</main></body>"""
+    text = main_text(html)
+    assert text.startswith("Desk\n\nPlenty of words")
+    assert "Product 4" in text
+    assert "Add to Cart" not in text and "Quick Shop" not in text and "Loading" not in text
