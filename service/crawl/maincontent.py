@@ -121,7 +121,10 @@ _CHROME_HEADING = re.compile(
     r"join the conversation|advertisement|sponsored|other posts|also read|don't miss|"
     r"about the author|tags\b|categories\b|recent (?:posts|articles|news|stories)|"
     r"more (?:articles|posts|news|stories)|discussion about|what do you think|"
-    r"ready for more|keep reading|continue reading|explore more|join the discussion)",
+    r"ready for more|keep reading|continue reading|explore more|join the discussion|"
+    # A shop's "This is what customers who viewed this product bought", "Keep exploring".
+    r"(?:.{0,30}\b)?(?:customers|people|shoppers) (?:who (?:viewed|bought|purchased)|also)|"
+    r"keep exploring)",
     re.IGNORECASE,
 )
 # Classes that hide an element: screen-reader text, blocks shown at no width. Not

@@ -599,3 +599,14 @@ def test_control_labels_left_as_text_go() -> None:
     assert text.startswith("Desk\n\nPlenty of words")
     assert "Product 4" in text
     assert "Add to Cart" not in text and "Quick Shop" not in text and "Loading" not in text
+
+
+def test_a_shops_also_viewed_sections_go() -> None:
+    html = f"""<body><main><h1>Blender</h1><p>{PARA}</p><p>{PARA}</p><p>{PARA}</p>
+      <h2>This is what customers who viewed this product bought</h2>
+      <div><p>Another blender for a lower price</p></div>
+      <h2>Keep exploring blenders</h2><div><p>Blenders for every kitchen</p></div>
+      </main></body>"""
+    text = main_text(html)
+    assert text.startswith("Blender\n\nPlenty of words")
+    assert "lower price" not in text and "every kitchen" not in text
