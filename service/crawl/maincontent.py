@@ -97,6 +97,12 @@ _CONSENT_WORDS = re.compile(
     r"cookie-notice|cookie-law-info|cookie-banner|consent-banner)(?:$|[\s_-])",
     re.IGNORECASE,
 )
+# ... and an id by its last word, of these: "replay-signup", "sticky-sidebar".
+_LAST_WORD = re.compile(
+    r"[_-](?:sidebar|newsletter|signup|subscribe|subscription|share|sharing|social|related|"
+    r"recommended|feedback|breadcrumbs?|promo|byline|author|tags|disclosure|cta|nav)$",
+    re.IGNORECASE,
+)
 _ITEM_ID = re.compile(r"[-_]\d{5,}$")
 _CONTENT_WORDS = re.compile(
     r"(?:^|[\s_-])(?:content|main|article|post|entry|body|story|text|product|"
@@ -260,16 +266,30 @@ def _class(tag: Tag) -> str:
     return " ".join(classes) if isinstance(classes, list) else str(classes or "")
 
 
+def _in_heading(tag: Tag) -> bool:
+    """A heading, or an element of one (MediaWiki's <span class="mw-headline" id=...>)."""
+    parent = tag.parent
+    return tag.name in _HEADINGS or (parent is not None and parent.name in _HEADINGS)
+
+
 def _words(tag: Tag) -> str:
     attrs = tag.attrs
     classes = attrs.get("class")
     words = " ".join(classes) if isinstance(classes, list) else (classes or "")
     ident = attrs.get("id")
     # An id counts by its first word: "sidebar-2" is chrome, DocBook's
-    # "SQL-FOR-UPDATE-SHARE" (made from a section title) is not.
+    # "SQL-FOR-UPDATE-SHARE" (made from a section title) is not; or by its last, of a few
+    # (_LAST_WORD: "replay-signup"), unless a heading's (a slug of its title: "ninja-promo").
     # Not an id made for one item of a list ("ad-listing-title-4325369879"): a record's
     # number, not the name of a component.
-    if isinstance(ident, str) and _CHROME_WORDS.match(ident) and not _ITEM_ID.search(ident):
+    if (
+        isinstance(ident, str)
+        and (
+            _CHROME_WORDS.match(ident)
+            or (not ident.isupper() and _LAST_WORD.search(ident) and not _in_heading(tag))
+        )
+        and not _ITEM_ID.search(ident)
+    ):
         words = f"{words} {ident}"
     return words
 

@@ -610,3 +610,14 @@ def test_a_shops_also_viewed_sections_go() -> None:
     text = main_text(html)
     assert text.startswith("Blender\n\nPlenty of words")
     assert "lower price" not in text and "every kitchen" not in text
+
+
+def test_an_id_ending_in_a_chrome_word_names_chrome_but_not_a_headings_slug() -> None:
+    html = f"""<body><main><h1>Title</h1><p>{PARA}</p>
+      <div id="replay-signup"><h3>The Replay</h3><p>Every week in your inbox.</p></div>
+      <h2 id="ninja-promo">6. Ninja Promo</h2><p>{PARA}</p>
+      <h2><span class="mw-headline" id="Package_related">Package related</span></h2>
+      <p>{PARA}</p></main></body>"""
+    text = main_text(html)
+    assert "Every week" not in text
+    assert "6. Ninja Promo" in text and "Package related" in text
