@@ -163,6 +163,11 @@ _THREAD_TYPES = frozenset({"DiscussionForumPosting", "QAPage"})
 # newsletter box) but the sections a landing page is made of: it is chrome only on a page
 # that says it is an article (Open Graph, JSON-LD) and on a product's page ("add to cart").
 _CTA_WORD = re.compile(r"(?:^|[\s_-])cta(?:$|[\s_-])", re.IGNORECASE)
+# "promo" names a banner, and the cards of a set of them (Adobe AEM's "cmp-promo": a
+# services page's grid of services): blocks named so by "promo" (or "cta") alone, _CARDS
+# or more of them holding text (not one inside another), are content on a page that does
+# not say it is an article or a product.
+_SOFT_WORDS = re.compile(r"(?:^|[\s_-])(?:cta|promo)(?:$|[\s_-])", re.IGNORECASE)
 _ARTICLE_TYPES = frozenset(
     {"Article", "BlogPosting", "NewsArticle", "TechArticle", "Report", "ScholarlyArticle",
      "AnalysisNewsArticle", "OpinionNewsArticle", "ReportageNewsArticle", "LiveBlogPosting"}
@@ -311,6 +316,7 @@ def _panel(tag: Tag, role: object, ident: object, panels: set[str]) -> bool:
 _KEEP, _CHROME, _COMMENTS, _CONSENT = "keep", "chrome", "comments", "consent"
 _CTA = "cta"  # named like chrome by "cta" alone: chrome on an article (see _CTA_WORD)
 _FOOTER = "footer"  # a <footer> inside the content (see _FOOTERS)
+_PROMO = "promo"  # named like chrome by "promo" alone (see _SOFT_WORDS)
 
 
 def _verdict(
@@ -371,13 +377,15 @@ def _verdict(
     # Comments are chrome on an article and the content of a thread (known after the walk).
     if _FORUM_WORDS.search(words):
         return _COMMENTS
-    return _CTA if _cta_only(words) else _CHROME
+    if not _soft_only(words):
+        return _CHROME
+    return _CTA if _CTA_WORD.search(words) else _PROMO
 
 
-def _cta_only(words: str) -> bool:
-    """Named like chrome by the word "cta" and no other chrome word."""
-    return _CTA_WORD.search(words) is not None and (
-        _CHROME_WORDS.search(_CTA_WORD.sub(" ", words)) is None
+def _soft_only(words: str) -> bool:
+    """Named like chrome by the words "cta" or "promo" and no other chrome word."""
+    return _SOFT_WORDS.search(words) is not None and (
+        _CHROME_WORDS.search(_SOFT_WORDS.sub(" ", words)) is None
     )
 
 
@@ -447,7 +455,7 @@ class _Tree:
     __slots__ = (
         "article", "children", "chrome", "comments", "consent", "ctas", "dropped", "end",
         "fields", "footers", "forum", "headings", "link", "nodes", "panels", "parent", "product",
-        "role_main", "scripts", "text",
+        "promos", "role_main", "scripts", "text",
     )  # fmt: skip
 
     def __init__(self) -> None:
@@ -462,6 +470,7 @@ class _Tree:
         self.consent: list[int] = []  # consent-manager blocks, dropped whatever their share
         self.ctas: list[int] = []  # named like chrome by "cta" alone (see _CTA_WORD)
         self.footers: list[int] = []  # <footer>s inside the content (see _FOOTERS)
+        self.promos: list[int] = []  # named like chrome by "promo" alone (see _SOFT_WORDS)
         self.forum = False  # schema.org says this is a discussion or Q&A page
         self.product = False  # ... or a product's page
         self.article = False  # ... or an article (Open Graph, JSON-LD: _page_kinds)
@@ -550,6 +559,8 @@ def _measure(
                 tree.ctas.append(child)
             elif verdict is _FOOTER:
                 tree.footers.append(child)
+            elif verdict is _PROMO:
+                tree.promos.append(child)
             if name in _HEADINGS:
                 tree.headings.append(child)
             elif tree.role_main < 0 and node.attrs.get("role") == "main":
@@ -907,6 +918,17 @@ def _descriptions(tree: _Tree, root: int, cards: set[int]) -> list[int]:
     return found
 
 
+def _outermost(tree: _Tree, indexes: list[int]) -> int:
+    """How many of these elements (in document order) hold text and are not inside
+    another of them."""
+    count, past = 0, 0
+    for i in indexes:
+        if i >= past and tree.text[i]:
+            count += 1
+            past = tree.end[i]
+    return count
+
+
 def _holds_field(tree: _Tree, i: int) -> bool:
     """A form field (not a hidden input) is inside element i."""
     first = bisect_left(tree.fields, i)
@@ -1001,6 +1023,9 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
             tree.chrome[i] = False
     if len(tree.footers) >= _FOOTERS:
         for i in tree.footers:  # a listing's cards, each with its byline in a <footer>
+            tree.chrome[i] = False
+    if not tree.product and not tree.article and _outermost(tree, tree.promos) >= _CARDS:
+        for i in tree.promos:  # a set of promo cards (a services grid), not one banner
             tree.chrome[i] = False
     _mark_forms(tree)
     if tree.product:

@@ -621,3 +621,17 @@ def test_an_id_ending_in_a_chrome_word_names_chrome_but_not_a_headings_slug() ->
     text = main_text(html)
     assert "Every week" not in text
     assert "6. Ninja Promo" in text and "Package related" in text
+
+
+def test_a_set_of_promo_cards_stays_and_a_lone_promo_banner_goes() -> None:
+    cards = "".join(
+        f"""<div class="aem-GridColumn"><div class="cmp-promo"><a href="/s{n}"><h3>Service
+        {n}</h3></a><p>We plan, build and run service {n} for teams of every size.</p>
+        </div></div>"""
+        for n in range(4)
+    )
+    banner = '<div class="promo-banner"><p>Download the 2026 threat report today.</p></div>'
+    text = main_text(f"<body><main><h1>Our services</h1><p>{PARA}</p>{cards}</main></body>")
+    assert "service 0 for teams" in text and "service 3 for teams" in text
+    text = main_text(f"<body><main><h1>Our services</h1><p>{PARA}</p>{banner}</main></body>")
+    assert text.startswith("Our services") and "threat report" not in text
