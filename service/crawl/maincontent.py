@@ -109,6 +109,8 @@ _CONTENT_WORDS = re.compile(
     r"description|thread|topic|question|answer)(?:$|[\s_-])",
     re.IGNORECASE,
 )
+# Stack Exchange's comment lists under each question and answer (not the answers).
+_QA_COMMENTS = re.compile(r"(?:^|\s)js-comments-(?:container|list)(?:$|\s)")
 _FORUM_WORDS = re.compile(r"(?:^|[\s_-])(?:comments?|replies|reply|answers?|posts?)(?:$|[\s_-])")
 _NOTE_WORDS = re.compile(
     r"(?:^|[\s_-])(?:note|notes|footnotes?|admonition|topic|callout|warning|tip)(?:$|[\s_-])",
@@ -374,8 +376,9 @@ def _verdict(
         return kept
     if in_content and _NOTE_WORDS.search(words):
         return _KEEP
-    # Comments are chrome on an article and the content of a thread (known after the walk).
-    if _FORUM_WORDS.search(words):
+    # Comments are chrome on an article and the content of a thread (known after the walk);
+    # the comments under a Q&A site's question and answers are chrome on both.
+    if _FORUM_WORDS.search(words) and not _QA_COMMENTS.search(words):
         return _COMMENTS
     if not _soft_only(words):
         return _CHROME

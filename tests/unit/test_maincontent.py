@@ -635,3 +635,21 @@ def test_a_set_of_promo_cards_stays_and_a_lone_promo_banner_goes() -> None:
     assert "service 0 for teams" in text and "service 3 for teams" in text
     text = main_text(f"<body><main><h1>Our services</h1><p>{PARA}</p>{banner}</main></body>")
     assert text.startswith("Our services") and "threat report" not in text
+
+
+def test_the_comments_under_a_qa_sites_posts_go_and_the_answers_stay() -> None:
+    # Stack Exchange: a comment list under the question and under each answer.
+    def post(kind: str, n: int) -> str:
+        return f"""<div class="{kind}"><div class="s-prose js-post-body"><p>{kind} {n}:
+          {PARA}</p></div><div class="comments js-comments-container"><ul
+          class="comments-list js-comments-list"><li class="comment js-comment"><span
+          class="comment-copy">A remark on {kind} {n} that is not the content.</span></li>
+          </ul></div></div>"""
+
+    answers = "".join(post("answer", n) for n in range(3))
+    html = f"""<html><head><script type="application/ld+json">{{"@type": "QAPage"}}</script>
+      </head><body><div id="mainbar" role="main">{post("question", 0)}
+      <div id="answers">{answers}</div></div></body></html>"""
+    text = main_text(html)
+    assert "question 0:" in text and "answer 2:" in text
+    assert "A remark" not in text
