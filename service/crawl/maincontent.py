@@ -80,6 +80,7 @@ _CHROME_WORDS = re.compile(
     r"userinfo|user-info|user-details|user-title|member-info|memberinfo|likessummary|"
     r"sorting|sort-options|refinements?|"
     r"quoteexpand|expandlink|expand-link|postprofile|entry-meta|post-meta|"  # posts' furniture
+    r"message-attribution|reactionsbar|"  # XenForo's post date and number, reaction line
     r"login|log-in|signin|sign-in|sign-up|"  # account boxes
     r"cguestteaser|guest-teaser|bottom-notice|"  # forums' "sign in to reply" (IPS, Stack Exchange)
     r"feedback|helpful|was-this-helpful|edit-page|edit-link|edit-this-page|"  # docs' furniture

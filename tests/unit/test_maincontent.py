@@ -653,3 +653,20 @@ def test_the_comments_under_a_qa_sites_posts_go_and_the_answers_stay() -> None:
     text = main_text(html)
     assert "question 0:" in text and "answer 2:" in text
     assert "A remark" not in text
+
+
+def test_xenforo_post_attribution_and_reaction_bars_go() -> None:
+    posts = "".join(
+        f"""<article class="message message--post"><div class="message-cell--main">
+        <ul class="message-attribution-main listInline"><li>Oct 8, 2024 #{n}</li></ul>
+        <div class="message-content"><div class="bbWrapper">Post {n}: {PARA}</div></div>
+        <div class="reactionsBar js-reactionsList"><a href="/r">Reactions: someone</a></div>
+        </div></article>"""
+        for n in range(3)
+    )
+    html = f"""<html><head><script type="application/ld+json">
+      {{"@type": "DiscussionForumPosting"}}</script></head><body><div class="block-body">
+      {posts}</div></body></html>"""
+    text = main_text(html)
+    assert "Post 0:" in text and "Post 2:" in text
+    assert "Oct 8, 2024" not in text and "Reactions:" not in text
