@@ -81,6 +81,7 @@ _CHROME_WORDS = re.compile(
     r"sorting|sort-options|refinements?|"
     r"quoteexpand|expandlink|expand-link|postprofile|entry-meta|post-meta|"  # posts' furniture
     r"message-attribution|reactionsbar|"  # XenForo's post date and number, reaction line
+    r"votecell|answers-header|"  # Stack Exchange's vote counts, "4 Answers" (_QA_CHROME)
     r"login|log-in|signin|sign-in|sign-up|"  # account boxes
     r"cguestteaser|guest-teaser|bottom-notice|"  # forums' "sign in to reply" (IPS, Stack Exchange)
     r"feedback|helpful|was-this-helpful|edit-page|edit-link|edit-this-page|"  # docs' furniture
@@ -110,8 +111,11 @@ _CONTENT_WORDS = re.compile(
     r"description|thread|topic|question|answer)(?:$|[\s_-])",
     re.IGNORECASE,
 )
-# Stack Exchange's comment lists under each question and answer (not the answers).
-_QA_COMMENTS = re.compile(r"(?:^|\s)js-comments-(?:container|list)(?:$|\s)")
+# Stack Exchange's comment lists under each question and answer (not the answers), its
+# vote counts and the "4 Answers" header: chrome on a thread too.
+_QA_CHROME = re.compile(
+    r"(?:^|\s)(?:js-comments-container|js-comments-list|votecell|answers-header)(?:$|\s)"
+)
 _FORUM_WORDS = re.compile(r"(?:^|[\s_-])(?:comments?|replies|reply|answers?|posts?)(?:$|[\s_-])")
 _NOTE_WORDS = re.compile(
     r"(?:^|[\s_-])(?:note|notes|footnotes?|admonition|topic|callout|warning|tip)(?:$|[\s_-])",
@@ -378,8 +382,8 @@ def _verdict(
     if in_content and _NOTE_WORDS.search(words):
         return _KEEP
     # Comments are chrome on an article and the content of a thread (known after the walk);
-    # the comments under a Q&A site's question and answers are chrome on both.
-    if _FORUM_WORDS.search(words) and not _QA_COMMENTS.search(words):
+    # the comments and vote counts of a Q&A site's posts are chrome on both (_QA_CHROME).
+    if _FORUM_WORDS.search(words) and not _QA_CHROME.search(words):
         return _COMMENTS
     if not _soft_only(words):
         return _CHROME

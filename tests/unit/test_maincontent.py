@@ -670,3 +670,20 @@ def test_xenforo_post_attribution_and_reaction_bars_go() -> None:
     text = main_text(html)
     assert "Post 0:" in text and "Post 2:" in text
     assert "Oct 8, 2024" not in text and "Reactions:" not in text
+
+
+def test_a_qa_sites_vote_counts_and_answers_header_go() -> None:
+    def post(kind: str, n: int) -> str:
+        return f"""<div class="{kind} js-{kind}"><div class="post-layout">
+          <div class="votecell post-layout--left"><div class="js-vote-count">4{n}7</div></div>
+          <div class="postcell post-layout--right"><div class="s-prose">{kind} {n}: {PARA}
+          </div></div></div></div>"""
+
+    answers = "".join(post("answer", n) for n in range(3))
+    html = f"""<html><head><script type="application/ld+json">{{"@type": "QAPage"}}</script>
+      </head><body><div id="mainbar" role="main">{post("question", 0)}
+      <div id="answers"><div id="answers-header"><h2>3 Answers</h2></div>{answers}</div>
+      </div></body></html>"""
+    text = main_text(html)
+    assert text.startswith("question 0:") and "answer 2:" in text
+    assert "417" not in text and "3 Answers" not in text
