@@ -351,7 +351,8 @@ def _verdict(
             return _KEEP
         if role in _LANDMARK_ROLES and name not in ("main", "article"):
             return _CHROME
-    if name == "nav":
+    if name == "nav" or "data-excludequote" in attrs:
+        # Invision marks what a post's quote leaves out: its edit notice, its signature.
         return _CHROME
     if name == "label":
         # A form field's label ("Quantity", "Select a size"); not the label of a radio or

@@ -687,3 +687,19 @@ def test_a_qa_sites_vote_counts_and_answers_header_go() -> None:
     text = main_text(html)
     assert text.startswith("question 0:") and "answer 2:" in text
     assert "417" not in text and "3 Answers" not in text
+
+
+def test_what_invision_leaves_out_of_a_posts_quote_goes() -> None:
+    posts = "".join(
+        f"""<article class="cPost ipsComment"><div class="ipsComment_content">
+        <div data-role="commentContent" class="ipsType_richText">Post {n}: {PARA}</div>
+        <p class="ipsType_reset ipsType_medium" data-excludequote>Edited May 22 by someone
+        </p></div></article>"""
+        for n in range(3)
+    )
+    html = f"""<html><head><script type="application/ld+json">
+      {{"@type": "DiscussionForumPosting"}}</script></head><body><div id="elPostFeed">
+      {posts}</div></body></html>"""
+    text = main_text(html)
+    assert "Post 0:" in text and "Post 2:" in text
+    assert "Edited May 22" not in text
