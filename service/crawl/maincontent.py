@@ -179,6 +179,12 @@ _ARTICLE_TYPES = frozenset(
     {"Article", "BlogPosting", "NewsArticle", "TechArticle", "Report", "ScholarlyArticle",
      "AnalysisNewsArticle", "OpinionNewsArticle", "ReportageNewsArticle", "LiveBlogPosting"}
 )  # fmt: skip
+# ... and on an article too when _CARDS or more such small blocks hold this share of the
+# page (an article's inserted boxes hold 13% at most on the dev pages: see _cta_page).
+_CTA_SHARE = 0.15
+# ... and on an article too when _CARDS or more such small blocks hold this share of the
+# page (an article's inserted boxes hold 13% at most on the dev pages: see _cta_page).
+_CTA_SHARE = 0.15
 # JSON-LD blocks longer than this are not parsed (the page kind is a hint, not a cost).
 _JSON_LD_MAX = 100_000
 _OG_KINDS = re.compile(r"^og:type$")
@@ -938,6 +944,22 @@ def _outermost(tree: _Tree, indexes: list[int]) -> int:
     return count
 
 
+def _cta_page(tree: _Tree) -> bool:
+    """A page made of "cta" blocks: _CARDS or more (not one inside another), each small
+    enough to go as chrome, together holding _CTA_SHARE of the page's text or more (a
+    page builder's sections on a page whose CMS says "article" of every page)."""
+    page = tree.weight(0)
+    count, total, past = 0, 0.0, 0
+    for i in tree.ctas:
+        if i >= past and tree.text[i]:
+            past = tree.end[i]
+            weight = tree.weight(i)
+            if weight < _CHROME_SHARE * page:
+                count += 1
+                total += weight
+    return count >= _CARDS and total >= _CTA_SHARE * page
+
+
 def _holds_field(tree: _Tree, i: int) -> bool:
     """A form field (not a hidden input) is inside element i."""
     first = bisect_left(tree.fields, i)
@@ -1027,7 +1049,7 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
     tree.forum = tree.forum or kinds.thread
     tree.product = tree.product or kinds.product
     tree.article = kinds.article
-    if tree.ctas and not tree.product and not tree.article:
+    if tree.ctas and not tree.product and (not tree.article or _cta_page(tree)):
         for i in tree.ctas:  # a landing page's sections (a product's "add to cart" goes)
             tree.chrome[i] = False
     if len(tree.footers) >= _FOOTERS:

@@ -703,3 +703,21 @@ def test_what_invision_leaves_out_of_a_posts_quote_goes() -> None:
     text = main_text(html)
     assert "Post 0:" in text and "Post 2:" in text
     assert "Edited May 22" not in text
+
+
+def test_a_page_made_of_cta_blocks_stays_though_it_says_it_is_an_article() -> None:
+    # Elementor's call-to-action widgets, one per trail, on a page og:type calls an article
+    # (as WordPress SEO plugins call every page); an article's lone cta box still goes.
+    cards = "".join(
+        f"""<div class="elementor-element elementor-element-{n}a elementor-cta--skin-classic
+        elementor-widget"><div class="elementor-cta"><h3>Trail {n}</h3><p>Difficulty:
+        beginner. Length: {n} miles. Steward: someone who keeps trail {n} open.</p>
+        </div></div>"""
+        for n in range(5)
+    )
+    head = '<head><meta property="og:type" content="article"></head>'
+    text = main_text(f"<html>{head}<body><div class='page'><h1>Trails</h1>{cards}</div></body>")
+    assert "keeps trail 0 open" in text and "keeps trail 4 open" in text
+    box = '<div class="cta-box"><p>Get a free quote today</p></div>'
+    text = main_text(f"<html>{head}<body><div class='page'><p>{PARA}</p>{box}</div></body>")
+    assert "Plenty of words" in text and "free quote" not in text
