@@ -721,3 +721,10 @@ def test_a_page_made_of_cta_blocks_stays_though_it_says_it_is_an_article() -> No
     box = '<div class="cta-box"><p>Get a free quote today</p></div>'
     text = main_text(f"<html>{head}<body><div class='page'><p>{PARA}</p>{box}</div></body>")
     assert "Plenty of words" in text and "free quote" not in text
+
+
+def test_an_email_opt_in_box_goes() -> None:
+    box = '<div class="optin__box"><h2>Be the first to know about new offers</h2></div>'
+    html = f"<body><article><h1>Title</h1><p>{PARA}</p>{box}<p>{PARA}</p></article></body>"
+    text = main_text(html)
+    assert "Plenty of words" in text and "first to know" not in text
