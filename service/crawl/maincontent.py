@@ -291,10 +291,27 @@ def _in_heading(tag: Tag) -> bool:
     return tag.name in _HEADINGS or (parent is not None and parent.name in _HEADINGS)
 
 
+def _bem_variant(name: str, classes: list[str]) -> str:
+    """A BEM modifier class ("block--mod", "block__elem--mod") by its block alone when it
+    is not the element's own: the variant of the block an element of it is in, or of a
+    child's element (Adobe AEM's "cmp-cta__button--full-width" on the cta block): the
+    modifier ("--full-width") and the child's element ("__button") do not name this one.
+    A modifier of the element's own class ("cTopicOverview--sidebar") counts in full."""
+    base = name.split("--", 1)[0]
+    if base and base not in classes:
+        block, elem, _ = base.partition("__")
+        if elem or any(other.startswith(base + "__") for other in classes):
+            return block
+    return name
+
+
 def _words(tag: Tag) -> str:
     attrs = tag.attrs
     classes = attrs.get("class")
-    words = " ".join(classes) if isinstance(classes, list) else (classes or "")
+    if isinstance(classes, list):
+        words = " ".join(_bem_variant(name, classes) if "--" in name else name for name in classes)
+    else:
+        words = classes or ""
     ident = attrs.get("id")
     # An id counts by its first word: "sidebar-2" is chrome, DocBook's
     # "SQL-FOR-UPDATE-SHARE" (made from a section title) is not; or by its last, of a few

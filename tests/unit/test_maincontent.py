@@ -728,3 +728,20 @@ def test_an_email_opt_in_box_goes() -> None:
     html = f"<body><article><h1>Title</h1><p>{PARA}</p>{box}<p>{PARA}</p></article></body>"
     text = main_text(html)
     assert "Plenty of words" in text and "first to know" not in text
+
+
+def test_a_bem_modifier_of_a_childs_element_does_not_name_the_block() -> None:
+    # Adobe AEM: a cta block carries its button's width modifier; an element carries its
+    # block's modifier. A modifier of the element's own class still names it.
+    ctas = "".join(
+        f"""<div class="cmp-cta cmp-cta__button--full-width"><h3>Section {n}</h3>
+        <p>Unify {n}: {PARA}</p></div>"""
+        for n in range(3)
+    )
+    html = f"""<body><div class="page"><div class="cmp-text"><h1>Services</h1><p>{PARA}</p>
+      </div>{ctas}<div class="hero__title hero--nav"><p>Insights at scale: {PARA}</p></div>
+      <div class="box box--sidebar"><p>Boxed sidebar junk</p></div></div></body>"""
+    text = main_text(html)
+    assert "Unify 0:" in text and "Unify 2:" in text
+    assert "Insights at scale" in text
+    assert "Boxed sidebar junk" not in text
