@@ -71,6 +71,7 @@ _CHROME_WORDS = re.compile(
     r"nav|navbar|navigation|navheader|navfooter|menu|menubar|breadcrumbs?|sidebar|side-bar|footer|site-footer|"
     r"cookies?|cookie-banner|consent|gdpr|newsletter|subscribe|subscription|signup|"
     r"optin|opt-in|email-capture|mailing-list|"  # email sign-up boxes
+    r"rfi|request-info|requestinfo|"  # "request information" forms (colleges, services)
     r"share|sharing|social|socials|share-buttons|sharedaddy|related|related-posts|"
     r"recommended|promo|advert|advertisement|ads|adsbygoogle|ad|sponsor|sponsored|"
     r"popup|modal|skip-link|skip|pagination|pager|toolbar|masthead|"

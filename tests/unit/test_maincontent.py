@@ -745,3 +745,10 @@ def test_a_bem_modifier_of_a_childs_element_does_not_name_the_block() -> None:
     assert "Unify 0:" in text and "Unify 2:" in text
     assert "Insights at scale" in text
     assert "Boxed sidebar junk" not in text
+
+
+def test_a_request_information_box_goes() -> None:
+    box = '<div class="rfi__container"><h2>Request information about the program</h2></div>'
+    html = f"<body><article><h1>Title</h1><p>{PARA}</p>{box}<p>{PARA}</p></article></body>"
+    text = main_text(html)
+    assert "Plenty of words" in text and "Request information" not in text
