@@ -123,6 +123,9 @@ _NOTE_WORDS = re.compile(
     r"(?:^|[\s_-])(?:note|notes|footnotes?|admonition|topic|callout|warning|tip)(?:$|[\s_-])",
     re.IGNORECASE,
 )
+# vBulletin 3 names each post's user menu (the poster's name) "postmenu_<post id>": the
+# cell holding it is the poster's column (title, "Join Date", "Posts"), not the post.
+_USER_MENU = re.compile(r"postmenu_\d+$")
 _FORUM_TYPES = re.compile("DiscussionForumPosting|QAPage|Question")
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 # Headings of the sections that follow the content on so many sites.
@@ -578,6 +581,9 @@ def _measure(
                 elif _PRODUCT_ITEMTYPE.search(str(itemtype)):
                     tree.product = True
             verdict = _verdict(node, name, content > 0, tree.panels, toggles)
+            ident = node.attrs.get("id")
+            if index and isinstance(ident, str) and _USER_MENU.match(ident):
+                chrome[index] = True  # vBulletin 3's user column (see _USER_MENU)
             child = len(nodes)
             nodes.append(node)
             parents.append(index)

@@ -752,3 +752,19 @@ def test_a_request_information_box_goes() -> None:
     html = f"<body><article><h1>Title</h1><p>{PARA}</p>{box}<p>{PARA}</p></article></body>"
     text = main_text(html)
     assert "Plenty of words" in text and "Request information" not in text
+
+
+def test_a_vbulletin_posters_column_goes() -> None:
+    # vBulletin 3: a table row per post, the poster's column (the cell holding the
+    # "postmenu_<id>" user menu) beside the message.
+    def post(n: int) -> str:
+        return f"""<table id="post{n}"><tr><td class="alt2"><div id="postmenu_{n}"><a
+          class="bigusername" href="/m{n}">user{n}</a></div><div class="smallfont">Registered
+          User</div><div class="smallfont"><div>Join Date: Mar 2016</div><div>Posts: 1,077
+          </div></div></td><td class="alt1" id="td_post_{n}"><div id="post_message_{n}">Post
+          {n}: {PARA}</div></td></tr></table>"""
+
+    posts = "".join(post(n) for n in range(3))
+    text = main_text(f"<body><div id='posts'>{posts}</div></body>")
+    assert "Post 0:" in text and "Post 2:" in text
+    assert "Join Date" not in text and "Registered" not in text
