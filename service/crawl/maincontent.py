@@ -985,6 +985,20 @@ def _cta_page(tree: _Tree) -> bool:
     return count >= _CARDS and total >= _CTA_SHARE * page
 
 
+def _keep_soft_chrome(tree: _Tree) -> None:
+    """Once the page's kind is known, keep the blocks named like chrome only by a word
+    that names content on some pages: "cta", "promo", a <footer> inside the content."""
+    keep: list[int] = []
+    if tree.ctas and not tree.product and (not tree.article or _cta_page(tree)):
+        keep += tree.ctas  # a landing page's sections (a product's "add to cart" goes)
+    if len(tree.footers) >= _FOOTERS:
+        keep += tree.footers  # a listing's cards, each with its byline in a <footer>
+    if not tree.product and not tree.article and _outermost(tree, tree.promos) >= _CARDS:
+        keep += tree.promos  # a set of promo cards (a services grid), not one banner
+    for i in keep:
+        tree.chrome[i] = False
+
+
 def _holds_field(tree: _Tree, i: int) -> bool:
     """A form field (not a hidden input) is inside element i."""
     first = bisect_left(tree.fields, i)
@@ -1074,15 +1088,7 @@ def main_content(soup: BeautifulSoup, main: Tag | None, articles: list[Tag]) -> 
     tree.forum = tree.forum or kinds.thread
     tree.product = tree.product or kinds.product
     tree.article = kinds.article
-    if tree.ctas and not tree.product and (not tree.article or _cta_page(tree)):
-        for i in tree.ctas:  # a landing page's sections (a product's "add to cart" goes)
-            tree.chrome[i] = False
-    if len(tree.footers) >= _FOOTERS:
-        for i in tree.footers:  # a listing's cards, each with its byline in a <footer>
-            tree.chrome[i] = False
-    if not tree.product and not tree.article and _outermost(tree, tree.promos) >= _CARDS:
-        for i in tree.promos:  # a set of promo cards (a services grid), not one banner
-            tree.chrome[i] = False
+    _keep_soft_chrome(tree)
     _mark_forms(tree)
     if tree.product:
         _mark_product_chrome(tree)
